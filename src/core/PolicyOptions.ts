@@ -1,0 +1,75 @@
+/**
+ * The knobs of the placement policy, with their defaults, validated by `effect/Schema`.
+ */
+import { Data, Either, ParseResult, Schema } from "effect"
+
+const Percent = Schema.Number.pipe(
+  Schema.greaterThan(0),
+  Schema.lessThanOrEqualTo(100),
+  Schema.annotations({ description: "a CPU percentage in (0, 100]" })
+)
+const NonNegative = Schema.Number.pipe(Schema.nonNegative(), Schema.finite())
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+
+/**
+ * The estimated CPU cost, in percent of one Worker, of each kind of object. Used for the
+ * load of placements that no load report shows yet, and by the simulated backend as its
+ * cost model. The defaults follow mediasoup's documented capacity of about 500 consumers
+ * per Worker (0.2 % each).
+ */
+export const Costs = Schema.Struct({
+  transport: Schema.optionalWith(NonNegative, { default: () => 0.1 }),
+  producer: Schema.optionalWith(NonNegative, { default: () => 0.5 }),
+  consumer: Schema.optionalWith(NonNegative, { default: () => 0.2 }),
+  /** Charged on both ends of a pipe: the pipe consumer and the pipe producer. */
+  pipe: Schema.optionalWith(NonNegative, { default: () => 0.2 })
+})
+export type Costs = typeof Costs.Type
+
+export const PolicyOptions = Schema.Struct({
+  /** A Worker at or above this CPU % takes no new transports or consumers. */
+  watermark: Schema.optionalWith(Percent, { default: () => 60 }),
+  /** Workers per Node and set of worker settings; by default the Node's CPU count. */
+  maxWorkersPerNode: Schema.optional(PositiveInt),
+  /** The most pipe hops between a producer's origin Router and any Router receiving it. */
+  maxTreeDepth: Schema.optionalWith(PositiveInt, { default: () => 4 }),
+  /** How long a Router, Worker or pipe stays idle before it is closed. */
+  idleGraceMillis: Schema.optionalWith(NonNegative, { default: () => 30_000 }),
+  /** Idle Workers kept open per Node and set of worker settings, ready for the next transport. */
+  warmWorkers: Schema.optionalWith(NonNegativeInt, { default: () => 1 }),
+  /**
+   * An idle Worker is not closed while the other Workers with its settings on its Node
+   * average more than `watermark - scaleDownHysteresis` %: they would soon need it again.
+   */
+  scaleDownHysteresis: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), {
+    default: () => 10
+  }),
+  costs: Schema.optionalWith(Costs, { default: () => Costs.make({}) })
+})
+export type PolicyOptions = typeof PolicyOptions.Type
+export type PolicyOptionsInput = typeof PolicyOptions.Encoded
+
+/** Options that do not validate. `issues` names each bad field and says why. */
+export class InvalidPolicyOptions extends Data.TaggedError("InvalidPolicyOptions")<{
+  readonly message: string
+  readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }>
+}> {}
+
+const decode = Schema.decodeUnknownEither(PolicyOptions, { errors: "all", onExcessProperty: "error" })
+
+/** Validates options and fills in the defaults. */
+export const makePolicyOptions = (input: unknown = {}): Either.Either<PolicyOptions, InvalidPolicyOptions> =>
+  Either.mapLeft(decode(input), (error) => {
+    const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
+      path: issue.path.length === 0 ? "(options)" : issue.path.join("."),
+      message: issue.message
+    }))
+    return new InvalidPolicyOptions({
+      message: `invalid options: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
+      issues
+    })
+  })
+
+/** The defaults, for tests and tools. */
+export const defaultPolicyOptions: PolicyOptions = Either.getOrThrow(makePolicyOptions({}))

@@ -1,0 +1,238 @@
+/**
+ * The immutable cluster snapshot: everything the placement policy knows about Nodes,
+ * Workers, Routers, Mafalda Routers, transports, producers, consumers and the stream
+ * trees that pipe each producer from its origin Router to the Routers consuming it.
+ *
+ * Collections are Effect's persistent `HashMap`/`HashSet`, so applying an event returns a
+ * new snapshot that shares almost everything with the old one, and the old one is never
+ * touched. A few fields are indexes kept in step by `applyEvent` (a Node's Workers, a
+ * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
+ * whole cluster.
+ */
+import { type Chunk, HashMap, HashSet, Option, Schema } from "effect"
+import {
+  ConsumerId,
+  MafaldaRouterId,
+  NodeId,
+  ProducerId,
+  RouterId,
+  SettingsKey,
+  TransportId,
+  WorkerId
+} from "./Ids.js"
+
+/** `up` takes new work; `draining` keeps what it has and takes nothing new; `down` has nothing. */
+export const NodeState = Schema.Literal("up", "draining", "down")
+export type NodeState = typeof NodeState.Type
+
+export const ClusterNode = Schema.Struct({
+  id: NodeId,
+  cpus: Schema.Int.pipe(Schema.positive()),
+  state: NodeState,
+  /** Where other Nodes and clients reach it (host or URL); informative for the core. */
+  address: Schema.String,
+  /** Index: the Workers on this Node. */
+  workers: Schema.HashSet(WorkerId)
+})
+export type ClusterNode = typeof ClusterNode.Type
+
+/** A placement decided but not yet visible in a load report: `cost` CPU % charged at `at`. */
+export const Reservation = Schema.Struct({ at: Schema.Number, cost: Schema.Number })
+export type Reservation = typeof Reservation.Type
+
+export const ClusterWorker = Schema.Struct({
+  id: WorkerId,
+  node: NodeId,
+  settings: SettingsKey,
+  /** CPU % in the last load report. */
+  load: Schema.Number,
+  /** When the last load report was sampled (milliseconds on the cluster's clock). */
+  reportedAt: Schema.Number,
+  /** `false` once the Worker is known dead; a dead Worker is dropped with everything on it. */
+  alive: Schema.Boolean,
+  /** Placements since the last report, and their sum. */
+  reservations: Schema.Chunk(Reservation),
+  reserved: Schema.Number,
+  /** Since when the Worker has had no Router, or null while it has one. */
+  idleSince: Schema.NullOr(Schema.Number),
+  /** Index: the Routers on this Worker. */
+  routers: Schema.HashSet(RouterId)
+})
+export type ClusterWorker = typeof ClusterWorker.Type
+
+export const ClusterRouter = Schema.Struct({
+  id: RouterId,
+  worker: WorkerId,
+  settings: SettingsKey,
+  /** The Mafalda Routers that use this Router (M:N). */
+  mafaldaRouters: Schema.HashSet(MafaldaRouterId),
+  /** Index: the transports on this Router. */
+  transports: Schema.HashSet(TransportId),
+  /** The producers this Router carries (as origin or through a pipe). */
+  carried: Schema.HashSet(ProducerId),
+  /** Since when the Router has had no transport and carried nothing, or null. */
+  idleSince: Schema.NullOr(Schema.Number)
+})
+export type ClusterRouter = typeof ClusterRouter.Type
+
+export const MafaldaRouter = Schema.Struct({
+  id: MafaldaRouterId,
+  workerSettings: SettingsKey,
+  routerSettings: SettingsKey,
+  /** The underlying Routers this Mafalda Router has registered. */
+  routers: Schema.HashSet(RouterId)
+})
+export type MafaldaRouter = typeof MafaldaRouter.Type
+
+export const TransportKind = Schema.Literal("webrtc", "plain", "pipe", "direct")
+export type TransportKind = typeof TransportKind.Type
+
+export const ClusterTransport = Schema.Struct({
+  id: TransportId,
+  kind: TransportKind,
+  router: RouterId,
+  mafaldaRouter: MafaldaRouterId,
+  producers: Schema.HashSet(ProducerId),
+  consumers: Schema.HashSet(ConsumerId)
+})
+export type ClusterTransport = typeof ClusterTransport.Type
+
+export const MediaKind = Schema.Literal("audio", "video")
+export type MediaKind = typeof MediaKind.Type
+
+export const ClusterProducer = Schema.Struct({
+  id: ProducerId,
+  kind: MediaKind,
+  transport: TransportId,
+  /** The Router the producer was created on: the root of its stream tree. */
+  origin: RouterId,
+  mafaldaRouter: MafaldaRouterId
+})
+export type ClusterProducer = typeof ClusterProducer.Type
+
+export const ClusterConsumer = Schema.Struct({
+  id: ConsumerId,
+  producer: ProducerId,
+  transport: TransportId,
+  router: RouterId
+})
+export type ClusterConsumer = typeof ClusterConsumer.Type
+
+/**
+ * One Router in a producer's stream tree. The origin has `parent: null` and depth 0; every
+ * other hop is a pipe from `parent` (one level shallower) to `router`.
+ */
+export const TreeHop = Schema.Struct({
+  router: RouterId,
+  parent: Schema.NullOr(RouterId),
+  depth: Schema.Int,
+  /** Consumers of the producer on this Router (pipe consumers not included). */
+  consumers: Schema.Int,
+  /** Pipes from this Router to deeper ones. */
+  children: Schema.Int,
+  /** Since when the hop has had no consumer and no child, or null. */
+  idleSince: Schema.NullOr(Schema.Number)
+})
+export type TreeHop = typeof TreeHop.Type
+
+/** A producer's stream tree: the Routers that receive it, keyed by Router. */
+export const StreamTree = Schema.HashMap({ key: RouterId, value: TreeHop })
+export type StreamTree = typeof StreamTree.Type
+
+export const ClusterSnapshot = Schema.Struct({
+  nodes: Schema.HashMap({ key: NodeId, value: ClusterNode }),
+  workers: Schema.HashMap({ key: WorkerId, value: ClusterWorker }),
+  routers: Schema.HashMap({ key: RouterId, value: ClusterRouter }),
+  mafaldaRouters: Schema.HashMap({ key: MafaldaRouterId, value: MafaldaRouter }),
+  transports: Schema.HashMap({ key: TransportId, value: ClusterTransport }),
+  producers: Schema.HashMap({ key: ProducerId, value: ClusterProducer }),
+  consumers: Schema.HashMap({ key: ConsumerId, value: ClusterConsumer }),
+  trees: Schema.HashMap({ key: ProducerId, value: StreamTree })
+})
+export type ClusterSnapshot = typeof ClusterSnapshot.Type
+
+/** A snapshot of a cluster with nothing in it. */
+export const emptySnapshot: ClusterSnapshot = {
+  nodes: HashMap.empty(),
+  workers: HashMap.empty(),
+  routers: HashMap.empty(),
+  mafaldaRouters: HashMap.empty(),
+  transports: HashMap.empty(),
+  producers: HashMap.empty(),
+  consumers: HashMap.empty(),
+  trees: HashMap.empty()
+}
+
+/** The JSON-safe form of a snapshot (for logs, files and the wire). */
+export const encodeSnapshot = Schema.encodeSync(ClusterSnapshot)
+export const decodeSnapshot = Schema.decodeUnknownEither(ClusterSnapshot)
+
+// --- Reading -------------------------------------------------------------------------
+
+/** The load decisions use: the last reported CPU % plus everything reserved since. */
+export const effectiveLoad = (worker: ClusterWorker): number => worker.load + worker.reserved
+
+/** Looks a thing up; `undefined` when it is not there (hot paths avoid `Option` here). */
+export const lookup = <K, V>(map: HashMap.HashMap<K, V>, key: K): V | undefined =>
+  Option.getOrUndefined(HashMap.get(map, key))
+
+export const workerOfRouter = (snapshot: ClusterSnapshot, router: RouterId): ClusterWorker | undefined => {
+  const r = lookup(snapshot.routers, router)
+  return r === undefined ? undefined : lookup(snapshot.workers, r.worker)
+}
+
+export const nodeOfRouter = (snapshot: ClusterSnapshot, router: RouterId): NodeId | undefined =>
+  workerOfRouter(snapshot, router)?.node
+
+/** The live Workers with the given settings on a Node. */
+export const workersOn = (
+  snapshot: ClusterSnapshot,
+  node: NodeId,
+  settings: SettingsKey
+): Array<ClusterWorker> => {
+  const n = lookup(snapshot.nodes, node)
+  const out: Array<ClusterWorker> = []
+  if (n === undefined) return out
+  for (const id of n.workers) {
+    const w = lookup(snapshot.workers, id)
+    if (w !== undefined && w.alive && w.settings === settings) out.push(w)
+  }
+  return out
+}
+
+/** The Router with the given settings on a Worker, if any (at most one exists). */
+export const routerOn = (
+  snapshot: ClusterSnapshot,
+  worker: ClusterWorker,
+  settings: SettingsKey
+): ClusterRouter | undefined => {
+  for (const id of worker.routers) {
+    const r = lookup(snapshot.routers, id)
+    if (r !== undefined && r.settings === settings) return r
+  }
+  return undefined
+}
+
+/** The depth of the deepest hop of a producer's tree (0 when it is not piped anywhere). */
+export const treeDepth = (tree: StreamTree): number => {
+  let depth = 0
+  for (const hop of HashMap.values(tree)) depth = Math.max(depth, hop.depth)
+  return depth
+}
+
+/** The pipes of a producer's tree as (from, to) pairs. */
+export const treePipes = (tree: StreamTree): Array<{ readonly from: RouterId; readonly to: RouterId }> => {
+  const out: Array<{ from: RouterId; to: RouterId }> = []
+  for (const hop of HashMap.values(tree))
+    if (hop.parent !== null) out.push({ from: hop.parent, to: hop.router })
+  return out
+}
+
+/** Sum of all reservations of a Worker (what `reserved` caches). */
+export const sumReservations = (reservations: Chunk.Chunk<Reservation>): number => {
+  let sum = 0
+  for (const r of reservations) sum += r.cost
+  return sum
+}
+
+export const emptyIds = <A>(): HashSet.HashSet<A> => HashSet.empty()

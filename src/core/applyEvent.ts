@@ -1,0 +1,552 @@
+/**
+ * `applyEvent(snapshot, event, costs)`: the one way a snapshot changes. Pure: it returns a
+ * new snapshot (or an `InvalidEvent` error naming what is wrong) and never touches the
+ * old one. Closing a thing closes what depends on it, as mediasoup does: a Router's
+ * transports, a transport's producers and consumers, a producer's stream tree.
+ *
+ * Every placement charges its estimated cost to its Worker as a reservation, and every
+ * removal charges the opposite, so the load the policy sees moves at once, without waiting
+ * for the next load report (which then absorbs the reservations made before it).
+ */
+import { Chunk, Data, Either, HashMap, HashSet } from "effect"
+import type { ClusterEvent } from "./ClusterEvent.js"
+import type {
+  ConsumerId,
+  MafaldaRouterId,
+  NodeId,
+  ProducerId,
+  RouterId,
+  TransportId,
+  WorkerId
+} from "./Ids.js"
+import type { Costs } from "./PolicyOptions.js"
+import {
+  type ClusterRouter,
+  type ClusterSnapshot,
+  type ClusterWorker,
+  lookup,
+  type StreamTree,
+  sumReservations,
+  type TreeHop
+} from "./Snapshot.js"
+
+/** An event that does not fit the snapshot (unknown or duplicate id, wrong settings...). */
+export class InvalidEvent extends Data.TaggedError("InvalidEvent")<{
+  readonly event: ClusterEvent["_tag"]
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.event}: ${this.reason}`
+  }
+}
+
+type Result = Either.Either<ClusterSnapshot, InvalidEvent>
+
+// --- Small immutable updates ---------------------------------------------------------
+
+const putWorker = (s: ClusterSnapshot, w: ClusterWorker): ClusterSnapshot => ({
+  ...s,
+  workers: HashMap.set(s.workers, w.id, w)
+})
+
+const putRouter = (s: ClusterSnapshot, r: ClusterRouter): ClusterSnapshot => ({
+  ...s,
+  routers: HashMap.set(s.routers, r.id, r)
+})
+
+/** Charges `cost` CPU % to a Worker now (negative when something is removed). */
+const reserve = (s: ClusterSnapshot, worker: WorkerId, cost: number, at: number): ClusterSnapshot => {
+  const w = lookup(s.workers, worker)
+  if (w === undefined || cost === 0) return s
+  return putWorker(s, {
+    ...w,
+    reservations: Chunk.append(w.reservations, { at, cost }),
+    reserved: w.reserved + cost
+  })
+}
+
+const reserveOnRouter = (s: ClusterSnapshot, router: RouterId, cost: number, at: number): ClusterSnapshot => {
+  const r = lookup(s.routers, router)
+  return r === undefined ? s : reserve(s, r.worker, cost, at)
+}
+
+const routerIdle = (r: ClusterRouter, at: number): ClusterRouter => {
+  const idle = HashSet.size(r.transports) === 0 && HashSet.size(r.carried) === 0
+  if (idle) return r.idleSince === null ? { ...r, idleSince: at } : r
+  return r.idleSince === null ? r : { ...r, idleSince: null }
+}
+
+const updateRouter = (
+  s: ClusterSnapshot,
+  id: RouterId,
+  f: (r: ClusterRouter) => ClusterRouter,
+  at: number
+): ClusterSnapshot => {
+  const r = lookup(s.routers, id)
+  return r === undefined ? s : putRouter(s, routerIdle(f(r), at))
+}
+
+const hopIdle = (hop: TreeHop, at: number): TreeHop => {
+  const idle = hop.parent !== null && hop.consumers === 0 && hop.children === 0
+  if (idle) return hop.idleSince === null ? { ...hop, idleSince: at } : hop
+  return hop.idleSince === null ? hop : { ...hop, idleSince: null }
+}
+
+const updateHop = (
+  s: ClusterSnapshot,
+  producer: ProducerId,
+  router: RouterId,
+  f: (hop: TreeHop) => TreeHop,
+  at: number
+): ClusterSnapshot => {
+  const tree = lookup(s.trees, producer)
+  const hop = tree === undefined ? undefined : lookup(tree, router)
+  if (tree === undefined || hop === undefined) return s
+  return { ...s, trees: HashMap.set(s.trees, producer, HashMap.set(tree, router, hopIdle(f(hop), at))) }
+}
+
+// --- Removals, which cascade -----------------------------------------------------------
+
+const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: number): ClusterSnapshot => {
+  const c = lookup(s.consumers, id)
+  if (c === undefined) return s
+  let next: ClusterSnapshot = { ...s, consumers: HashMap.remove(s.consumers, id) }
+  const t = lookup(next.transports, c.transport)
+  if (t !== undefined) {
+    next = {
+      ...next,
+      transports: HashMap.set(next.transports, t.id, { ...t, consumers: HashSet.remove(t.consumers, id) })
+    }
+  }
+  next = updateHop(next, c.producer, c.router, (h) => ({ ...h, consumers: h.consumers - 1 }), at)
+  return reserveOnRouter(next, c.router, -costs.consumer, at)
+}
+
+/** The consumers of `producer` on `router`. */
+const consumersOf = (s: ClusterSnapshot, producer: ProducerId, router: RouterId): Array<ConsumerId> => {
+  const r = lookup(s.routers, router)
+  const out: Array<ConsumerId> = []
+  if (r === undefined) return out
+  for (const tid of r.transports) {
+    const t = lookup(s.transports, tid)
+    if (t === undefined) continue
+    for (const cid of t.consumers) if (lookup(s.consumers, cid)?.producer === producer) out.push(cid)
+  }
+  return out
+}
+
+/** Removes a non-origin hop of a tree: its subtree first, its consumers, then the pipe into it. */
+const removeHop = (
+  s: ClusterSnapshot,
+  producer: ProducerId,
+  router: RouterId,
+  costs: Costs,
+  at: number
+): ClusterSnapshot => {
+  const tree = lookup(s.trees, producer)
+  const hop = tree === undefined ? undefined : lookup(tree, router)
+  if (tree === undefined || hop === undefined || hop.parent === null) return s
+  let next = s
+  for (const child of HashMap.values(tree)) {
+    if (child.parent === router) next = removeHop(next, producer, child.router, costs, at)
+  }
+  for (const cid of consumersOf(next, producer, router)) next = removeConsumer(next, cid, costs, at)
+  const current = lookup(next.trees, producer)
+  if (current === undefined) return next
+  next = { ...next, trees: HashMap.set(next.trees, producer, HashMap.remove(current, router)) }
+  next = updateHop(next, producer, hop.parent, (h) => ({ ...h, children: h.children - 1 }), at)
+  next = updateRouter(next, router, (r) => ({ ...r, carried: HashSet.remove(r.carried, producer) }), at)
+  next = reserveOnRouter(next, hop.parent, -costs.pipe, at)
+  return reserveOnRouter(next, router, -costs.pipe, at)
+}
+
+const removeProducer = (s: ClusterSnapshot, id: ProducerId, costs: Costs, at: number): ClusterSnapshot => {
+  const p = lookup(s.producers, id)
+  if (p === undefined) return s
+  let next = s
+  const tree = lookup(next.trees, id)
+  if (tree !== undefined) {
+    for (const hop of HashMap.values(tree)) {
+      if (hop.parent === p.origin) next = removeHop(next, id, hop.router, costs, at)
+    }
+  }
+  for (const cid of consumersOf(next, id, p.origin)) next = removeConsumer(next, cid, costs, at)
+  next = { ...next, producers: HashMap.remove(next.producers, id), trees: HashMap.remove(next.trees, id) }
+  const t = lookup(next.transports, p.transport)
+  if (t !== undefined) {
+    next = {
+      ...next,
+      transports: HashMap.set(next.transports, t.id, { ...t, producers: HashSet.remove(t.producers, id) })
+    }
+  }
+  next = updateRouter(next, p.origin, (r) => ({ ...r, carried: HashSet.remove(r.carried, id) }), at)
+  return reserveOnRouter(next, p.origin, -costs.producer, at)
+}
+
+const removeTransport = (s: ClusterSnapshot, id: TransportId, costs: Costs, at: number): ClusterSnapshot => {
+  const t = lookup(s.transports, id)
+  if (t === undefined) return s
+  let next = s
+  for (const cid of t.consumers) next = removeConsumer(next, cid, costs, at)
+  for (const pid of t.producers) next = removeProducer(next, pid, costs, at)
+  next = { ...next, transports: HashMap.remove(next.transports, id) }
+  next = updateRouter(next, t.router, (r) => ({ ...r, transports: HashSet.remove(r.transports, id) }), at)
+  return reserveOnRouter(next, t.router, -costs.transport, at)
+}
+
+const removeRouter = (s: ClusterSnapshot, id: RouterId, costs: Costs, at: number): ClusterSnapshot => {
+  const r = lookup(s.routers, id)
+  if (r === undefined) return s
+  let next = s
+  for (const tid of r.transports) next = removeTransport(next, tid, costs, at)
+  // What is left is piped in from elsewhere: close those pipes (and what hangs below them).
+  for (const pid of lookup(next.routers, id)?.carried ?? HashSet.empty<ProducerId>()) {
+    next = removeHop(next, pid, id, costs, at)
+  }
+  let mafaldaRouters = next.mafaldaRouters
+  for (const mid of r.mafaldaRouters) {
+    const m = lookup(mafaldaRouters, mid)
+    if (m !== undefined)
+      mafaldaRouters = HashMap.set(mafaldaRouters, mid, { ...m, routers: HashSet.remove(m.routers, id) })
+  }
+  next = { ...next, mafaldaRouters, routers: HashMap.remove(next.routers, id) }
+  const w = lookup(next.workers, r.worker)
+  if (w === undefined) return next
+  const routers = HashSet.remove(w.routers, id)
+  return putWorker(next, { ...w, routers, idleSince: HashSet.size(routers) === 0 ? at : null })
+}
+
+const removeWorker = (s: ClusterSnapshot, id: WorkerId, costs: Costs, at: number): ClusterSnapshot => {
+  const w = lookup(s.workers, id)
+  if (w === undefined) return s
+  let next = s
+  for (const rid of w.routers) next = removeRouter(next, rid, costs, at)
+  next = { ...next, workers: HashMap.remove(next.workers, id) }
+  const n = lookup(next.nodes, w.node)
+  if (n === undefined) return next
+  return { ...next, nodes: HashMap.set(next.nodes, n.id, { ...n, workers: HashSet.remove(n.workers, id) }) }
+}
+
+const removeWorkersOf = (s: ClusterSnapshot, node: NodeId, costs: Costs, at: number): ClusterSnapshot => {
+  let next = s
+  for (const wid of lookup(s.nodes, node)?.workers ?? HashSet.empty<WorkerId>()) {
+    next = removeWorker(next, wid, costs, at)
+  }
+  return next
+}
+
+const removeMafaldaRouter = (
+  s: ClusterSnapshot,
+  id: MafaldaRouterId,
+  costs: Costs,
+  at: number
+): ClusterSnapshot => {
+  const m = lookup(s.mafaldaRouters, id)
+  if (m === undefined) return s
+  let next = s
+  for (const rid of m.routers) {
+    for (const tid of lookup(next.routers, rid)?.transports ?? HashSet.empty<TransportId>()) {
+      if (lookup(next.transports, tid)?.mafaldaRouter === id) next = removeTransport(next, tid, costs, at)
+    }
+    next = updateRouter(
+      next,
+      rid,
+      (r) => ({ ...r, mafaldaRouters: HashSet.remove(r.mafaldaRouters, id) }),
+      at
+    )
+  }
+  return { ...next, mafaldaRouters: HashMap.remove(next.mafaldaRouters, id) }
+}
+
+// --- The event dispatcher -------------------------------------------------------------
+
+const ok = Either.right
+const invalid = (event: ClusterEvent, reason: string): Result =>
+  Either.left(new InvalidEvent({ event: event._tag, reason }))
+
+/** Registers a Router with a Mafalda Router after checking that their settings match. */
+const register = (
+  s: ClusterSnapshot,
+  event: ClusterEvent,
+  mafaldaRouter: MafaldaRouterId,
+  router: RouterId,
+  at: number
+): Result => {
+  const m = lookup(s.mafaldaRouters, mafaldaRouter)
+  const r = lookup(s.routers, router)
+  if (m === undefined) return invalid(event, `unknown Mafalda Router ${mafaldaRouter}`)
+  if (r === undefined) return invalid(event, `unknown Router ${router}`)
+  if (HashSet.has(m.routers, router)) return ok(s)
+  const w = lookup(s.workers, r.worker)
+  if (r.settings !== m.routerSettings || w?.settings !== m.workerSettings) {
+    return invalid(event, `Router ${router} has other settings than Mafalda Router ${mafaldaRouter}`)
+  }
+  const next: ClusterSnapshot = {
+    ...s,
+    mafaldaRouters: HashMap.set(s.mafaldaRouters, m.id, { ...m, routers: HashSet.add(m.routers, router) })
+  }
+  return ok(
+    updateRouter(next, router, (x) => ({ ...x, mafaldaRouters: HashSet.add(x.mafaldaRouters, m.id) }), at)
+  )
+}
+
+const newHop = (router: RouterId, parent: RouterId | null, depth: number, at: number): TreeHop => ({
+  router,
+  parent,
+  depth,
+  consumers: 0,
+  children: 0,
+  idleSince: parent === null ? null : at
+})
+
+export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): Result => {
+  const s = snapshot
+  const at = event.at
+  switch (event._tag) {
+    case "NodeUp": {
+      const n = lookup(s.nodes, event.node)
+      const node = {
+        id: event.node,
+        cpus: event.cpus,
+        address: event.address,
+        state: "up" as const,
+        workers: n?.workers ?? HashSet.empty<WorkerId>()
+      }
+      return ok({ ...s, nodes: HashMap.set(s.nodes, event.node, node) })
+    }
+    case "NodeDraining": {
+      const n = lookup(s.nodes, event.node)
+      if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
+      return ok({ ...s, nodes: HashMap.set(s.nodes, n.id, { ...n, state: "draining" as const }) })
+    }
+    case "NodeDown": {
+      const n = lookup(s.nodes, event.node)
+      if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
+      const next = removeWorkersOf(s, n.id, costs, at)
+      return ok({
+        ...next,
+        nodes: HashMap.set(next.nodes, n.id, { ...n, state: "down" as const, workers: HashSet.empty() })
+      })
+    }
+    case "NodeLeft": {
+      if (!HashMap.has(s.nodes, event.node)) return invalid(event, `unknown Node ${event.node}`)
+      const next = removeWorkersOf(s, event.node, costs, at)
+      return ok({ ...next, nodes: HashMap.remove(next.nodes, event.node) })
+    }
+    case "WorkerStarted": {
+      const n = lookup(s.nodes, event.node)
+      if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
+      if (HashMap.has(s.workers, event.worker)) return invalid(event, `Worker ${event.worker} exists already`)
+      const worker: ClusterWorker = {
+        id: event.worker,
+        node: event.node,
+        settings: event.settings,
+        load: 0,
+        reportedAt: at,
+        alive: true,
+        reservations: Chunk.empty(),
+        reserved: 0,
+        idleSince: at,
+        routers: HashSet.empty()
+      }
+      return ok({
+        ...putWorker(s, worker),
+        nodes: HashMap.set(s.nodes, n.id, { ...n, workers: HashSet.add(n.workers, event.worker) })
+      })
+    }
+    case "WorkerDied":
+    case "WorkerClosed":
+      if (!HashMap.has(s.workers, event.worker)) return invalid(event, `unknown Worker ${event.worker}`)
+      return ok(removeWorker(s, event.worker, costs, at))
+    case "LoadReported": {
+      const w = lookup(s.workers, event.worker)
+      if (w === undefined) return invalid(event, `unknown Worker ${event.worker}`)
+      if (at < w.reportedAt) return ok(s) // an older report than the one we have: nothing new
+      const reservations = Chunk.filter(w.reservations, (r) => r.at > at)
+      return ok(
+        putWorker(s, {
+          ...w,
+          load: event.load,
+          reportedAt: at,
+          reservations,
+          reserved: sumReservations(reservations)
+        })
+      )
+    }
+    case "RouterCreated": {
+      const w = lookup(s.workers, event.worker)
+      if (w === undefined) return invalid(event, `unknown Worker ${event.worker}`)
+      if (HashMap.has(s.routers, event.router)) return invalid(event, `Router ${event.router} exists already`)
+      for (const rid of w.routers) {
+        if (lookup(s.routers, rid)?.settings === event.settings) {
+          return invalid(event, `Worker ${w.id} already has Router ${rid} with these settings`)
+        }
+      }
+      const router: ClusterRouter = {
+        id: event.router,
+        worker: w.id,
+        settings: event.settings,
+        mafaldaRouters: HashSet.empty(),
+        transports: HashSet.empty(),
+        carried: HashSet.empty(),
+        idleSince: at
+      }
+      return ok(
+        putWorker(putRouter(s, router), { ...w, routers: HashSet.add(w.routers, router.id), idleSince: null })
+      )
+    }
+    case "RouterClosed":
+      if (!HashMap.has(s.routers, event.router)) return invalid(event, `unknown Router ${event.router}`)
+      return ok(removeRouter(s, event.router, costs, at))
+    case "MafaldaRouterCreated": {
+      if (HashMap.has(s.mafaldaRouters, event.mafaldaRouter)) {
+        return invalid(event, `Mafalda Router ${event.mafaldaRouter} exists already`)
+      }
+      const m = {
+        id: event.mafaldaRouter,
+        workerSettings: event.workerSettings,
+        routerSettings: event.routerSettings,
+        routers: HashSet.empty<RouterId>()
+      }
+      return ok({ ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, m.id, m) })
+    }
+    case "MafaldaRouterClosed":
+      if (!HashMap.has(s.mafaldaRouters, event.mafaldaRouter)) {
+        return invalid(event, `unknown Mafalda Router ${event.mafaldaRouter}`)
+      }
+      return ok(removeMafaldaRouter(s, event.mafaldaRouter, costs, at))
+    case "RouterRegistered":
+      return register(s, event, event.mafaldaRouter, event.router, at)
+    case "TransportCreated": {
+      if (HashMap.has(s.transports, event.transport))
+        return invalid(event, `Transport ${event.transport} exists already`)
+      return Either.map(register(s, event, event.mafaldaRouter, event.router, at), (next) => {
+        const transport = {
+          id: event.transport,
+          kind: event.kind,
+          router: event.router,
+          mafaldaRouter: event.mafaldaRouter,
+          producers: HashSet.empty<ProducerId>(),
+          consumers: HashSet.empty<ConsumerId>()
+        }
+        const withTransport = { ...next, transports: HashMap.set(next.transports, transport.id, transport) }
+        const placed = updateRouter(
+          withTransport,
+          event.router,
+          (r) => ({ ...r, transports: HashSet.add(r.transports, transport.id) }),
+          at
+        )
+        return reserveOnRouter(placed, event.router, costs.transport, at)
+      })
+    }
+    case "TransportClosed":
+      if (!HashMap.has(s.transports, event.transport))
+        return invalid(event, `unknown Transport ${event.transport}`)
+      return ok(removeTransport(s, event.transport, costs, at))
+    case "ProducerCreated": {
+      const t = lookup(s.transports, event.transport)
+      if (t === undefined) return invalid(event, `unknown Transport ${event.transport}`)
+      if (HashMap.has(s.producers, event.producer))
+        return invalid(event, `Producer ${event.producer} exists already`)
+      const producer = {
+        id: event.producer,
+        kind: event.kind,
+        transport: t.id,
+        origin: t.router,
+        mafaldaRouter: t.mafaldaRouter
+      }
+      const tree: StreamTree = HashMap.make([t.router, newHop(t.router, null, 0, at)])
+      let next: ClusterSnapshot = {
+        ...s,
+        producers: HashMap.set(s.producers, producer.id, producer),
+        trees: HashMap.set(s.trees, producer.id, tree),
+        transports: HashMap.set(s.transports, t.id, {
+          ...t,
+          producers: HashSet.add(t.producers, producer.id)
+        })
+      }
+      next = updateRouter(next, t.router, (r) => ({ ...r, carried: HashSet.add(r.carried, producer.id) }), at)
+      return ok(reserveOnRouter(next, t.router, costs.producer, at))
+    }
+    case "ProducerClosed":
+      if (!HashMap.has(s.producers, event.producer))
+        return invalid(event, `unknown Producer ${event.producer}`)
+      return ok(removeProducer(s, event.producer, costs, at))
+    case "ConsumerCreated": {
+      const t = lookup(s.transports, event.transport)
+      if (t === undefined) return invalid(event, `unknown Transport ${event.transport}`)
+      if (HashMap.has(s.consumers, event.consumer))
+        return invalid(event, `Consumer ${event.consumer} exists already`)
+      const tree = lookup(s.trees, event.producer)
+      if (tree === undefined) return invalid(event, `unknown Producer ${event.producer}`)
+      if (!HashMap.has(tree, t.router)) {
+        return invalid(event, `Router ${t.router} does not receive Producer ${event.producer}: pipe it first`)
+      }
+      const consumer = { id: event.consumer, producer: event.producer, transport: t.id, router: t.router }
+      let next: ClusterSnapshot = {
+        ...s,
+        consumers: HashMap.set(s.consumers, consumer.id, consumer),
+        transports: HashMap.set(s.transports, t.id, {
+          ...t,
+          consumers: HashSet.add(t.consumers, consumer.id)
+        })
+      }
+      next = updateHop(next, event.producer, t.router, (h) => ({ ...h, consumers: h.consumers + 1 }), at)
+      return ok(reserveOnRouter(next, t.router, costs.consumer, at))
+    }
+    case "ConsumerClosed":
+      if (!HashMap.has(s.consumers, event.consumer))
+        return invalid(event, `unknown Consumer ${event.consumer}`)
+      return ok(removeConsumer(s, event.consumer, costs, at))
+    case "PipeCreated": {
+      const tree = lookup(s.trees, event.producer)
+      if (tree === undefined) return invalid(event, `unknown Producer ${event.producer}`)
+      const from = lookup(tree, event.from)
+      if (from === undefined)
+        return invalid(event, `Router ${event.from} does not receive Producer ${event.producer}`)
+      if (HashMap.has(tree, event.to)) {
+        return invalid(event, `Router ${event.to} already receives Producer ${event.producer}`)
+      }
+      if (!HashMap.has(s.routers, event.to)) return invalid(event, `unknown Router ${event.to}`)
+      let next: ClusterSnapshot = {
+        ...s,
+        trees: HashMap.set(
+          s.trees,
+          event.producer,
+          HashMap.set(tree, event.to, newHop(event.to, from.router, from.depth + 1, at))
+        )
+      }
+      next = updateHop(next, event.producer, event.from, (h) => ({ ...h, children: h.children + 1 }), at)
+      next = updateRouter(
+        next,
+        event.to,
+        (r) => ({ ...r, carried: HashSet.add(r.carried, event.producer) }),
+        at
+      )
+      next = reserveOnRouter(next, event.from, costs.pipe, at)
+      return ok(reserveOnRouter(next, event.to, costs.pipe, at))
+    }
+    case "PipeClosed": {
+      const hop = lookup(lookup(s.trees, event.producer) ?? HashMap.empty<RouterId, TreeHop>(), event.to)
+      if (hop === undefined || hop.parent === null) {
+        return invalid(event, `no pipe of Producer ${event.producer} into Router ${event.to}`)
+      }
+      return ok(removeHop(s, event.producer, event.to, costs, at))
+    }
+  }
+}
+
+/** Applies events in order; stops at the first invalid one. */
+export const applyEvents = (
+  snapshot: ClusterSnapshot,
+  events: Iterable<ClusterEvent>,
+  costs: Costs
+): Either.Either<ClusterSnapshot, InvalidEvent> => {
+  let s = snapshot
+  for (const e of events) {
+    const r = applyEvent(s, e, costs)
+    if (Either.isLeft(r)) return r
+    s = r.right
+  }
+  return Either.right(s)
+}

@@ -1,0 +1,175 @@
+/**
+ * Where a new transport of a Mafalda Router goes. The policy concentrates: it fills the
+ * busiest Worker still under the watermark, so that few Workers carry many consumers and
+ * idle ones can be closed.
+ *
+ * In order, on the Node that received the request:
+ *  1. a Router this Mafalda Router already uses, on a Worker under the watermark, busiest first;
+ *  2. a Router with the same settings that it does not use yet, busiest Worker first;
+ *  3. a new Router on a Worker with the same settings under the watermark, busiest first;
+ *  4. a new Worker, while the Node has fewer Workers with these settings than its limit;
+ * then, on another Node (the Tracker's view, carried in the snapshot):
+ *  5. the Node to hand the client to (`Delegate`): first one where this Mafalda Router
+ *     already has a Router with room, then one with a Worker under the watermark, then one
+ *     that can start a Worker; busiest first each time;
+ *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
+ */
+import { Data, HashMap, HashSet } from "effect"
+import type { MafaldaRouterId, NodeId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
+import type { PolicyOptions } from "./PolicyOptions.js"
+import {
+  type ClusterNode,
+  type ClusterSnapshot,
+  type ClusterWorker,
+  effectiveLoad,
+  lookup,
+  routerOn,
+  workersOn
+} from "./Snapshot.js"
+
+export type TransportPlacement = Data.TaggedEnum<{
+  /** Use an existing Router; `register` when the Mafalda Router does not use it yet. */
+  UseRouter: {
+    readonly router: RouterId
+    readonly worker: WorkerId
+    readonly node: NodeId
+    readonly register: boolean
+  }
+  /** Create a Router on an existing Worker, then use it. */
+  CreateRouter: { readonly worker: WorkerId; readonly node: NodeId }
+  /** Start a Worker on this Node, create a Router on it, then use it. */
+  CreateWorker: { readonly node: NodeId }
+  /** This Node has no room: send the client to that Node, which decides there. */
+  Delegate: { readonly node: NodeId }
+  Reject: { readonly reason: "NoRoom" | "UnknownMafaldaRouter" | "UnknownNode"; readonly message: string }
+}>
+export const TransportPlacement = Data.taggedEnum<TransportPlacement>()
+
+export interface TransportRequest {
+  /** The Node that received the request (the local Node for an embedded cluster). */
+  readonly node: NodeId
+  readonly mafaldaRouter: MafaldaRouterId
+}
+
+/** The most Workers with one set of settings that a Node may run. */
+export const workerLimit = (node: ClusterNode, options: PolicyOptions): number =>
+  Math.min(node.cpus, options.maxWorkersPerNode ?? node.cpus)
+
+/** Higher load first, then the smaller id: a total order, so decisions are deterministic. */
+const busier = (a: ClusterWorker, b: ClusterWorker): boolean => {
+  const la = effectiveLoad(a)
+  const lb = effectiveLoad(b)
+  return la > lb || (la === lb && a.id < b.id)
+}
+
+interface Candidate {
+  readonly worker: ClusterWorker
+  readonly router: RouterId | undefined
+}
+
+/** Steps 1 to 3 on one Node: the best existing Worker (and Router) with room. */
+const bestOnNode = (
+  snapshot: ClusterSnapshot,
+  node: NodeId,
+  workerSettings: SettingsKey,
+  routerSettings: SettingsKey,
+  used: HashSet.HashSet<RouterId>,
+  watermark: number
+): { readonly step: 1 | 2 | 3; readonly candidate: Candidate } | undefined => {
+  let best: { step: 1 | 2 | 3; candidate: Candidate } | undefined
+  for (const worker of workersOn(snapshot, node, workerSettings)) {
+    if (effectiveLoad(worker) >= watermark) continue
+    const router = routerOn(snapshot, worker, routerSettings)
+    const step = router === undefined ? 3 : HashSet.has(used, router.id) ? 1 : 2
+    if (
+      best === undefined ||
+      step < best.step ||
+      (step === best.step && busier(worker, best.candidate.worker))
+    ) {
+      best = { step, candidate: { worker, router: router?.id } }
+    }
+  }
+  return best
+}
+
+const canStartWorker = (
+  snapshot: ClusterSnapshot,
+  node: ClusterNode,
+  settings: SettingsKey,
+  options: PolicyOptions
+): boolean =>
+  node.state === "up" && workersOn(snapshot, node.id, settings).length < workerLimit(node, options)
+
+/** Step 5: the other Node to delegate to, or undefined. */
+const delegateTo = (
+  snapshot: ClusterSnapshot,
+  request: TransportRequest,
+  workerSettings: SettingsKey,
+  routerSettings: SettingsKey,
+  used: HashSet.HashSet<RouterId>,
+  options: PolicyOptions
+): NodeId | undefined => {
+  // rank: 1 = has a Router of this Mafalda Router with room, 2 = a Worker with room,
+  // 3 = can start a Worker; within a rank the busiest Worker (or fullest Node) first.
+  let best: { rank: number; score: number; node: NodeId } | undefined
+  const consider = (rank: number, score: number, node: NodeId) => {
+    if (
+      best === undefined ||
+      rank < best.rank ||
+      (rank === best.rank && (score > best.score || (score === best.score && node < best.node)))
+    ) {
+      best = { rank, score, node }
+    }
+  }
+  for (const node of HashMap.values(snapshot.nodes)) {
+    if (node.id === request.node || node.state !== "up") continue
+    const found = bestOnNode(snapshot, node.id, workerSettings, routerSettings, used, options.watermark)
+    if (found !== undefined) {
+      consider(found.step === 1 ? 1 : 2, effectiveLoad(found.candidate.worker), node.id)
+    } else if (canStartWorker(snapshot, node, workerSettings, options)) {
+      consider(3, HashSet.size(node.workers) / node.cpus, node.id)
+    }
+  }
+  return best?.node
+}
+
+export const decideTransportPlacement = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  request: TransportRequest
+): TransportPlacement => {
+  const mafaldaRouter = lookup(snapshot.mafaldaRouters, request.mafaldaRouter)
+  if (mafaldaRouter === undefined) {
+    return TransportPlacement.Reject({
+      reason: "UnknownMafaldaRouter",
+      message: `unknown Mafalda Router ${request.mafaldaRouter}`
+    })
+  }
+  const node = lookup(snapshot.nodes, request.node)
+  if (node === undefined) {
+    return TransportPlacement.Reject({ reason: "UnknownNode", message: `unknown Node ${request.node}` })
+  }
+  const { workerSettings, routerSettings, routers: used } = mafaldaRouter
+  if (node.state === "up") {
+    const found = bestOnNode(snapshot, node.id, workerSettings, routerSettings, used, options.watermark)
+    if (found !== undefined) {
+      const { worker, router } = found.candidate
+      return router === undefined
+        ? TransportPlacement.CreateRouter({ worker: worker.id, node: node.id })
+        : TransportPlacement.UseRouter({
+            router,
+            worker: worker.id,
+            node: node.id,
+            register: found.step === 2
+          })
+    }
+    if (canStartWorker(snapshot, node, workerSettings, options))
+      return TransportPlacement.CreateWorker({ node: node.id })
+  }
+  const other = delegateTo(snapshot, request, workerSettings, routerSettings, used, options)
+  if (other !== undefined) return TransportPlacement.Delegate({ node: other })
+  return TransportPlacement.Reject({
+    reason: "NoRoom",
+    message: `no Worker under the ${options.watermark} % watermark and no CPU left to start one`
+  })
+}

@@ -1,0 +1,4 @@
+/**
+ * mafalda: scale mediasoup past one CPU core and one machine.
+ */
+export * as Core from "./core/index.js"
