@@ -1,4 +1,30 @@
 /**
  * mafalda: scale mediasoup past one CPU core and one machine.
+ *
+ * - `createMafalda(options)` (Promise API) or the `Mafalda` service and its layers (Effect API)
+ *   give one Router object per room over many real mediasoup Workers.
+ * - `Core` is the functional core: pure placement, stream-tree, pipe and scale-down decisions.
  */
 export * as Core from "./core/index.js"
+export * as ClusterStateLayer from "./layers/ClusterState.js"
+export * as IndexLayer from "./layers/IndexService.js"
+export * as MafaldaLayer from "./layers/Mafalda.js"
+export * as TrackerLayer from "./layers/TrackerService.js"
+export { layerMediasoup, layerSimulated, SimulatedWorkers } from "./layers/WorkerService.js"
+export * from "./media/rtp.js"
+export { createMafalda, type MafaldaInstance } from "./promise.js"
+export {
+  type BroadcastDemoOptions,
+  type BroadcastDemoResult,
+  runBroadcastDemo
+} from "./router/broadcastDemo.js"
+export * from "./router/errors.js"
+export { MafaldaOptions, type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
+export { MafaldaRouter, type MafaldaRouterOptions } from "./router/MafaldaRouter.js"
+export type { ClusterStatus } from "./router/status.js"
+export * from "./services/ClusterState.js"
+export * from "./services/IndexService.js"
+export * from "./services/Mafalda.js"
+export * from "./services/SettingsKeys.js"
+export * from "./services/TrackerService.js"
+export * from "./services/WorkerService.js"

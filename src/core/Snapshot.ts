@@ -9,7 +9,7 @@
  * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
  * whole cluster.
  */
-import { type Chunk, HashMap, HashSet, Option, Schema } from "effect"
+import { type Chunk, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
 import {
   ConsumerId,
   MafaldaRouterId,
@@ -31,8 +31,8 @@ export const ClusterNode = Schema.Struct({
   state: NodeState,
   /** Where other Nodes and clients reach it (host or URL); informative for the core. */
   address: Schema.String,
-  /** Index: the Workers on this Node. */
-  workers: Schema.HashSet(WorkerId)
+  /** Index: the Workers on this Node (a few; a plain array is fastest to walk). */
+  workers: Schema.Array(WorkerId)
 })
 export type ClusterNode = typeof ClusterNode.Type
 
@@ -55,8 +55,8 @@ export const ClusterWorker = Schema.Struct({
   reserved: Schema.Number,
   /** Since when the Worker has had no Router, or null while it has one. */
   idleSince: Schema.NullOr(Schema.Number),
-  /** Index: the Routers on this Worker. */
-  routers: Schema.HashSet(RouterId)
+  /** Index: the Routers on this Worker, with their settings (one Router per set of settings). */
+  routers: Schema.Array(Schema.Struct({ id: RouterId, settings: SettingsKey }))
 })
 export type ClusterWorker = typeof ClusterWorker.Type
 
@@ -139,7 +139,8 @@ export type TreeHop = typeof TreeHop.Type
 export const StreamTree = Schema.HashMap({ key: RouterId, value: TreeHop })
 export type StreamTree = typeof StreamTree.Type
 
-export const ClusterSnapshot = Schema.Struct({
+/** The data of a snapshot: what is serialised, validated and generated. */
+export const ClusterSnapshotData = Schema.Struct({
   nodes: Schema.HashMap({ key: NodeId, value: ClusterNode }),
   workers: Schema.HashMap({ key: WorkerId, value: ClusterWorker }),
   routers: Schema.HashMap({ key: RouterId, value: ClusterRouter }),
@@ -149,7 +150,34 @@ export const ClusterSnapshot = Schema.Struct({
   consumers: Schema.HashMap({ key: ConsumerId, value: ClusterConsumer }),
   trees: Schema.HashMap({ key: ProducerId, value: StreamTree })
 })
-export type ClusterSnapshot = typeof ClusterSnapshot.Type
+export type ClusterSnapshotData = typeof ClusterSnapshotData.Type
+
+/** A Worker's place in the load index: effective load, then id. */
+export type LoadKey = readonly [load: number, worker: WorkerId]
+/** A Node's place in the spare-CPU index: share of its CPUs in use, then id. */
+export type SpareKey = readonly [used: number, node: NodeId]
+
+// Ascending load, and among equal loads descending id, so that walking the tree backwards
+// meets the busiest Worker first and, among equals, the smallest id first.
+const loadOrder: Order.Order<LoadKey> = Order.combine(
+  Order.mapInput(Order.number, (k: LoadKey) => k[0]),
+  Order.mapInput(Order.reverse(Order.string), (k: LoadKey) => k[1])
+)
+const spareOrder: Order.Order<SpareKey> = Order.combine(
+  Order.mapInput(Order.number, (k: SpareKey) => k[0]),
+  Order.mapInput(Order.reverse(Order.string), (k: SpareKey) => k[1])
+)
+
+/**
+ * The cluster snapshot: its data plus two indexes, derived from the data and kept in step
+ * by the setters below, that answer the Tracker's questions without scanning the cluster:
+ *  - `byLoad`: for each set of worker settings, the live Workers ordered by effective load;
+ *  - `spare`: the `up` Nodes that run fewer Workers than they have CPUs, by share in use.
+ */
+export interface ClusterSnapshot extends ClusterSnapshotData {
+  readonly byLoad: HashMap.HashMap<SettingsKey, RedBlackTree.RedBlackTree<LoadKey, WorkerId>>
+  readonly spare: RedBlackTree.RedBlackTree<SpareKey, NodeId>
+}
 
 /** A snapshot of a cluster with nothing in it. */
 export const emptySnapshot: ClusterSnapshot = {
@@ -160,12 +188,108 @@ export const emptySnapshot: ClusterSnapshot = {
   transports: HashMap.empty(),
   producers: HashMap.empty(),
   consumers: HashMap.empty(),
-  trees: HashMap.empty()
+  trees: HashMap.empty(),
+  byLoad: HashMap.empty(),
+  spare: RedBlackTree.empty(spareOrder)
 }
 
-/** The JSON-safe form of a snapshot (for logs, files and the wire). */
-export const encodeSnapshot = Schema.encodeSync(ClusterSnapshot)
-export const decodeSnapshot = Schema.decodeUnknownEither(ClusterSnapshot)
+// --- Setters that keep the indexes in step -------------------------------------------
+
+const loadKey = (w: ClusterWorker): LoadKey => [w.load + w.reserved, w.id]
+const spareKey = (n: ClusterNode): SpareKey => [n.workers.length / n.cpus, n.id]
+const hasSpare = (n: ClusterNode): boolean => n.state === "up" && n.workers.length < n.cpus
+
+const updateLoadTree = (
+  s: ClusterSnapshot,
+  settings: SettingsKey,
+  f: (t: RedBlackTree.RedBlackTree<LoadKey, WorkerId>) => RedBlackTree.RedBlackTree<LoadKey, WorkerId>
+): ClusterSnapshot["byLoad"] => {
+  const tree = Option.getOrElse(HashMap.get(s.byLoad, settings), () =>
+    RedBlackTree.empty<LoadKey, WorkerId>(loadOrder)
+  )
+  const next = f(tree)
+  return RedBlackTree.size(next) === 0
+    ? HashMap.remove(s.byLoad, settings)
+    : HashMap.set(s.byLoad, settings, next)
+}
+
+/** Adds or replaces a Worker. */
+export const setWorker = (s: ClusterSnapshot, w: ClusterWorker): ClusterSnapshot => {
+  const old = Option.getOrUndefined(HashMap.get(s.workers, w.id))
+  const workers = HashMap.set(s.workers, w.id, w)
+  if (old !== undefined && old.alive === w.alive && old.load + old.reserved === w.load + w.reserved) {
+    return { ...s, workers }
+  }
+  const byLoad = updateLoadTree(s, w.settings, (t) => {
+    const without = old === undefined || !old.alive ? t : RedBlackTree.removeFirst(t, loadKey(old))
+    return w.alive ? RedBlackTree.insert(without, loadKey(w), w.id) : without
+  })
+  return { ...s, workers, byLoad }
+}
+
+/** Removes a Worker (not the things on it). */
+export const deleteWorker = (s: ClusterSnapshot, id: WorkerId): ClusterSnapshot => {
+  const old = Option.getOrUndefined(HashMap.get(s.workers, id))
+  if (old === undefined) return s
+  const byLoad = old.alive
+    ? updateLoadTree(s, old.settings, (t) => RedBlackTree.removeFirst(t, loadKey(old)))
+    : s.byLoad
+  return { ...s, workers: HashMap.remove(s.workers, id), byLoad }
+}
+
+/** Adds, replaces or (with `undefined`) removes a Node. */
+export const setNode = (s: ClusterSnapshot, id: NodeId, n: ClusterNode | undefined): ClusterSnapshot => {
+  const old = Option.getOrUndefined(HashMap.get(s.nodes, id))
+  let spare = s.spare
+  if (old !== undefined && hasSpare(old)) spare = RedBlackTree.removeFirst(spare, spareKey(old))
+  if (n !== undefined && hasSpare(n)) spare = RedBlackTree.insert(spare, spareKey(n), n.id)
+  return { ...s, nodes: n === undefined ? HashMap.remove(s.nodes, id) : HashMap.set(s.nodes, id, n), spare }
+}
+
+/** Rebuilds the indexes of snapshot data (after decoding it). */
+export const fromData = (data: ClusterSnapshotData): ClusterSnapshot => {
+  let s: ClusterSnapshot = { ...emptySnapshot, ...data, nodes: HashMap.empty(), workers: HashMap.empty() }
+  for (const n of HashMap.values(data.nodes)) s = setNode(s, n.id, n)
+  for (const w of HashMap.values(data.workers)) s = setWorker(s, w)
+  return s
+}
+
+const encodeData = Schema.encodeSync(ClusterSnapshotData)
+const decodeData = Schema.decodeUnknownEither(ClusterSnapshotData)
+
+/** The JSON-safe form of a snapshot (for logs, files and the wire); indexes are left out. */
+export const encodeSnapshot = (s: ClusterSnapshot): typeof ClusterSnapshotData.Encoded => {
+  const { byLoad: _byLoad, spare: _spare, ...data } = s
+  return encodeData(data)
+}
+/** Validates an encoded snapshot and rebuilds its indexes. */
+export const decodeSnapshot = (u: unknown) => decodeData(u).pipe(Either.map(fromData))
+
+/**
+ * The live Workers with these settings whose effective load is under `watermark`, busiest
+ * first (ties: smaller id first).
+ */
+export function* workersUnder(
+  s: ClusterSnapshot,
+  settings: SettingsKey,
+  watermark: number
+): Generator<ClusterWorker> {
+  const tree = Option.getOrUndefined(HashMap.get(s.byLoad, settings))
+  if (tree === undefined) return
+  for (const [key, id] of RedBlackTree.lessThanReversed(tree, [watermark, "\uffff" as WorkerId])) {
+    if (key[0] >= watermark) continue
+    const w = Option.getOrUndefined(HashMap.get(s.workers, id))
+    if (w !== undefined) yield w
+  }
+}
+
+/** The `up` Nodes with a CPU not running a Worker, fullest first (ties: smaller id). */
+export function* nodesWithSpareCpu(s: ClusterSnapshot): Generator<ClusterNode> {
+  for (const id of RedBlackTree.valuesReversed(s.spare)) {
+    const n = Option.getOrUndefined(HashMap.get(s.nodes, id))
+    if (n !== undefined) yield n
+  }
+}
 
 // --- Reading -------------------------------------------------------------------------
 
@@ -195,22 +319,25 @@ export const workersOn = (
   if (n === undefined) return out
   for (const id of n.workers) {
     const w = lookup(snapshot.workers, id)
-    if (w !== undefined && w.alive && w.settings === settings) out.push(w)
+    if (w?.alive && w.settings === settings) out.push(w)
   }
   return out
 }
 
-/** The Router with the given settings on a Worker, if any (at most one exists). */
+/** The id of the Router with the given settings on a Worker, if any (at most one exists). */
+export const routerIdOn = (worker: ClusterWorker, settings: SettingsKey): RouterId | undefined => {
+  for (const r of worker.routers) if (r.settings === settings) return r.id
+  return undefined
+}
+
+/** The Router with the given settings on a Worker, if any. */
 export const routerOn = (
   snapshot: ClusterSnapshot,
   worker: ClusterWorker,
   settings: SettingsKey
 ): ClusterRouter | undefined => {
-  for (const id of worker.routers) {
-    const r = lookup(snapshot.routers, id)
-    if (r !== undefined && r.settings === settings) return r
-  }
-  return undefined
+  const id = routerIdOn(worker, settings)
+  return id === undefined ? undefined : lookup(snapshot.routers, id)
 }
 
 /** The depth of the deepest hop of a producer's tree (0 when it is not piped anywhere). */

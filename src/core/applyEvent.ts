@@ -24,8 +24,12 @@ import {
   type ClusterRouter,
   type ClusterSnapshot,
   type ClusterWorker,
+  deleteWorker,
   lookup,
+  routerIdOn,
   type StreamTree,
+  setNode,
+  setWorker,
   sumReservations,
   type TreeHop
 } from "./Snapshot.js"
@@ -44,10 +48,7 @@ type Result = Either.Either<ClusterSnapshot, InvalidEvent>
 
 // --- Small immutable updates ---------------------------------------------------------
 
-const putWorker = (s: ClusterSnapshot, w: ClusterWorker): ClusterSnapshot => ({
-  ...s,
-  workers: HashMap.set(s.workers, w.id, w)
-})
+const putWorker = setWorker
 
 const putRouter = (s: ClusterSnapshot, r: ClusterRouter): ClusterSnapshot => ({
   ...s,
@@ -212,24 +213,24 @@ const removeRouter = (s: ClusterSnapshot, id: RouterId, costs: Costs, at: number
   next = { ...next, mafaldaRouters, routers: HashMap.remove(next.routers, id) }
   const w = lookup(next.workers, r.worker)
   if (w === undefined) return next
-  const routers = HashSet.remove(w.routers, id)
-  return putWorker(next, { ...w, routers, idleSince: HashSet.size(routers) === 0 ? at : null })
+  const routers = w.routers.filter((r) => r.id !== id)
+  return putWorker(next, { ...w, routers, idleSince: routers.length === 0 ? at : null })
 }
 
 const removeWorker = (s: ClusterSnapshot, id: WorkerId, costs: Costs, at: number): ClusterSnapshot => {
   const w = lookup(s.workers, id)
   if (w === undefined) return s
   let next = s
-  for (const rid of w.routers) next = removeRouter(next, rid, costs, at)
-  next = { ...next, workers: HashMap.remove(next.workers, id) }
+  for (const r of w.routers) next = removeRouter(next, r.id, costs, at)
+  next = deleteWorker(next, id)
   const n = lookup(next.nodes, w.node)
   if (n === undefined) return next
-  return { ...next, nodes: HashMap.set(next.nodes, n.id, { ...n, workers: HashSet.remove(n.workers, id) }) }
+  return setNode(next, n.id, { ...n, workers: n.workers.filter((x) => x !== id) })
 }
 
 const removeWorkersOf = (s: ClusterSnapshot, node: NodeId, costs: Costs, at: number): ClusterSnapshot => {
   let next = s
-  for (const wid of lookup(s.nodes, node)?.workers ?? HashSet.empty<WorkerId>()) {
+  for (const wid of lookup(s.nodes, node)?.workers ?? []) {
     next = removeWorker(next, wid, costs, at)
   }
   return next
@@ -310,28 +311,25 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         cpus: event.cpus,
         address: event.address,
         state: "up" as const,
-        workers: n?.workers ?? HashSet.empty<WorkerId>()
+        workers: n?.workers ?? []
       }
-      return ok({ ...s, nodes: HashMap.set(s.nodes, event.node, node) })
+      return ok(setNode(s, event.node, node))
     }
     case "NodeDraining": {
       const n = lookup(s.nodes, event.node)
       if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
-      return ok({ ...s, nodes: HashMap.set(s.nodes, n.id, { ...n, state: "draining" as const }) })
+      return ok(setNode(s, n.id, { ...n, state: "draining" as const }))
     }
     case "NodeDown": {
       const n = lookup(s.nodes, event.node)
       if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
       const next = removeWorkersOf(s, n.id, costs, at)
-      return ok({
-        ...next,
-        nodes: HashMap.set(next.nodes, n.id, { ...n, state: "down" as const, workers: HashSet.empty() })
-      })
+      return ok(setNode(next, n.id, { ...n, state: "down" as const, workers: [] }))
     }
     case "NodeLeft": {
       if (!HashMap.has(s.nodes, event.node)) return invalid(event, `unknown Node ${event.node}`)
       const next = removeWorkersOf(s, event.node, costs, at)
-      return ok({ ...next, nodes: HashMap.remove(next.nodes, event.node) })
+      return ok(setNode(next, event.node, undefined))
     }
     case "WorkerStarted": {
       const n = lookup(s.nodes, event.node)
@@ -347,12 +345,9 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         reservations: Chunk.empty(),
         reserved: 0,
         idleSince: at,
-        routers: HashSet.empty()
+        routers: []
       }
-      return ok({
-        ...putWorker(s, worker),
-        nodes: HashMap.set(s.nodes, n.id, { ...n, workers: HashSet.add(n.workers, event.worker) })
-      })
+      return ok(setNode(putWorker(s, worker), n.id, { ...n, workers: [...n.workers, event.worker] }))
     }
     case "WorkerDied":
     case "WorkerClosed":
@@ -377,10 +372,9 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
       const w = lookup(s.workers, event.worker)
       if (w === undefined) return invalid(event, `unknown Worker ${event.worker}`)
       if (HashMap.has(s.routers, event.router)) return invalid(event, `Router ${event.router} exists already`)
-      for (const rid of w.routers) {
-        if (lookup(s.routers, rid)?.settings === event.settings) {
-          return invalid(event, `Worker ${w.id} already has Router ${rid} with these settings`)
-        }
+      const existing = routerIdOn(w, event.settings)
+      if (existing !== undefined) {
+        return invalid(event, `Worker ${w.id} already has Router ${existing} with these settings`)
       }
       const router: ClusterRouter = {
         id: event.router,
@@ -392,7 +386,11 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         idleSince: at
       }
       return ok(
-        putWorker(putRouter(s, router), { ...w, routers: HashSet.add(w.routers, router.id), idleSince: null })
+        putWorker(putRouter(s, router), {
+          ...w,
+          routers: [...w.routers, { id: router.id, settings: router.settings }],
+          idleSince: null
+        })
       )
     }
     case "RouterClosed":

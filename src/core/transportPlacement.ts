@@ -10,11 +10,11 @@
  *  4. a new Worker, while the Node has fewer Workers with these settings than its limit;
  * then, on another Node (the Tracker's view, carried in the snapshot):
  *  5. the Node to hand the client to (`Delegate`): first one where this Mafalda Router
- *     already has a Router with room, then one with a Worker under the watermark, then one
- *     that can start a Worker; busiest first each time;
+ *     already has a Router with room (busiest Worker first), then the one with the busiest
+ *     Worker under the watermark, then the fullest one that can start a Worker;
  *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
  */
-import { Data, HashMap, HashSet } from "effect"
+import { Data, type HashSet } from "effect"
 import type { MafaldaRouterId, NodeId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
 import {
@@ -23,8 +23,11 @@ import {
   type ClusterWorker,
   effectiveLoad,
   lookup,
-  routerOn,
-  workersOn
+  nodesWithSpareCpu,
+  routerIdOn,
+  workerOfRouter,
+  workersOn,
+  workersUnder
 } from "./Snapshot.js"
 
 export type TransportPlacement = Data.TaggedEnum<{
@@ -76,17 +79,26 @@ const bestOnNode = (
   used: HashSet.HashSet<RouterId>,
   watermark: number
 ): { readonly step: 1 | 2 | 3; readonly candidate: Candidate } | undefined => {
-  let best: { step: 1 | 2 | 3; candidate: Candidate } | undefined
+  // Step 1 looks at the Mafalda Router's own Routers, usually few, before the Node's Workers.
+  let first: Candidate | undefined
+  for (const id of used) {
+    const worker = workerOfRouter(snapshot, id)
+    if (worker === undefined || worker.node !== node || effectiveLoad(worker) >= watermark) continue
+    if (first === undefined || busier(worker, first.worker)) first = { worker, router: id }
+  }
+  if (first !== undefined) return { step: 1, candidate: first }
+  let best: { step: 2 | 3; candidate: Candidate } | undefined
   for (const worker of workersOn(snapshot, node, workerSettings)) {
     if (effectiveLoad(worker) >= watermark) continue
-    const router = routerOn(snapshot, worker, routerSettings)
-    const step = router === undefined ? 3 : HashSet.has(used, router.id) ? 1 : 2
+    const router = routerIdOn(worker, routerSettings)
+    // A used Router here would have been found above; it is over the watermark or elsewhere.
+    const step = router === undefined ? 3 : 2
     if (
       best === undefined ||
       step < best.step ||
       (step === best.step && busier(worker, best.candidate.worker))
     ) {
-      best = { step, candidate: { worker, router: router?.id } }
+      best = { step, candidate: { worker, router } }
     }
   }
   return best
@@ -100,37 +112,36 @@ const canStartWorker = (
 ): boolean =>
   node.state === "up" && workersOn(snapshot, node.id, settings).length < workerLimit(node, options)
 
-/** Step 5: the other Node to delegate to, or undefined. */
+/**
+ * Step 5: the other Node to delegate to, or undefined. Uses the snapshot's indexes (the
+ * Tracker's view), so its cost does not grow with the size of the cluster.
+ */
 const delegateTo = (
   snapshot: ClusterSnapshot,
   request: TransportRequest,
   workerSettings: SettingsKey,
-  routerSettings: SettingsKey,
   used: HashSet.HashSet<RouterId>,
   options: PolicyOptions
 ): NodeId | undefined => {
-  // rank: 1 = has a Router of this Mafalda Router with room, 2 = a Worker with room,
-  // 3 = can start a Worker; within a rank the busiest Worker (or fullest Node) first.
-  let best: { rank: number; score: number; node: NodeId } | undefined
-  const consider = (rank: number, score: number, node: NodeId) => {
-    if (
-      best === undefined ||
-      rank < best.rank ||
-      (rank === best.rank && (score > best.score || (score === best.score && node < best.node)))
-    ) {
-      best = { rank, score, node }
-    }
+  const elsewhere = (node: NodeId) => node !== request.node && lookup(snapshot.nodes, node)?.state === "up"
+  // 1. A Node where this Mafalda Router already has a Router with room, busiest Worker first.
+  let best: ClusterWorker | undefined
+  for (const id of used) {
+    const worker = workerOfRouter(snapshot, id)
+    if (worker === undefined || effectiveLoad(worker) >= options.watermark || !elsewhere(worker.node))
+      continue
+    if (best === undefined || busier(worker, best)) best = worker
   }
-  for (const node of HashMap.values(snapshot.nodes)) {
-    if (node.id === request.node || node.state !== "up") continue
-    const found = bestOnNode(snapshot, node.id, workerSettings, routerSettings, used, options.watermark)
-    if (found !== undefined) {
-      consider(found.step === 1 ? 1 : 2, effectiveLoad(found.candidate.worker), node.id)
-    } else if (canStartWorker(snapshot, node, workerSettings, options)) {
-      consider(3, HashSet.size(node.workers) / node.cpus, node.id)
-    }
+  if (best !== undefined) return best.node
+  // 2. A Node with a Worker with these settings under the watermark, busiest Worker first.
+  for (const worker of workersUnder(snapshot, workerSettings, options.watermark)) {
+    if (elsewhere(worker.node)) return worker.node
   }
-  return best?.node
+  // 3. A Node that can start a Worker, the fullest first.
+  for (const node of nodesWithSpareCpu(snapshot)) {
+    if (node.id !== request.node && canStartWorker(snapshot, node, workerSettings, options)) return node.id
+  }
+  return undefined
 }
 
 export const decideTransportPlacement = (
@@ -166,7 +177,7 @@ export const decideTransportPlacement = (
     if (canStartWorker(snapshot, node, workerSettings, options))
       return TransportPlacement.CreateWorker({ node: node.id })
   }
-  const other = delegateTo(snapshot, request, workerSettings, routerSettings, used, options)
+  const other = delegateTo(snapshot, request, workerSettings, used, options)
   if (other !== undefined) return TransportPlacement.Delegate({ node: other })
   return TransportPlacement.Reject({
     reason: "NoRoom",

@@ -1,0 +1,76 @@
+/**
+ * What all Mafalda Routers of one Mafalda instance share: the services, how to run an
+ * Effect from a Promise method, and the registry of producers and of who may consume them.
+ *
+ * @module
+ */
+import { Cause, Effect, Exit, Runtime } from "effect"
+import type { types } from "mediasoup"
+import type { MafaldaRouterId, RouterId } from "../core/Ids.js"
+import type { ClusterStateShape } from "../services/ClusterState.js"
+import type { IndexServiceShape } from "../services/IndexService.js"
+import type { WorkerServiceShape } from "../services/WorkerService.js"
+import { type MafaldaRouterError, MediasoupCallError, toMediasoupError } from "./errors.js"
+
+export interface ProducerEntry {
+  readonly producer: types.Producer
+  readonly owner: MafaldaRouterId
+  readonly router: RouterId
+}
+
+export interface DataProducerEntry {
+  readonly dataProducer: types.DataProducer
+  readonly owner: MafaldaRouterId
+  readonly router: RouterId
+}
+
+export interface MafaldaContext {
+  readonly cluster: ClusterStateShape
+  readonly workers: WorkerServiceShape
+  readonly index: IndexServiceShape
+  readonly runtime: Runtime.Runtime<never>
+  readonly producers: Map<string, ProducerEntry>
+  readonly dataProducers: Map<string, DataProducerEntry>
+  /** The producers and data producers each Mafalda Router may consume (its own and those piped to it). */
+  readonly visible: Map<MafaldaRouterId, Set<string>>
+  /** Consumers of producers that reached a Mafalda Router by a shared pipe: `mafaldaRouter producer`. */
+  readonly sharedConsumers: Map<string, Set<types.Consumer>>
+  /** Data pipes made between Routers: `dataProducer router` → the pipe in flight or made. */
+  readonly dataPipes: Map<string, Promise<unknown>>
+}
+
+export const sharedKey = (mafaldaRouter: string, producer: string): string => `${mafaldaRouter} ${producer}`
+
+export const visibleTo = (ctx: MafaldaContext, mafaldaRouter: MafaldaRouterId): Set<string> => {
+  let set = ctx.visible.get(mafaldaRouter)
+  if (set === undefined) {
+    set = new Set()
+    ctx.visible.set(mafaldaRouter, set)
+  }
+  return set
+}
+
+/** Runs an Effect for a Promise method: its failure becomes the error mediasoup would throw. */
+export const runPromise = <A>(
+  ctx: MafaldaContext,
+  effect: Effect.Effect<A, MafaldaRouterError>
+): Promise<A> => runWith(ctx.runtime, effect)
+
+/** Runs an Effect on a runtime: its failure becomes the error mediasoup would throw. */
+export const runWith = <A>(
+  runtime: Runtime.Runtime<never>,
+  effect: Effect.Effect<A, MafaldaRouterError>
+): Promise<A> =>
+  Runtime.runPromiseExit(runtime)(effect).then((exit) => {
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some") throw toMediasoupError(failure.value)
+    throw Cause.squash(exit.cause)
+  })
+
+/** A mediasoup call as an Effect; its error (mediasoup's own) is kept as the cause. */
+export const call = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A, MediasoupCallError> =>
+  Effect.tryPromise({
+    try: async () => f(),
+    catch: (cause) => new MediasoupCallError({ operation, cause })
+  })

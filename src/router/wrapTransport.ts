@@ -1,0 +1,178 @@
+/**
+ * The transports a Mafalda Router returns: the real mediasoup transport on the underlying
+ * Router the core chose, with `produce`, `consume`, `produceData` and `consumeData` going
+ * through the shell (everything else is the transport itself).
+ *
+ * - `produce` records the producer (Index, `ProducerCreated`);
+ * - `consume` of a producer that this Router does not receive yet pipes it there first,
+ *   along the producer's stream tree; when the Router receives it already (the usual
+ *   case) it adds two map lookups to mediasoup's own `consume`;
+ * - closes are recorded from mediasoup's `observer` `close` events, whatever their cause.
+ *
+ * @module
+ */
+import { Effect } from "effect"
+import type { types } from "mediasoup"
+import type { ConsumerId, MafaldaRouterId, ProducerId, RouterId, TransportId } from "../core/Ids.js"
+import { InvalidArgumentError, type MafaldaRouterError } from "./errors.js"
+import { forwardingProxy } from "./forwardingProxy.js"
+import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
+
+const producerNotFound = (id: unknown) => new Error(`Producer with id "${String(id)}" not found`)
+const dataProducerNotFound = (id: unknown) => new Error(`DataProducer with id "${String(id)}" not found`)
+
+/** Makes `router` receive `producer` (a pipe along its tree when needed), as an Effect. */
+export const ensureProducerOn = (
+  ctx: MafaldaContext,
+  producer: string,
+  router: RouterId
+): Effect.Effect<void, MafaldaRouterError> =>
+  Effect.asVoid(ctx.cluster.ensureProducer(producer as ProducerId, router))
+
+/** Makes `router` receive a data producer (mediasoup `pipeToRouter` once per Router). */
+const ensureDataProducerOn = (
+  ctx: MafaldaContext,
+  dataProducer: string,
+  router: RouterId
+): Promise<unknown> => {
+  const entry = ctx.dataProducers.get(dataProducer)
+  if (entry === undefined) return Promise.reject(dataProducerNotFound(dataProducer))
+  if (entry.router === router) return Promise.resolve()
+  const key = `${dataProducer} ${router}`
+  let pending = ctx.dataPipes.get(key)
+  if (pending === undefined) {
+    const from = ctx.workers.local.router(entry.router)
+    const to = ctx.workers.local.router(router)
+    if (from === undefined || to === undefined) return Promise.reject(dataProducerNotFound(dataProducer))
+    pending = from.pipeToRouter({ dataProducerId: dataProducer, router: to }).then((pipe) => {
+      pipe.pipeDataProducer?.observer.once("close", () => ctx.dataPipes.delete(key))
+      return pipe
+    })
+    pending.catch(() => ctx.dataPipes.delete(key))
+    ctx.dataPipes.set(key, pending)
+  }
+  return pending
+}
+
+export const wrapTransport = <T extends types.Transport>(
+  ctx: MafaldaContext,
+  owner: MafaldaRouterId,
+  router: RouterId,
+  transport: T
+): T => {
+  const cluster = ctx.cluster
+  const transportId = transport.id as TransportId
+  const visible = visibleTo(ctx, owner)
+
+  transport.observer.once("close", () => {
+    cluster.recordNow({ _tag: "TransportClosed", transport: transportId })
+  })
+
+  const produce = async (options: types.ProducerOptions): Promise<types.Producer> => {
+    const producer = await transport.produce(options)
+    const id = producer.id
+    cluster.recordNow({
+      _tag: "ProducerCreated",
+      producer: id as ProducerId,
+      kind: producer.kind,
+      transport: transportId
+    })
+    ctx.producers.set(id, { producer, owner, router })
+    visible.add(id)
+    Effect.runFork(
+      ctx.index.add({
+        producer: id as ProducerId,
+        node: cluster.node,
+        mafaldaRouter: owner,
+        router,
+        kind: producer.kind
+      })
+    )
+    producer.observer.once("close", () => {
+      cluster.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
+      ctx.producers.delete(id)
+      for (const set of ctx.visible.values()) set.delete(id)
+      Effect.runFork(ctx.index.remove(id as ProducerId))
+    })
+    return producer
+  }
+
+  const consume = async (options: types.ConsumerOptions): Promise<types.Consumer> => {
+    const producerId = options?.producerId
+    if (typeof producerId !== "string") throw new TypeError("missing producerId")
+    if (!visible.has(producerId)) throw producerNotFound(producerId)
+    // Fast path: this Router receives the producer already (two O(1) lookups, no Effect).
+    if (!cluster.receives(producerId as ProducerId, router)) {
+      await runPromise(ctx, ensureProducerOn(ctx, producerId, router))
+    }
+    const consumer = await transport.consume(options)
+    const consumerId = consumer.id as ConsumerId
+    cluster.recordNow({
+      _tag: "ConsumerCreated",
+      consumer: consumerId,
+      producer: producerId as ProducerId,
+      transport: transportId
+    })
+    const entry = ctx.producers.get(producerId)
+    let shared: Set<types.Consumer> | undefined
+    if (entry !== undefined && entry.owner !== owner) {
+      const key = sharedKey(owner, producerId)
+      shared = ctx.sharedConsumers.get(key)
+      if (shared === undefined) {
+        shared = new Set()
+        ctx.sharedConsumers.set(key, shared)
+      }
+      shared.add(consumer)
+    }
+    consumer.observer.once("close", () => {
+      cluster.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
+      shared?.delete(consumer)
+    })
+    return consumer
+  }
+
+  const produceData = async (options: types.DataProducerOptions = {}): Promise<types.DataProducer> => {
+    const dataProducer = await transport.produceData(options)
+    const id = dataProducer.id
+    ctx.dataProducers.set(id, { dataProducer, owner, router })
+    visible.add(id)
+    dataProducer.observer.once("close", () => {
+      ctx.dataProducers.delete(id)
+      for (const set of ctx.visible.values()) set.delete(id)
+    })
+    return dataProducer
+  }
+
+  const consumeData = async (options: types.DataConsumerOptions): Promise<types.DataConsumer> => {
+    const dataProducerId = options?.dataProducerId
+    if (typeof dataProducerId !== "string") throw new TypeError("missing dataProducerId")
+    if (!visible.has(dataProducerId)) throw dataProducerNotFound(dataProducerId)
+    await ensureDataProducerOn(ctx, dataProducerId, router)
+    return transport.consumeData(options)
+  }
+
+  return forwardingProxy(transport, { produce, consume, produceData, consumeData } as never)
+}
+
+/** An RTP observer whose `addProducer` first makes its Router receive the producer. */
+export const wrapRtpObserver = <T extends types.RtpObserver>(
+  ctx: MafaldaContext,
+  owner: MafaldaRouterId,
+  router: RouterId,
+  observer: T
+): T => {
+  const visible = visibleTo(ctx, owner)
+  const addProducer = async (options: { producerId: string }): Promise<void> => {
+    const producerId = options?.producerId
+    if (typeof producerId !== "string") throw new TypeError("missing producerId")
+    if (!visible.has(producerId)) throw producerNotFound(producerId)
+    await runPromise(ctx, ensureProducerOn(ctx, producerId, router))
+    await observer.addProducer({ producerId })
+  }
+  return forwardingProxy(observer, { addProducer } as never)
+}
+
+/** Creates a mediasoup object as an Effect (mediasoup's error kept as the cause). */
+export const create = <A>(operation: string, f: () => Promise<A>) => call(operation, f)
+
+export const badArgument = (message: string) => new InvalidArgumentError({ message })

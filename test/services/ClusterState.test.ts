@@ -1,0 +1,147 @@
+/**
+ * The shell over simulated Workers: Tracker loads from the cost model and `TestClock`,
+ * serialised placements and pipes, Worker death, scale-down.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, HashMap, Layer, TestClock } from "effect"
+import { MafaldaRouterId, ProducerId, type RouterId, TransportId } from "../../src/core/Ids.js"
+import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
+import * as ClusterStateLayer from "../../src/layers/ClusterState.js"
+import * as TrackerLayer from "../../src/layers/TrackerService.js"
+import { layerSimulated, SimulatedWorkers } from "../../src/layers/WorkerService.js"
+import { ClusterState } from "../../src/services/ClusterState.js"
+import { routerSettingsKey, workerSettingsKey } from "../../src/services/SettingsKeys.js"
+import { TrackerService } from "../../src/services/TrackerService.js"
+import { WorkerService } from "../../src/services/WorkerService.js"
+
+const policy = Either.getOrThrow(
+  makePolicyOptions({ watermark: 50, maxWorkersPerNode: 3, idleGraceMillis: 1000, warmWorkers: 0 })
+)
+const workers = layerSimulated({ cpus: 3, costs: policy.costs })
+const tracker = TrackerLayer.layerMemory({ interval: "1 second" })
+const live = ClusterStateLayer.layer({ policy, scaleDownInterval: "250 millis" }).pipe(
+  Layer.provideMerge(tracker),
+  Layer.provideMerge(workers)
+)
+
+let transportCounter = 0
+const newTransport = () => Effect.sync(() => ({ id: `t-${++transportCounter}` }))
+
+const setup = Effect.gen(function* () {
+  const cluster = yield* ClusterState
+  const m = MafaldaRouterId.make("m1")
+  yield* cluster.createMafaldaRouter(m, {}, { mediaCodecs: [] })
+  return { cluster, m }
+})
+
+describe("settings keys", () => {
+  it("ignore key order, undefined fields and appData", () => {
+    expect(workerSettingsKey({ rtcMinPort: 1, rtcMaxPort: 2 })).toBe(
+      workerSettingsKey({ rtcMaxPort: 2, rtcMinPort: 1, logLevel: undefined, appData: { x: 1 } } as never)
+    )
+    expect(workerSettingsKey({ rtcMinPort: 1 })).not.toBe(workerSettingsKey({ rtcMinPort: 2 }))
+    expect(routerSettingsKey({})).toBe(routerSettingsKey({ mediaCodecs: [] }))
+  })
+})
+
+describe("TrackerService over simulated Workers", () => {
+  it.scoped("turns CPU time deltas into load % on the Clock", () =>
+    Effect.gen(function* () {
+      const ws = yield* WorkerService
+      const sim = yield* SimulatedWorkers
+      const trk = yield* TrackerService
+      const w = yield* ws.startWorker({})
+      yield* sim.charge(w.id, 30)
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("1 second")
+      const latest = yield* trk.latest
+      expect(latest.get(w.id)?.load).toBeCloseTo(30, 5)
+      yield* sim.place(w.id, "consumer", 100) // 100 × 0.2 %
+      yield* TestClock.adjust("1 second")
+      expect((yield* trk.latest).get(w.id)?.load).toBeCloseTo(50, 5)
+    }).pipe(Effect.provide(tracker.pipe(Layer.provideMerge(workers))))
+  )
+})
+
+describe("ClusterState over simulated Workers", () => {
+  it.scoped("20 simultaneous transports start one Worker, not twenty", () =>
+    Effect.gen(function* () {
+      const { cluster, m } = yield* setup
+      const placed = yield* Effect.all(
+        Array.from({ length: 20 }, () => cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)),
+        { concurrency: "unbounded" }
+      )
+      expect(new Set(placed.map((p) => p.worker)).size).toBe(1)
+      expect(placed.filter((p) => p.added)).toHaveLength(1)
+      expect(HashMap.size((yield* cluster.snapshot).workers)).toBe(1)
+    }).pipe(Effect.provide(live))
+  )
+
+  it.scoped("50 simultaneous consumers of one producer on another Router make one pipe", () =>
+    Effect.gen(function* () {
+      const { cluster, m } = yield* setup
+      const sim = yield* SimulatedWorkers
+      const origin = yield* cluster.placeTransport(m, "plain", newTransport, (t) => t.id)
+      const producer = ProducerId.make("p1")
+      yield* cluster.apply({
+        _tag: "ProducerCreated",
+        producer,
+        kind: "audio",
+        transport: TransportId.make(origin.transport.id),
+        at: 0
+      })
+      // The origin Worker is full: the next transport goes to a new Worker.
+      yield* sim.charge(origin.worker, 80)
+      yield* TestClock.adjust("2 seconds")
+      const other = yield* cluster.placeTransport(m, "plain", newTransport, (t) => t.id)
+      expect(other.worker).not.toBe(origin.worker)
+      const pipes = yield* Effect.all(
+        Array.from({ length: 50 }, () => cluster.ensureProducer(producer, other.router)),
+        { concurrency: "unbounded" }
+      )
+      expect(pipes.flat()).toHaveLength(1)
+      const tree = HashMap.unsafeGet((yield* cluster.snapshot).trees, producer)
+      expect(HashMap.size(tree)).toBe(2)
+      expect(cluster.receives(producer, other.router as RouterId)).toBe(true)
+    }).pipe(Effect.provide(live))
+  )
+
+  it.scoped("drops a killed Worker and starts a replacement when needed", () =>
+    Effect.gen(function* () {
+      const { cluster, m } = yield* setup
+      const sim = yield* SimulatedWorkers
+      const first = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      yield* sim.kill(first.worker)
+      // The notice is handled by a fiber: wait until the snapshot no longer has the Worker.
+      yield* Effect.iterate(true, {
+        while: (present) => present,
+        body: () =>
+          Effect.zipRight(
+            Effect.yieldNow(),
+            Effect.map(cluster.snapshot, (s) => HashMap.has(s.workers, first.worker))
+          )
+      })
+      const next = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      expect(next.worker).not.toBe(first.worker)
+      expect(next.added).toBe(true)
+    }).pipe(Effect.provide(live))
+  )
+
+  it.scoped("closes idle Routers and Workers after the grace period", () =>
+    Effect.gen(function* () {
+      const { cluster, m } = yield* setup
+      const ws = yield* WorkerService
+      const placed = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      yield* cluster.apply({
+        _tag: "TransportClosed",
+        transport: TransportId.make(placed.transport.id),
+        at: 0
+      })
+      yield* TestClock.adjust("1500 millis")
+      expect(HashMap.has((yield* cluster.snapshot).routers, placed.router)).toBe(false)
+      yield* TestClock.adjust("1500 millis")
+      expect(HashMap.size((yield* cluster.snapshot).workers)).toBe(0)
+      expect(yield* ws.workers).toHaveLength(0)
+    }).pipe(Effect.provide(live))
+  )
+})
