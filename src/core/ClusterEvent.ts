@@ -10,6 +10,7 @@ import {
   NodeId,
   ProducerId,
   RouterId,
+  RtpObserverId,
   SettingsKey,
   TransportId,
   WorkerId
@@ -106,10 +107,24 @@ export const PipeCreated = Schema.TaggedStruct("PipeCreated", {
   producer: ProducerId,
   from: RouterId,
   to: RouterId,
+  /** Made on the application's request (`pipeToRouter`): kept until closed, never scaled down. */
+  pinned: Schema.optional(Schema.Boolean),
   at: At
 })
 /** Closes the pipe into `to`, and with it everything below `to` in the producer's tree. */
 export const PipeClosed = Schema.TaggedStruct("PipeClosed", { producer: ProducerId, to: RouterId, at: At })
+
+/** An RTP observer keeps its Router in use. */
+export const RtpObserverCreated = Schema.TaggedStruct("RtpObserverCreated", {
+  observer: RtpObserverId,
+  router: RouterId,
+  at: At
+})
+export const RtpObserverClosed = Schema.TaggedStruct("RtpObserverClosed", {
+  observer: RtpObserverId,
+  router: RouterId,
+  at: At
+})
 
 export const ClusterEvent = Schema.Union(
   NodeUp,
@@ -132,6 +147,8 @@ export const ClusterEvent = Schema.Union(
   ConsumerCreated,
   ConsumerClosed,
   PipeCreated,
-  PipeClosed
+  PipeClosed,
+  RtpObserverCreated,
+  RtpObserverClosed
 )
 export type ClusterEvent = typeof ClusterEvent.Type

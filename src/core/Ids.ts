@@ -29,6 +29,10 @@ export type ProducerId = typeof ProducerId.Type
 export const ConsumerId = Schema.String.pipe(Schema.brand("ConsumerId"))
 export type ConsumerId = typeof ConsumerId.Type
 
+/** An RTP observer (active speaker or audio level) on a Router. */
+export const RtpObserverId = Schema.String.pipe(Schema.brand("RtpObserverId"))
+export type RtpObserverId = typeof RtpObserverId.Type
+
 /**
  * A stable key for a set of settings (Worker settings, or Router options). Two Workers
  * with the same key are interchangeable; so are two Routers.

@@ -16,6 +16,7 @@ import {
   NodeId,
   ProducerId,
   RouterId,
+  RtpObserverId,
   SettingsKey,
   TransportId,
   WorkerId
@@ -70,7 +71,9 @@ export const ClusterRouter = Schema.Struct({
   transports: Schema.HashSet(TransportId),
   /** The producers this Router carries (as origin or through a pipe). */
   carried: Schema.HashSet(ProducerId),
-  /** Since when the Router has had no transport and carried nothing, or null. */
+  /** The RTP observers on this Router. */
+  observers: Schema.HashSet(RtpObserverId),
+  /** Since when the Router has had no transport, no observer and carried nothing, or null. */
   idleSince: Schema.NullOr(Schema.Number)
 })
 export type ClusterRouter = typeof ClusterRouter.Type
@@ -130,6 +133,8 @@ export const TreeHop = Schema.Struct({
   consumers: Schema.Int,
   /** Pipes from this Router to deeper ones. */
   children: Schema.Int,
+  /** A pipe the application asked for (`pipeToRouter`): never closed for being idle. */
+  pinned: Schema.Boolean,
   /** Since when the hop has had no consumer and no child, or null. */
   idleSince: Schema.NullOr(Schema.Number)
 })

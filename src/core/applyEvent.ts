@@ -72,7 +72,8 @@ const reserveOnRouter = (s: ClusterSnapshot, router: RouterId, cost: number, at:
 }
 
 const routerIdle = (r: ClusterRouter, at: number): ClusterRouter => {
-  const idle = HashSet.size(r.transports) === 0 && HashSet.size(r.carried) === 0
+  const idle =
+    HashSet.size(r.transports) === 0 && HashSet.size(r.carried) === 0 && HashSet.size(r.observers) === 0
   if (idle) return r.idleSince === null ? { ...r, idleSince: at } : r
   return r.idleSince === null ? r : { ...r, idleSince: null }
 }
@@ -88,7 +89,7 @@ const updateRouter = (
 }
 
 const hopIdle = (hop: TreeHop, at: number): TreeHop => {
-  const idle = hop.parent !== null && hop.consumers === 0 && hop.children === 0
+  const idle = hop.parent !== null && !hop.pinned && hop.consumers === 0 && hop.children === 0
   if (idle) return hop.idleSince === null ? { ...hop, idleSince: at } : hop
   return hop.idleSince === null ? hop : { ...hop, idleSince: null }
 }
@@ -291,13 +292,20 @@ const register = (
   )
 }
 
-const newHop = (router: RouterId, parent: RouterId | null, depth: number, at: number): TreeHop => ({
+const newHop = (
+  router: RouterId,
+  parent: RouterId | null,
+  depth: number,
+  pinned: boolean,
+  at: number
+): TreeHop => ({
   router,
   parent,
   depth,
   consumers: 0,
   children: 0,
-  idleSince: parent === null ? null : at
+  pinned,
+  idleSince: parent === null || pinned ? null : at
 })
 
 export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): Result => {
@@ -383,6 +391,7 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         mafaldaRouters: HashSet.empty(),
         transports: HashSet.empty(),
         carried: HashSet.empty(),
+        observers: HashSet.empty(),
         idleSince: at
       }
       return ok(
@@ -453,7 +462,7 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         origin: t.router,
         mafaldaRouter: t.mafaldaRouter
       }
-      const tree: StreamTree = HashMap.make([t.router, newHop(t.router, null, 0, at)])
+      const tree: StreamTree = HashMap.make([t.router, newHop(t.router, null, 0, false, at)])
       let next: ClusterSnapshot = {
         ...s,
         producers: HashMap.set(s.producers, producer.id, producer),
@@ -511,7 +520,11 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         trees: HashMap.set(
           s.trees,
           event.producer,
-          HashMap.set(tree, event.to, newHop(event.to, from.router, from.depth + 1, at))
+          HashMap.set(
+            tree,
+            event.to,
+            newHop(event.to, from.router, from.depth + 1, event.pinned === true, at)
+          )
         )
       }
       next = updateHop(next, event.producer, event.from, (h) => ({ ...h, children: h.children + 1 }), at)
@@ -530,6 +543,31 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         return invalid(event, `no pipe of Producer ${event.producer} into Router ${event.to}`)
       }
       return ok(removeHop(s, event.producer, event.to, costs, at))
+    }
+    case "RtpObserverCreated": {
+      if (!HashMap.has(s.routers, event.router)) return invalid(event, `unknown Router ${event.router}`)
+      return ok(
+        updateRouter(
+          s,
+          event.router,
+          (r) => ({ ...r, observers: HashSet.add(r.observers, event.observer) }),
+          at
+        )
+      )
+    }
+    case "RtpObserverClosed": {
+      const r = lookup(s.routers, event.router)
+      if (r === undefined || !HashSet.has(r.observers, event.observer)) {
+        return invalid(event, `no RTP observer ${event.observer} on Router ${event.router}`)
+      }
+      return ok(
+        updateRouter(
+          s,
+          event.router,
+          (x) => ({ ...x, observers: HashSet.remove(x.observers, event.observer) }),
+          at
+        )
+      )
     }
   }
 }

@@ -88,7 +88,9 @@ const bestOnNode = (
   }
   if (first !== undefined) return { step: 1, candidate: first }
   let best: { step: 2 | 3; candidate: Candidate } | undefined
-  for (const worker of workersOn(snapshot, node, workerSettings)) {
+  for (const id of lookup(snapshot.nodes, node)?.workers ?? []) {
+    const worker = lookup(snapshot.workers, id)
+    if (worker === undefined || !worker.alive || worker.settings !== workerSettings) continue
     if (effectiveLoad(worker) >= watermark) continue
     const router = routerIdOn(worker, routerSettings)
     // A used Router here would have been found above; it is over the watermark or elsewhere.
