@@ -4,6 +4,8 @@
 # compiled library, and the Debian browser used by the real-client tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Everything this script prints is progress: keep stdout for the commands that follow it.
+exec 1>&2
 
 log() { printf '[mafalda:setup] %s\n' "$*" >&2; }
 

@@ -19,25 +19,28 @@ const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
  * per Worker (0.2 % each).
  */
 export const Costs = Schema.Struct({
-  transport: Schema.optionalWith(NonNegative, { default: () => 0.1 }),
-  producer: Schema.optionalWith(NonNegative, { default: () => 0.5 }),
-  consumer: Schema.optionalWith(NonNegative, { default: () => 0.2 }),
+  transport: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.1 }),
+  producer: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.5 }),
+  consumer: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.2 }),
   /** Charged on both ends of a pipe: the pipe consumer and the pipe producer. */
-  pipe: Schema.optionalWith(NonNegative, { default: () => 0.2 })
+  pipe: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.2 })
 })
 export type Costs = typeof Costs.Type
 
 export const PolicyOptions = Schema.Struct({
   /** A Worker at or above this CPU % takes no new transports or consumers. */
-  watermark: Schema.optionalWith(Percent, { default: () => 60 }),
+  watermark: Schema.optionalWith(Percent, { exact: true, default: () => 60 }),
   /** Workers per Node and set of worker settings; by default the Node's CPU count. */
-  maxWorkersPerNode: Schema.optional(PositiveInt),
+  maxWorkersPerNode: Schema.optionalWith(PositiveInt, { exact: true }),
   /** The most pipe hops between a producer's origin Router and any Router receiving it. */
-  maxTreeDepth: Schema.optionalWith(PositiveInt, { default: () => 4 }),
+  maxTreeDepth: Schema.optionalWith(PositiveInt, { exact: true, default: () => 4 }),
   /** How long a Router, Worker or pipe stays idle before it is closed. */
-  idleGraceMillis: Schema.optionalWith(NonNegative, { default: () => 30_000 }),
-  /** Idle Workers kept open per Node and set of worker settings, ready for the next transport. */
-  warmWorkers: Schema.optionalWith(NonNegativeInt, { default: () => 1 }),
+  idleGraceMillis: Schema.optionalWith(NonNegative, { exact: true, default: () => 30_000 }),
+  /**
+   * Workers (busy or idle) kept open per `up` Node and set of worker settings: scale-down never
+   * goes below this, so the next transport does not wait for a Worker to start.
+   */
+  warmWorkers: Schema.optionalWith(NonNegativeInt, { exact: true, default: () => 1 }),
   /**
    * An idle Worker is not closed while the other Workers with its settings on its Node
    * average more than `watermark - scaleDownHysteresis` %: they would soon need it again.
@@ -45,7 +48,7 @@ export const PolicyOptions = Schema.Struct({
   scaleDownHysteresis: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), {
     default: () => 10
   }),
-  costs: Schema.optionalWith(Costs, { default: () => Costs.make({}) })
+  costs: Schema.optionalWith(Costs, { exact: true, default: () => Costs.make({}) })
 })
 export type PolicyOptions = typeof PolicyOptions.Type
 export type PolicyOptionsInput = typeof PolicyOptions.Encoded

@@ -9,7 +9,7 @@
  * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
  * whole cluster.
  */
-import { type Chunk, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
+import { type Chunk, Data, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
 import {
   ConsumerId,
   MafaldaRouterId,
@@ -200,8 +200,9 @@ export const emptySnapshot: ClusterSnapshot = {
 
 // --- Setters that keep the indexes in step -------------------------------------------
 
-const loadKey = (w: ClusterWorker): LoadKey => [w.load + w.reserved, w.id]
-const spareKey = (n: ClusterNode): SpareKey => [n.workers.length / n.cpus, n.id]
+// Keys are `Data` tuples: the tree finds an entry to remove by structural equality.
+const loadKey = (w: ClusterWorker): LoadKey => Data.tuple(w.load + w.reserved, w.id)
+const spareKey = (n: ClusterNode): SpareKey => Data.tuple(n.workers.length / n.cpus, n.id)
 const hasSpare = (n: ClusterNode): boolean => n.state === "up" && n.workers.length < n.cpus
 
 const updateLoadTree = (
@@ -288,9 +289,13 @@ export function* workersUnder(
   }
 }
 
-/** The `up` Nodes with a CPU not running a Worker, fullest first (ties: smaller id). */
+/**
+ * The `up` Nodes with a CPU not running any Worker, fullest first (ties: smaller id). A Node
+ * whose CPUs all run Workers of other settings may still start one of yours: see
+ * `transportPlacement`, which looks at those only when this yields nothing.
+ */
 export function* nodesWithSpareCpu(s: ClusterSnapshot): Generator<ClusterNode> {
-  for (const id of RedBlackTree.valuesReversed(s.spare)) {
+  for (const [, id] of RedBlackTree.reversed(s.spare)) {
     const n = Option.getOrUndefined(HashMap.get(s.nodes, id))
     if (n !== undefined) yield n
   }

@@ -343,6 +343,7 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
       const n = lookup(s.nodes, event.node)
       if (n === undefined) return invalid(event, `unknown Node ${event.node}`)
       if (HashMap.has(s.workers, event.worker)) return invalid(event, `Worker ${event.worker} exists already`)
+      if (n.state === "down") return invalid(event, `Node ${event.node} is down`)
       const worker: ClusterWorker = {
         id: event.worker,
         node: event.node,

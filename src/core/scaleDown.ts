@@ -1,13 +1,14 @@
 /**
  * What to close because nothing uses it: pipes nobody consumes below, Routers with no
  * transport and nothing carried, Workers with no Router, each once it has been idle for the
- * grace period. Never below the warm Workers kept per Node and settings, and never a Worker
- * whose siblings are near the watermark (hysteresis: it would soon be started again).
+ * grace period. Never below the warm Workers kept per `up` Node and settings (busy or idle),
+ * and never a Worker whose siblings are near the watermark (hysteresis: it would soon be
+ * started again). A draining Node keeps nothing warm, so that it empties.
  */
 import { Data, HashMap } from "effect"
 import type { NodeId, ProducerId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
-import { type ClusterSnapshot, type ClusterWorker, effectiveLoad, workersOn } from "./Snapshot.js"
+import { type ClusterSnapshot, type ClusterWorker, effectiveLoad, lookup, workersOn } from "./Snapshot.js"
 
 export type ScaleDownAction = Data.TaggedEnum<{
   ClosePipe: { readonly producer: ProducerId; readonly router: RouterId }
@@ -51,9 +52,12 @@ export const decideScaleDown = (
   for (const group of groups.values()) {
     const all = workersOn(snapshot, group.node, group.settings)
     const busy = all.filter((w) => !group.idle.includes(w))
+    // A Node that is draining (or down) keeps nothing warm: it is meant to empty.
+    const up = lookup(snapshot.nodes, group.node)?.state === "up"
     const busyLoad = busy.length === 0 ? 0 : busy.reduce((sum, w) => sum + effectiveLoad(w), 0) / busy.length
-    if (busy.length > 0 && busyLoad > options.watermark - options.scaleDownHysteresis) continue
-    const closable = Math.max(0, Math.min(group.idle.length, all.length - options.warmWorkers))
+    if (up && busy.length > 0 && busyLoad > options.watermark - options.scaleDownHysteresis) continue
+    const warm = up ? options.warmWorkers : 0
+    const closable = Math.max(0, Math.min(group.idle.length, all.length - warm))
     const ordered = group.idle.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     for (const worker of ordered.slice(0, closable))
       workers.push(ScaleDownAction.CloseWorker({ worker: worker.id }))

@@ -14,7 +14,7 @@
  *     Worker under the watermark, then the fullest one that can start a Worker;
  *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
  */
-import { Data, type HashSet } from "effect"
+import { Data, HashMap, type HashSet } from "effect"
 import type { MafaldaRouterId, NodeId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
 import {
@@ -139,11 +139,19 @@ const delegateTo = (
   for (const worker of workersUnder(snapshot, workerSettings, options.watermark)) {
     if (elsewhere(worker.node)) return worker.node
   }
-  // 3. A Node that can start a Worker, the fullest first.
+  // 3. A Node that can start a Worker, the fullest first: Nodes with an idle CPU, from the
+  // index; failing that (every CPU runs a Worker), a Node whose Workers have other settings.
   for (const node of nodesWithSpareCpu(snapshot)) {
     if (node.id !== request.node && canStartWorker(snapshot, node, workerSettings, options)) return node.id
   }
-  return undefined
+  let fallback: ClusterNode | undefined
+  for (const node of HashMap.values(snapshot.nodes)) {
+    if (node.id === request.node || !canStartWorker(snapshot, node, workerSettings, options)) continue
+    const used = node.workers.length / node.cpus
+    const best = fallback === undefined ? -1 : fallback.workers.length / fallback.cpus
+    if (fallback === undefined || used > best || (used === best && node.id < fallback.id)) fallback = node
+  }
+  return fallback?.id
 }
 
 export const decideTransportPlacement = (

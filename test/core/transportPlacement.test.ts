@@ -1,0 +1,389 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import {
+  type ClusterEvent,
+  type ClusterSnapshot,
+  decideTransportPlacement,
+  defaultPolicyOptions,
+  makePolicyOptions,
+  nodesWithSpareCpu,
+  type PolicyOptions,
+  TransportPlacement,
+  workerLimit,
+  workersUnder
+} from "../../src/core/index.js"
+import {
+  build,
+  ev,
+  get,
+  indexViolations,
+  mid,
+  nid,
+  RS,
+  RS2,
+  rid,
+  WS,
+  WS2,
+  wid,
+  workerWithRouter
+} from "./helpers.js"
+
+const o = defaultPolicyOptions
+const decide = (s: ClusterSnapshot, node = "n1", m = "m1", options: PolicyOptions = o) =>
+  decideTransportPlacement(s, options, { node: nid(node), mafaldaRouter: mid(m) })
+
+const use = (router: string, worker: string, node: string, register: boolean) =>
+  TransportPlacement.UseRouter({ router: rid(router), worker: wid(worker), node: nid(node), register })
+const createRouter = (worker: string, node: string) =>
+  TransportPlacement.CreateRouter({ worker: wid(worker), node: nid(node) })
+
+/** A Worker `w` with Router `r` (default settings) used by m1 through a transport, at `load` %. */
+const usedWorker = (w: string, r: string, node: string, load: number): Array<ClusterEvent> => [
+  ...workerWithRouter(w, r, node),
+  ev.transport(`t-${r}`, r, "m1"),
+  ev.load(w, load, 1)
+]
+/** A Worker with a Router of the default settings that m1 does not use. */
+const unusedWorker = (w: string, r: string, node: string, load: number): Array<ClusterEvent> => [
+  ...workerWithRouter(w, r, node),
+  ev.load(w, load, 1)
+]
+/** A Worker with no Router of m1's settings. */
+const bareWorker = (w: string, node: string, load: number): Array<ClusterEvent> => [
+  ev.workerStarted(w, node),
+  ev.load(w, load, 1)
+]
+
+const cluster = (...events: ReadonlyArray<ClusterEvent | ReadonlyArray<ClusterEvent>>) =>
+  build([ev.nodeUp("n1", 4), ev.mafaldaRouter("m1"), ...events.flat()])
+
+describe("decideTransportPlacement: rejects", () => {
+  it("an unknown Mafalda Router (checked before the Node)", () => {
+    const s = cluster()
+    expect(decide(s, "n1", "mX")).toMatchObject({ _tag: "Reject", reason: "UnknownMafaldaRouter" })
+    expect(decide(s, "nX", "mX")).toMatchObject({ _tag: "Reject", reason: "UnknownMafaldaRouter" })
+  })
+
+  it("an unknown Node", () => {
+    expect(decide(cluster(), "nX")).toMatchObject({ _tag: "Reject", reason: "UnknownNode" })
+  })
+})
+
+describe("decideTransportPlacement: steps on the receiving Node, in order", () => {
+  it("1. a Router the Mafalda Router already uses, busiest Worker under the watermark first", () => {
+    const s = cluster(
+      usedWorker("w1", "r1", "n1", 20),
+      usedWorker("w2", "r2", "n1", 40),
+      unusedWorker("w3", "r3", "n1", 50),
+      bareWorker("w4", "n1", 55)
+    )
+    expect(decide(s)).toEqual(use("r2", "w2", "n1", false))
+  })
+
+  it("1. skips a used Router whose Worker is at or over the watermark", () => {
+    const at = cluster(usedWorker("w1", "r1", "n1", 20), usedWorker("w2", "r2", "n1", 60))
+    expect(decide(at)).toEqual(use("r1", "w1", "n1", false))
+    const over = cluster(usedWorker("w1", "r1", "n1", 20), usedWorker("w2", "r2", "n1", 75))
+    expect(decide(over)).toEqual(use("r1", "w1", "n1", false))
+    // Reserved load counts: 59.95 reported + a transport placed since (0.1) is over.
+    const reserved = build([
+      ev.nodeUp("n1", 4),
+      ev.mafaldaRouter("m1"),
+      ...usedWorker("w1", "r1", "n1", 20),
+      ...usedWorker("w2", "r2", "n1", 59.95),
+      ev.transport("t-late", "r2", "m1", 2)
+    ])
+    expect(decide(reserved)).toEqual(use("r1", "w1", "n1", false))
+  })
+
+  it("1. breaks ties between equally loaded Workers by the smaller Worker id", () => {
+    const s = cluster(usedWorker("wb", "rb", "n1", 30), usedWorker("wa", "ra", "n1", 30))
+    expect(decide(s)).toEqual(use("ra", "wa", "n1", false))
+  })
+
+  it("2. then a Router with the same settings not used yet, busiest first, with register", () => {
+    const s = cluster(
+      usedWorker("w1", "r1", "n1", 70),
+      unusedWorker("w2", "r2", "n1", 30),
+      unusedWorker("w3", "r3", "n1", 45),
+      bareWorker("w4", "n1", 55)
+    )
+    expect(decide(s)).toEqual(use("r3", "w3", "n1", true))
+  })
+
+  it("3. then a new Router on a Worker under the watermark, busiest first", () => {
+    const s = cluster(
+      usedWorker("w1", "r1", "n1", 80),
+      unusedWorker("w2", "r2", "n1", 65),
+      bareWorker("w3", "n1", 10),
+      bareWorker("w4", "n1", 35)
+    )
+    expect(decide(s)).toEqual(createRouter("w4", "n1"))
+  })
+
+  it("3. a Worker with only a Router of other settings gets a new Router", () => {
+    const s = cluster([ev.workerStarted("w1", "n1"), ev.routerCreated("r1", "w1", RS2), ev.load("w1", 10, 1)])
+    expect(decide(s)).toEqual(createRouter("w1", "n1"))
+  })
+
+  it("ignores Workers with other worker settings", () => {
+    const s = cluster([ev.workerStarted("w1", "n1", WS2), ev.routerCreated("r1", "w1", RS)])
+    expect(decide(s)).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+  })
+
+  it("4. then a new Worker while the Node has fewer Workers with these settings than CPUs", () => {
+    expect(decide(cluster())).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+    const s = cluster(
+      usedWorker("w1", "r1", "n1", 60),
+      unusedWorker("w2", "r2", "n1", 90),
+      bareWorker("w3", "n1", 61)
+    )
+    expect(decide(s)).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+  })
+
+  it("4. Workers with other settings do not count against the limit", () => {
+    const s = cluster(
+      [1, 2, 3, 4].map((i) => ev.workerStarted(`x${i}`, "n1", WS2)),
+      usedWorker("w1", "r1", "n1", 90)
+    )
+    expect(decide(s)).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+  })
+
+  it("4. no new Worker once the Node has as many as CPUs", () => {
+    const s = cluster([1, 2, 3, 4].flatMap((i) => usedWorker(`w${i}`, `r${i}`, "n1", 60)))
+    expect(decide(s)).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+  })
+
+  it("4. nor once it has maxWorkersPerNode", () => {
+    const options = Either.getOrThrow(makePolicyOptions({ maxWorkersPerNode: 2 }))
+    const s = cluster(usedWorker("w1", "r1", "n1", 60), usedWorker("w2", "r2", "n1", 60))
+    expect(decide(s, "n1", "m1", options)).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+    expect(decide(s, "n1", "m1", o)).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+  })
+
+  it("workerLimit is the CPU count, or maxWorkersPerNode when lower", () => {
+    const node = get(cluster().nodes, nid("n1"))
+    expect(workerLimit(node, o)).toBe(4)
+    expect(workerLimit(node, Either.getOrThrow(makePolicyOptions({ maxWorkersPerNode: 3 })))).toBe(3)
+  })
+
+  it("never places on a Worker at or over the watermark, even when nothing else is possible", () => {
+    const options = Either.getOrThrow(makePolicyOptions({ watermark: 30 }))
+    const s = build([ev.nodeUp("n1", 1), ev.mafaldaRouter("m1"), ...usedWorker("w1", "r1", "n1", 30)])
+    expect(decide(s, "n1", "m1", options)).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+    expect(decide(s, "n1", "m1", o)).toEqual(use("r1", "w1", "n1", false))
+  })
+})
+
+describe("decideTransportPlacement: delegation to another Node", () => {
+  /** n1 is full (1 CPU, its Worker over the watermark). */
+  const full = [ev.nodeUp("n1", 1), ev.mafaldaRouter("m1"), ...usedWorker("w1", "r1", "n1", 90)]
+
+  it("first a Node where the Mafalda Router has a Router with room", () => {
+    const s = build([
+      ...full,
+      ev.nodeUp("nb", 4),
+      ev.nodeUp("nc", 4),
+      ev.nodeUp("nd", 4),
+      ...usedWorker("wb", "rb", "nb", 10),
+      ...unusedWorker("wc", "rc", "nc", 50)
+    ])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("nb") }))
+  })
+
+  it("then a Node with a Worker under the watermark", () => {
+    const s = build([
+      ...full,
+      ev.nodeUp("nb", 4),
+      ev.nodeUp("nc", 4),
+      ev.nodeUp("nd", 4),
+      ...usedWorker("wb", "rb", "nb", 95),
+      ...bareWorker("wc", "nc", 50)
+    ])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("nc") }))
+  })
+
+  it("busiest first within a rank, then the smaller Node id", () => {
+    const two = build([
+      ...full,
+      ev.nodeUp("nb", 4),
+      ev.nodeUp("nc", 4),
+      ...usedWorker("wb", "rb", "nb", 10),
+      ...usedWorker("wc", "rc", "nc", 30)
+    ])
+    expect(decide(two)).toEqual(TransportPlacement.Delegate({ node: nid("nc") }))
+    const tie = build([
+      ...full,
+      ev.nodeUp("nc", 4),
+      ev.nodeUp("nb", 4),
+      ...usedWorker("wc", "rc", "nc", 30),
+      ...usedWorker("wb", "rb", "nb", 30)
+    ])
+    expect(decide(tie)).toEqual(TransportPlacement.Delegate({ node: nid("nb") }))
+  })
+
+  it("among Nodes that can only start a Worker, the fullest first", () => {
+    const s = build([
+      ...full,
+      ev.nodeUp("nb", 4),
+      ev.nodeUp("nc", 4),
+      ev.workerStarted("xb", "nb", WS2),
+      ev.workerStarted("xc1", "nc", WS2),
+      ev.workerStarted("xc2", "nc", WS2)
+    ])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("nc") }))
+  })
+
+  it("a Node whose CPUs all run Workers of other settings can still start one of these", () => {
+    // The limit is per Node and set of worker settings, for delegation as for step 4.
+    const s = build([
+      ...full,
+      ev.nodeUp("nb", 2),
+      ev.workerStarted("xb1", "nb", WS2),
+      ev.workerStarted("xb2", "nb", WS2)
+    ])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("nb") }))
+    expect(decide(s, "nb")).toEqual(TransportPlacement.CreateWorker({ node: nid("nb") }))
+  })
+
+  it("the Node delegated to then places the transport itself", () => {
+    const s = build([...full, ev.nodeUp("nb", 4), ...usedWorker("wb", "rb", "nb", 10)])
+    const d = decide(s)
+    expect(d).toEqual(TransportPlacement.Delegate({ node: nid("nb") }))
+    expect(decide(s, "nb")).toEqual(use("rb", "wb", "nb", false))
+  })
+})
+
+describe("decideTransportPlacement: draining and down Nodes take nothing", () => {
+  it("a draining receiving Node delegates even with room, or rejects", () => {
+    const alone = build([
+      ev.nodeUp("n1", 4),
+      ev.mafaldaRouter("m1"),
+      ...usedWorker("w1", "r1", "n1", 0),
+      ev.nodeDraining("n1", 2)
+    ])
+    expect(decide(alone)).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+    const withOther = build([
+      ev.nodeUp("n1", 4),
+      ev.nodeUp("n2", 4),
+      ev.mafaldaRouter("m1"),
+      ...usedWorker("w1", "r1", "n1", 0),
+      ev.nodeDraining("n1", 2)
+    ])
+    expect(decide(withOther)).toEqual(TransportPlacement.Delegate({ node: nid("n2") }))
+  })
+
+  it("draining or down Nodes are never delegated to", () => {
+    const s = build([
+      ev.nodeUp("n1", 1),
+      ev.nodeUp("n2", 4),
+      ev.nodeUp("n3", 4),
+      ev.mafaldaRouter("m1"),
+      ...usedWorker("w1", "r1", "n1", 90),
+      ...usedWorker("w2", "r2", "n2", 10),
+      ev.nodeDraining("n2", 2),
+      ev.nodeDown("n3", 2)
+    ])
+    expect(decide(s)).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+  })
+
+  it("a down receiving Node delegates", () => {
+    const s = build([ev.nodeUp("n1", 4), ev.nodeUp("n2", 4), ev.mafaldaRouter("m1"), ev.nodeDown("n1", 1)])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("n2") }))
+  })
+})
+
+describe("decideTransportPlacement: settings of the Mafalda Router", () => {
+  it("a Mafalda Router with other Router settings creates its own Router next to the other", () => {
+    const s = build([
+      ev.nodeUp("n1", 4),
+      ev.mafaldaRouter("m1"),
+      ev.mafaldaRouter("m2", WS, RS2),
+      ...usedWorker("w1", "r1", "n1", 20)
+    ])
+    expect(decide(s, "n1", "m2")).toEqual(createRouter("w1", "n1"))
+  })
+
+  it("two Mafalda Routers with the same settings share a Router (register on first use)", () => {
+    const s = build([
+      ev.nodeUp("n1", 4),
+      ev.mafaldaRouter("m1", WS, RS),
+      ev.mafaldaRouter("m2", WS, RS),
+      ...usedWorker("w1", "r1", "n1", 20)
+    ])
+    expect(decide(s, "n1", "m2")).toEqual(use("r1", "w1", "n1", true))
+  })
+})
+
+describe("regressions: core bugs these tests found", () => {
+  // src/core/Snapshot.ts keeps two indexes for delegation, `byLoad` (Workers by effective
+  // load) and `spare` (Nodes by share of CPUs in use), keyed by fresh arrays
+  // (`loadKey` / `spareKey` return `[load, id]`). setWorker / deleteWorker / setNode remove
+  // the old entry with RedBlackTree.removeFirst(tree, freshKey), but Effect's removeFirst
+  // finds the node with Equal.equals(key, node.key), which is reference equality for plain
+  // arrays: the old entry is never found (the walk runs to a leaf and the last node on the
+  // path is removed instead). The indexes keep stale entries and lose good ones.
+  // Fix: make the keys Data.tuple(load, id) / Data.tuple(used, id) (structural Equal).
+  //
+  // Also, nodesWithSpareCpu iterates RedBlackTree.valuesReversed(s.spare), which in
+  // effect 3.22 starts at the *first* (least used) entry and steps backwards, so it yields
+  // at most one Node. Fix: `for (const [, id] of RedBlackTree.reversed(s.spare))`.
+
+  it("NoRoom when every Worker is at the watermark and no CPU is left anywhere (stale spare index)", () => {
+    const s = build([
+      ev.nodeUp("n1", 1),
+      ev.nodeUp("n2", 1),
+      ev.mafaldaRouter("m1"),
+      ...usedWorker("w1", "r1", "n1", 60),
+      ...unusedWorker("w2", "r2", "n2", 75)
+    ])
+    const d = decide(s)
+    expect(d).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
+    if (d._tag === "Reject") expect(d.message).toContain("60")
+  })
+
+  const full = [ev.nodeUp("n1", 1), ev.mafaldaRouter("m1"), ...usedWorker("w1", "r1", "n1", 90)]
+
+  it("delegation: then a Node that can start a Worker (stale spare index)", () => {
+    const s = build([...full, ev.nodeUp("nb", 1), ev.nodeUp("nd", 4), ...usedWorker("wb", "rb", "nb", 95)])
+    expect(decide(s)).toEqual(TransportPlacement.Delegate({ node: nid("nd") }))
+  })
+
+  it("workersUnder follows load reports", () => {
+    const s = build([
+      ev.nodeUp("n1", 4),
+      ev.workerStarted("w1", "n1"),
+      ev.load("w1", 10, 1),
+      ev.load("w1", 70, 2)
+    ])
+    expect([...workersUnder(s, WS, 60)].map((w) => w.id)).toEqual([])
+  })
+
+  it("nodesWithSpareCpu lists every up Node with a spare CPU, fullest first", () => {
+    const s = build([
+      ev.nodeUp("na", 4),
+      ev.nodeUp("nb", 4),
+      ev.nodeUp("nc", 4),
+      ev.workerStarted("xb", "nb"),
+      ev.workerStarted("xc1", "nc"),
+      ev.workerStarted("xc2", "nc")
+    ])
+    expect([...nodesWithSpareCpu(s)].map((n) => n.id)).toEqual(["nc", "nb", "na"])
+  })
+
+  it("the indexes agree with the data after Workers start, load and die", () => {
+    const s = build([
+      ev.nodeUp("n1", 4),
+      ev.nodeUp("n2", 2),
+      ...["w1", "w2", "w3"].map((w) => ev.workerStarted(w, "n1")),
+      ev.workerStarted("w4", "n2"),
+      ev.load("w1", 30, 1),
+      ev.load("w2", 50, 1),
+      ev.load("w3", 80, 1),
+      ev.load("w4", 20, 1),
+      ev.workerDied("w2", 2),
+      ev.load("w1", 65, 3)
+    ])
+    expect(indexViolations(s, o.watermark)).toEqual([])
+  })
+})
