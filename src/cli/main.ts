@@ -27,30 +27,31 @@ const printBroadcast = (r: BroadcastDemoResult): void => {
   out.push(`broadcast: 1 producer (ssrc ${r.producer.ssrc}) -> ${r.consumers} consumers`)
   out.push("", "Workers:")
   for (const w of r.workers) {
+    const cpu =
+      w.cpuWhileStreaming === undefined ? "" : `, CPU while streaming ${w.cpuWhileStreaming.toFixed(1)} %`
     out.push(
-      `  ${w.id.slice(0, 8)} pid ${String(w.pid ?? "-").padEnd(7)} consumers ${String(w.consumers).padStart(4)}` +
-        `  load ${w.load.toFixed(1).padStart(5)} % (reported ${w.reportedLoad.toFixed(1)} %)`
+      `  ${w.id} (pid ${w.pid ?? "-"}): ${w.consumers} consumers (${w.consumersComplete} got every packet), ` +
+        `estimated load ${w.load.toFixed(1)} %${cpu}`
     )
   }
-  out.push("", "Stream tree (router @ worker, depth, consumers):")
+  out.push("", "Stream tree of the producer (each level is one pipe hop from its origin Router):")
   const children = new Map<string | null, Array<(typeof r.tree)[number]>>()
   for (const hop of r.tree) children.set(hop.parent, [...(children.get(hop.parent) ?? []), hop])
   const walk = (parent: string | null, indent: string) => {
     for (const hop of children.get(parent) ?? []) {
       out.push(
-        `${indent}${hop.router.slice(0, 8)} @ ${(hop.worker ?? "?").slice(0, 8)}  depth ${hop.depth}  consumers ${hop.consumers}`
+        `${indent}router ${hop.router} on ${hop.worker ?? "?"}: depth ${hop.depth}, ${hop.consumers} consumers`
       )
       walk(hop.router, `${indent}  `)
     }
   }
   walk(null, "  ")
   out.push("", `Pipes: ${r.pipes.length}`)
-  for (const p of r.pipes)
-    out.push(`  ${p.producer.slice(0, 8)}: ${p.from.slice(0, 8)} -> ${p.to.slice(0, 8)}`)
+  for (const p of r.pipes) out.push(`  producer ${p.producer}: router ${p.from} -> router ${p.to}`)
   out.push(
     "",
     `RTP: ${r.rtp.packetsSent} packets sent; ${r.rtp.consumersReceiving}/${r.consumers} consumers receiving, ` +
-      `${r.rtp.consumersComplete} got every packet (min ${r.rtp.minimumReceived})`,
+      `${r.rtp.consumersComplete} got every packet (fewest received: ${r.rtp.minimumReceived})`,
     `setup ${Math.round(r.setupMs)} ms, total ${Math.round(r.elapsedMs)} ms`
   )
   console.log(out.join("\n"))
@@ -69,7 +70,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       const result = await runBroadcastDemo({ consumers })
       if (json) console.log(JSON.stringify(result))
       else printBroadcast(result)
-      return result.rtp.consumersReceiving === result.consumers ? 0 : 1
+      return result.rtp.consumersComplete === result.consumers ? 0 : 1
     }
     case "pipe-demo": {
       const summary = await Effect.runPromise(runPipeDemo())

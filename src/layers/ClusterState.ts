@@ -9,7 +9,7 @@ import { Clock, Duration, Effect, Either, HashMap, Layer, PubSub, Schedule, Stre
 import { applyEvent, type InvalidEvent } from "../core/applyEvent.js"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
-import type { MafaldaRouterId, ProducerId, RouterId, SettingsKey } from "../core/Ids.js"
+import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, SettingsKey } from "../core/Ids.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decidePipeToRouter } from "../core/pipeToRouter.js"
 import { type ClusterSnapshot, emptySnapshot, lookup, type TransportKind } from "../core/Snapshot.js"
@@ -233,15 +233,40 @@ const make = (options: ClusterStateOptions) =>
         )
       )
 
+    const placeRtpObserver: ClusterStateShape["placeRtpObserver"] = <A, E>(
+      mafaldaRouter: MafaldaRouterId,
+      create: (router: RouterId) => Effect.Effect<A, E>,
+      idOf: (observer: A) => string
+    ) =>
+      Effect.flatMap(settingsFor(mafaldaRouter), (settings) =>
+        placementLocks.with(settings.workerKey)(
+          Effect.gen(function* () {
+            const placement = yield* placeRouterLocked(mafaldaRouter, settings)
+            const observer = yield* create(placement.router)
+            yield* apply({
+              _tag: "RtpObserverCreated",
+              observer: idOf(observer) as RtpObserverId,
+              router: placement.router,
+              at: yield* now
+            })
+            return { ...placement, transport: observer }
+          })
+        )
+      )
+
     const placeRouter: ClusterStateShape["placeRouter"] = (mafaldaRouter) =>
       Effect.flatMap(settingsFor(mafaldaRouter), (settings) =>
         placementLocks.with(settings.workerKey)(placeRouterLocked(mafaldaRouter, settings))
       )
 
-    const makePipe = (producer: ProducerId, from: RouterId, to: RouterId) =>
+    const makePipe = (producer: ProducerId, from: RouterId, to: RouterId, pinned = false) =>
       Effect.gen(function* () {
         const pipe = yield* workers.pipe(producer, from, to)
-        yield* apply({ _tag: "PipeCreated", producer, from, to, at: yield* now })
+        yield* apply(
+          pinned
+            ? { _tag: "PipeCreated", producer, from, to, pinned, at: yield* now }
+            : { _tag: "PipeCreated", producer, from, to, at: yield* now }
+        )
         return pipe
       })
 
@@ -317,7 +342,7 @@ const make = (options: ClusterStateOptions) =>
                     )
                   )
                 )
-                const pipe = yield* makePipe(producer, decision.from, placement.router)
+                const pipe = yield* makePipe(producer, decision.from, placement.router, true)
                 return PipeToRouterOutcome.Piped({ pipe, placement })
               }
             }
@@ -455,6 +480,7 @@ const make = (options: ClusterStateOptions) =>
       createMafaldaRouter,
       closeMafaldaRouter,
       placeTransport,
+      placeRtpObserver,
       placeRouter,
       ensureProducer,
       pipeToMafaldaRouter,

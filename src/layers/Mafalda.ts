@@ -47,7 +47,8 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
       dataProducers: new Map(),
       visible: new Map(),
       sharedConsumers: new Map(),
-      dataPipes: new Map()
+      dataPipes: new Map(),
+      dataPipesClosing: new Map()
     }
 
     // Closing Mafalda closes its Routers ("workerclose"), before the Workers go.

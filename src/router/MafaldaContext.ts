@@ -36,7 +36,15 @@ export interface MafaldaContext {
   /** Consumers of producers that reached a Mafalda Router by a shared pipe: `mafaldaRouter producer`. */
   readonly sharedConsumers: Map<string, Set<types.Consumer>>
   /** Data pipes made between Routers: `dataProducer router` → the pipe in flight or made. */
-  readonly dataPipes: Map<string, Promise<unknown>>
+  readonly dataPipes: Map<string, DataPipe>
+  /** Data pipes being closed (their last data consumer went): `dataProducer router` → done. */
+  readonly dataPipesClosing: Map<string, Promise<void>>
+}
+
+/** A data producer piped into a Router, and how many data consumers there use it. */
+export interface DataPipe {
+  readonly pending: Promise<types.PipeToRouterResult>
+  users: number
 }
 
 export const sharedKey = (mafaldaRouter: string, producer: string): string => `${mafaldaRouter} ${producer}`

@@ -17,7 +17,7 @@
 import { EventEmitter } from "node:events"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
-import type { MafaldaRouterId, ProducerId, RouterId, WorkerId } from "../core/Ids.js"
+import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
 import type { TransportKind } from "../core/Snapshot.js"
 import type { Placement } from "../services/ClusterState.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
@@ -248,13 +248,26 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     const ctx = this.#ctx
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
-      const placement = yield* ctx.cluster.placeRouter(this.#id)
-      this.#announce(placement)
-      const router = yield* this.#localRouter(placement.router)
-      const observer = yield* call(operation, () => f(router, options))
-      const wrapped = wrapRtpObserver(ctx, this.#id, placement.router, observer)
+      // Created and recorded under the placement lock: the Router is in use from then on.
+      const placed = yield* ctx.cluster.placeRtpObserver(
+        this.#id,
+        (routerId) =>
+          Effect.flatMap(this.#localRouter(routerId), (router) => call(operation, () => f(router, options))),
+        (o) => o.id
+      )
+      this.#announce(placed)
+      const observer = placed.transport
+      const wrapped = wrapRtpObserver(ctx, this.#id, placed.router, observer)
       this.#rtpObservers.add(wrapped)
-      observer.observer.once("close", () => this.#rtpObservers.delete(wrapped))
+      observer.observer.once("close", () => {
+        this.#rtpObservers.delete(wrapped)
+        ctx.cluster.recordNow({
+          _tag: "RtpObserverClosed",
+          observer: observer.id as RtpObserverId,
+          router: placed.router
+        })
+      })
+      if (this.#closed) observer.close()
       this.#observer.emit("newrtpobserver", wrapped)
       return wrapped
     })

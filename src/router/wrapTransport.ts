@@ -7,6 +7,9 @@
  * - `consume` of a producer that this Router does not receive yet pipes it there first,
  *   along the producer's stream tree; when the Router receives it already (the usual
  *   case) it adds two map lookups to mediasoup's own `consume`;
+ * - `consumeData` of a data producer made on another Router pipes it there first (mediasoup
+ *   `pipeToRouter` with `dataProducerId`, once per Router, closed with its last data
+ *   consumer there); data producers are tracked here, in the shell, not in the core;
  * - closes are recorded from mediasoup's `observer` `close` events, whatever their cause.
  *
  * @module
@@ -16,7 +19,14 @@ import type { types } from "mediasoup"
 import type { ConsumerId, MafaldaRouterId, ProducerId, RouterId, TransportId } from "../core/Ids.js"
 import { InvalidArgumentError, type MafaldaRouterError } from "./errors.js"
 import { forwardingProxy } from "./forwardingProxy.js"
-import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
+import {
+  call,
+  type DataPipe,
+  type MafaldaContext,
+  runPromise,
+  sharedKey,
+  visibleTo
+} from "./MafaldaContext.js"
 
 const producerNotFound = (id: unknown) => new Error(`Producer with id "${String(id)}" not found`)
 const dataProducerNotFound = (id: unknown) => new Error(`DataProducer with id "${String(id)}" not found`)
@@ -29,29 +39,64 @@ export const ensureProducerOn = (
 ): Effect.Effect<void, MafaldaRouterError> =>
   Effect.asVoid(ctx.cluster.ensureProducer(producer as ProducerId, router))
 
-/** Makes `router` receive a data producer (mediasoup `pipeToRouter` once per Router). */
-const ensureDataProducerOn = (
+/**
+ * Makes `router` receive a data producer: a mediasoup `pipeToRouter` from the Router it was
+ * made on, once per Router, shared by the data consumers there. Resolves to a release
+ * function (call it when the data consumer closes: the last one closes the pipe), or to
+ * `undefined` when `router` is the data producer's own.
+ */
+const acquireDataPipe = async (
   ctx: MafaldaContext,
   dataProducer: string,
   router: RouterId
-): Promise<unknown> => {
+): Promise<(() => void) | undefined> => {
   const entry = ctx.dataProducers.get(dataProducer)
-  if (entry === undefined) return Promise.reject(dataProducerNotFound(dataProducer))
-  if (entry.router === router) return Promise.resolve()
+  if (entry === undefined) throw dataProducerNotFound(dataProducer)
+  if (entry.router === router) return undefined
   const key = `${dataProducer} ${router}`
-  let pending = ctx.dataPipes.get(key)
-  if (pending === undefined) {
+  // A pipe whose last user just went is still closing: a new one must wait for it.
+  const closing = ctx.dataPipesClosing.get(key)
+  if (closing !== undefined) await closing
+  let pipe = ctx.dataPipes.get(key)
+  if (pipe === undefined) {
     const from = ctx.workers.local.router(entry.router)
     const to = ctx.workers.local.router(router)
-    if (from === undefined || to === undefined) return Promise.reject(dataProducerNotFound(dataProducer))
-    pending = from.pipeToRouter({ dataProducerId: dataProducer, router: to }).then((pipe) => {
-      pipe.pipeDataProducer?.observer.once("close", () => ctx.dataPipes.delete(key))
-      return pipe
-    })
-    pending.catch(() => ctx.dataPipes.delete(key))
-    ctx.dataPipes.set(key, pending)
+    if (from === undefined || to === undefined) throw dataProducerNotFound(dataProducer)
+    const made: DataPipe = {
+      pending: from.pipeToRouter({ dataProducerId: dataProducer, router: to }),
+      users: 0
+    }
+    pipe = made
+    ctx.dataPipes.set(key, made)
+    const forget = () => {
+      if (ctx.dataPipes.get(key) === made) ctx.dataPipes.delete(key)
+    }
+    made.pending.then((result) => result.pipeDataProducer?.observer.once("close", forget), forget)
   }
-  return pending
+  const used = pipe
+  used.users++
+  let released = false
+  const release = () => {
+    if (released) return
+    released = true
+    if (--used.users > 0 || ctx.dataPipes.get(key) !== used) return
+    ctx.dataPipes.delete(key)
+    const done = used.pending.then(
+      (result) => result.pipeDataProducer?.close(),
+      () => undefined
+    )
+    const tracked = done.finally(() => {
+      if (ctx.dataPipesClosing.get(key) === tracked) ctx.dataPipesClosing.delete(key)
+    })
+    ctx.dataPipesClosing.set(key, tracked)
+  }
+  try {
+    await used.pending
+  } catch (error) {
+    release()
+    throw error
+  }
+  return release
 }
 
 export const wrapTransport = <T extends types.Transport>(
@@ -136,9 +181,19 @@ export const wrapTransport = <T extends types.Transport>(
     const id = dataProducer.id
     ctx.dataProducers.set(id, { dataProducer, owner, router })
     visible.add(id)
+    Effect.runFork(
+      ctx.index.add({
+        producer: id as ProducerId,
+        node: cluster.node,
+        mafaldaRouter: owner,
+        router,
+        kind: "data"
+      })
+    )
     dataProducer.observer.once("close", () => {
       ctx.dataProducers.delete(id)
       for (const set of ctx.visible.values()) set.delete(id)
+      Effect.runFork(ctx.index.remove(id as ProducerId))
     })
     return dataProducer
   }
@@ -147,8 +202,16 @@ export const wrapTransport = <T extends types.Transport>(
     const dataProducerId = options?.dataProducerId
     if (typeof dataProducerId !== "string") throw new TypeError("missing dataProducerId")
     if (!visible.has(dataProducerId)) throw dataProducerNotFound(dataProducerId)
-    await ensureDataProducerOn(ctx, dataProducerId, router)
-    return transport.consumeData(options)
+    const release = await acquireDataPipe(ctx, dataProducerId, router)
+    let dataConsumer: types.DataConsumer
+    try {
+      dataConsumer = await transport.consumeData(options)
+    } catch (error) {
+      release?.()
+      throw error
+    }
+    if (release !== undefined) dataConsumer.observer.once("close", release)
+    return dataConsumer
   }
 
   return forwardingProxy(transport, { produce, consume, produceData, consumeData } as never)

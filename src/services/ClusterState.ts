@@ -122,7 +122,20 @@ export interface ClusterStateShape {
     E | NoCapacityError | MafaldaRouterClosedError | WorkerServiceError | InvalidEvent
   >
   /**
-   * Places a Router for a Mafalda Router without creating a transport (for RTP observers).
+   * Places an RTP observer of a Mafalda Router: chooses its Router as for a transport,
+   * creates it with `create` there and records it (`RtpObserverCreated`), all under the
+   * placement lock, so scale-down never closes the Router in between.
+   */
+  readonly placeRtpObserver: <A, E>(
+    mafaldaRouter: MafaldaRouterId,
+    create: (router: RouterId) => Effect.Effect<A, E>,
+    idOf: (observer: A) => string
+  ) => Effect.Effect<
+    PlacedTransport<A>,
+    E | NoCapacityError | MafaldaRouterClosedError | WorkerServiceError | InvalidEvent
+  >
+  /**
+   * Places a Router for a Mafalda Router without creating anything on it.
    */
   readonly placeRouter: (
     mafaldaRouter: MafaldaRouterId
@@ -138,7 +151,10 @@ export interface ClusterStateShape {
     producer: ProducerId,
     router: RouterId
   ) => Effect.Effect<ReadonlyArray<PipeInfo>, ProducerNotFoundError | WorkerServiceError | InvalidEvent>
-  /** `pipeToRouter` between two Mafalda Routers. */
+  /**
+   * `pipeToRouter` between two Mafalda Routers. A real pipe made for it is pinned: scale-down
+   * never closes it; it goes when the application closes its pipe producer or consumer.
+   */
   readonly pipeToMafaldaRouter: (
     producer: ProducerId,
     from: MafaldaRouterId,

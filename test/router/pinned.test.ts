@@ -1,0 +1,160 @@
+/**
+ * What scale-down must keep, with real Workers: a Router whose only use is an RTP observer,
+ * and a pipe the application asked for with `pipeToRouter` (pinned until the application
+ * closes it), both past the idle grace period.
+ */
+import { setTimeout as sleep } from "node:timers/promises"
+import { afterEach, describe, expect, it } from "vitest"
+import { processExists } from "../../src/media/worker.js"
+import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import {
+  listen,
+  listenInfo,
+  makeResources,
+  once,
+  opus,
+  type Resources,
+  sendUntilReceived,
+  startBroadcast
+} from "./support.js"
+
+let mafalda: MafaldaInstance | undefined
+let resources: Resources | undefined
+const pids = new Set<number>()
+
+afterEach(async () => {
+  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
+  await mafalda?.close()
+  await resources?.close()
+  mafalda = undefined
+  resources = undefined
+  for (const pid of pids) expect(processExists(pid)).toBe(false)
+  pids.clear()
+})
+
+// Idle things go after 200 ms, looked for every 50 ms; no warm Worker is kept.
+const GRACE = 200
+const options = {
+  maxWorkers: 2,
+  idleGraceMillis: GRACE,
+  scaleDownInterval: 50,
+  warmWorkers: 0,
+  scaleDownHysteresis: 0,
+  samplingInterval: 3_600_000,
+  workerSettings: { rtcMinPort: 46000, rtcMaxPort: 46499 }
+} as const
+
+/** Polls `check` every 25 ms until it holds, or fails after `ms`. */
+const eventually = async (check: () => Promise<boolean>, what: string, ms = 5_000): Promise<void> => {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`)
+    await sleep(25)
+  }
+}
+
+describe("scale-down keeps what is in use", () => {
+  it("keeps a Router whose only use is an RTP observer, and closes it once the observer closes", async () => {
+    resources = makeResources()
+    mafalda = await createMafalda(options)
+    const router = await mafalda.createRouter({ mediaCodecs: [opus] })
+    const broadcast = await startBroadcast(resources, router)
+    const levels = await router.createAudioLevelObserver({ interval: 100 })
+    const speaker = await router.createActiveSpeakerObserver()
+    await levels.addProducer({ producerId: broadcast.producer.id })
+    const [worker, ...others] = await mafalda.workers()
+    expect(others).toHaveLength(0)
+    pids.add(worker!.pid)
+    const [only] = (await mafalda.status()).workers
+    const routerId = only?.routers[0]
+    expect(routerId).toBeDefined()
+    expect(router.routerIds).toEqual([routerId])
+
+    // Nothing but the two observers left on the Router, for several grace periods.
+    broadcast.ingress.close()
+    expect(broadcast.producer.closed).toBe(true)
+    await sleep(GRACE * 4)
+    let status = await mafalda.status()
+    expect(status.workers.map((w) => w.routers)).toEqual([[routerId]])
+    expect(status.workers[0]!.transports).toBe(0)
+    expect(levels.closed).toBe(false)
+    expect(speaker.closed).toBe(false)
+
+    // A transport placed now still goes there.
+    const transport = await router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
+    expect(router.routerIds).toEqual([routerId])
+    transport.close()
+
+    // One observer closed: the other keeps the Router.
+    levels.close()
+    await sleep(GRACE * 3)
+    expect((await mafalda.status()).workers.map((w) => w.routers)).toEqual([[routerId]])
+
+    // The last one closed: Router, then Worker, go after the grace period.
+    const closed = once(worker!.observer, "close")
+    speaker.close()
+    await closed
+    status = await mafalda.status()
+    expect(status.workers).toHaveLength(0)
+    expect(router.routerIds).toEqual([])
+  })
+
+  it("keeps an explicit pipeToRouter pipe past the grace period until the application closes it", async () => {
+    resources = makeResources()
+    mafalda = await createMafalda(options)
+    const a = await mafalda.createRouter({ mediaCodecs: [opus] })
+    // Other Worker settings: b cannot share a's Router, so pipeToRouter makes a real pipe.
+    const b = await mafalda.createRouter({
+      mediaCodecs: [opus],
+      workerSettings: { rtcMinPort: 46500, rtcMaxPort: 46999 }
+    })
+    const broadcast = await startBroadcast(resources, a)
+    const { pipeConsumer, pipeProducer } = await a.pipeToRouter({
+      producerId: broadcast.producer.id,
+      router: b
+    })
+    expect(pipeConsumer?.type).toBe("pipe")
+    expect(pipeProducer?.id).toBe(broadcast.producer.id)
+    const workers = await mafalda.workers()
+    expect(workers).toHaveLength(2)
+    for (const w of workers) pids.add(w.pid)
+    let status = await mafalda.status()
+    expect(status.pipes).toHaveLength(1)
+    const pipe = status.pipes[0]!
+    expect(b.routerIds).toEqual([pipe.to])
+    expect(a.routerIds).toEqual([pipe.from])
+
+    // No consumer below it, for several grace periods: the pipe stays.
+    await sleep(GRACE * 4)
+    status = await mafalda.status()
+    expect(status.pipes).toEqual([pipe])
+    expect(status.workers).toHaveLength(2)
+    expect(pipeProducer?.closed).toBe(false)
+
+    // b consumes through it (no other pipe), then stops; the pipe still stays.
+    const listener = await listen(resources, b, broadcast.producer.id)
+    expect((await mafalda.status()).pipes).toEqual([pipe])
+    const [n] = await sendUntilReceived(broadcast, [listener], 10)
+    expect(n).toBeGreaterThanOrEqual(10)
+    listener.transport.close()
+    await sleep(GRACE * 4)
+    expect((await mafalda.status()).pipes).toEqual([pipe])
+    expect(pipeProducer?.closed).toBe(false)
+
+    // The application closes its pipe consumer: the pipe goes, then b's idle Router and Worker.
+    const pidB = status.workers.find((w) => w.routers.includes(pipe.to))?.pid
+    const workerB = workers.find((w) => w.pid === pidB)!
+    const bClosed = once(workerB.observer, "close")
+    pipeConsumer?.close()
+    expect(pipeProducer?.closed).toBe(true)
+    await eventually(async () => (await mafalda!.status()).pipes.length === 0, "pipe recorded closed")
+    await bClosed
+    status = await mafalda.status()
+    expect(status.workers).toHaveLength(1)
+    expect(b.routerIds).toEqual([])
+    // The stream still flows on a.
+    const again = await listen(resources, a, broadcast.producer.id)
+    const [m] = await sendUntilReceived(broadcast, [again], 10)
+    expect(m).toBeGreaterThanOrEqual(10)
+  })
+})
