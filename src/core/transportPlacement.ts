@@ -11,7 +11,8 @@
  * then, on another Node (the Tracker's view, carried in the snapshot):
  *  5. the Node to hand the client to (`Delegate`): first one where this Mafalda Router
  *     already has a Router with room (busiest Worker first), then the one with the busiest
- *     Worker under the watermark, then the fullest one that can start a Worker;
+ *     Worker under the watermark, then the fullest one with a CPU that runs no Worker, then
+ *     the fullest one whose CPUs all run Workers of other settings;
  *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
  */
 import { Data, HashMap, type HashSet } from "effect"

@@ -114,7 +114,12 @@ export const oracleDelegationRank = (
     )
     return { rank: 2, scores: [effectiveLoad(local.worker), busiest] }
   }
-  if (oracleCanStart(s, options, node, m)) return { rank: 3, scores: [count(n.workers) / n.cpus] }
+  // Rank 3: first the Nodes with a CPU that runs no Worker at all, fullest first; only then
+  // the Nodes whose CPUs all run Workers of other settings (fullest first too).
+  if (oracleCanStart(s, options, node, m)) {
+    const used = count(n.workers) / n.cpus
+    return { rank: 3, scores: [used < 1 ? 10 + used : used] }
+  }
   return undefined
 }
 
