@@ -2,7 +2,8 @@
  * Benchmark of the Mafalda Router against raw mediasoup on this machine.
  *
  * - `consume()` latency when no pipe is needed (the consumer's Router already receives the
- *   producer): raw `transport.consume()` vs the Mafalda transport's `consume()`;
+ *   producer): raw `transport.consume()` vs the Mafalda transport's `consume()`, measured
+ *   side by side in one process, in alternating blocks of 25;
  * - `consume()` latency when a pipe is needed: raw `router.pipeToRouter()` + `consume()` vs
  *   the Mafalda transport's `consume()` (which pipes on its own);
  * - consumers per second (sequential and 100 at a time);
@@ -91,7 +92,7 @@ const empty = (): Measure => ({
   workerRssKbPer1000: []
 })
 
-/** The no-pipe consumes of one setup: `CONSUMERS` sequential, then `CONSUMERS` 100 at a time. */
+/** Throughput and memory of one setup: `CONSUMERS` sequential, then `CONSUMERS` 100 at a time. */
 const consumeMany = async (m: Measure, router: RouterLike, producer: types.Producer, workerPid: number) => {
   const transports = await Promise.all(Array.from({ length: 10 }, () => plain(router)))
   const caps = router.rtpCapabilities
@@ -102,9 +103,7 @@ const consumeMany = async (m: Measure, router: RouterLike, producer: types.Produ
   const rssBefore = rssKb(workerPid)
   const start = performance.now()
   for (let i = 0; i < CONSUMERS; i++) {
-    const t0 = performance.now()
     await transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
-    m.noPipe.push(performance.now() - t0)
   }
   m.sequentialPerSecond.push(CONSUMERS / ((performance.now() - start) / 1000))
   const startBatch = performance.now()
@@ -190,12 +189,56 @@ const mafaldaRound = async (m: Measure) => {
   }
 }
 
+/**
+ * The no-pipe `consume()` latency, raw mediasoup and Mafalda side by side in one process:
+ * both set up at once, then blocks of 25 consumes alternate between them (in turn first), so
+ * that both see the same machine, the same heap and the same noise.
+ */
+const interleavedNoPipe = async (raw: Measure, maf: Measure) => {
+  const worker = await mediasoup.createWorker(workerSettings)
+  const mafalda = await createMafalda({
+    maxWorkers: 1,
+    watermark: 100,
+    costs: { consumer: 0, transport: 0, producer: 0, pipe: 0 },
+    samplingInterval: 3_600_000,
+    workerSettings
+  })
+  try {
+    const setup = async (router: RouterLike) => {
+      const producer = await produce(await plain(router), 1)
+      const transports = await Promise.all(Array.from({ length: 10 }, () => plain(router)))
+      return { producer, transports, caps: router.rtpCapabilities }
+    }
+    const sides = [
+      { m: raw, ...(await setup(await worker.createRouter({ mediaCodecs: [opus] }))) },
+      { m: maf, ...(await setup(await mafalda.createRouter({ mediaCodecs: [opus] }))) }
+    ]
+    const block = async (side: (typeof sides)[number], n: number, record: boolean) => {
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now()
+        await side.transports[i % 10]!.consume({ producerId: side.producer.id, rtpCapabilities: side.caps })
+        if (record) side.m.noPipe.push(performance.now() - t0)
+      }
+    }
+    for (const side of sides) await block(side, 50, false) // warm-up
+    for (let b = 0; b < CONSUMERS / 25; b++) {
+      const [first, second] = b % 2 === 0 ? [sides[0]!, sides[1]!] : [sides[1]!, sides[0]!]
+      await block(first, 25, true)
+      await block(second, 25, true)
+    }
+  } finally {
+    worker.close()
+    await mafalda.close()
+  }
+}
+
 const main = async () => {
   const raw = empty()
   const maf = empty()
   for (let round = 0; round < ROUNDS; round++) {
     await rawRound(raw)
     await mafaldaRound(maf)
+    await interleavedNoPipe(raw, maf)
   }
   const median = (xs: ReadonlyArray<number>) =>
     Math.round(

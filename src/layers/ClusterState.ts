@@ -90,6 +90,9 @@ const make = (options: ClusterStateOptions) =>
       const events = pending
       pending = []
       for (const event of events) {
+        // A consumer closed with its transport or Router is gone already: nothing to apply
+        // (and no error to build).
+        if (event._tag === "ConsumerClosed" && !HashMap.has(snapshot.consumers, event.consumer)) continue
         const next = applyEvent(snapshot, event, costs)
         if (Either.isRight(next)) snapshot = next.right
       }

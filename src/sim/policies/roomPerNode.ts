@@ -1,0 +1,104 @@
+/**
+ * `room-per-node`, as LiveKit: a room lives on one Node, chosen when the room opens as the
+ * Node with the lowest reported CPU (mean over its CPUs, load reports only: what the
+ * Node's last stats said), preferring Nodes under 90 %. Inside the Node the core's own
+ * decisions place transports and pipes, on a snapshot that shows only that Node: a full
+ * Node rejects, it never delegates.
+ */
+import { HashMap, Order, RedBlackTree } from "effect"
+import { decideConsumerPlacement } from "../../core/consumerPlacement.js"
+import type { NodeId, RouterId, SettingsKey } from "../../core/Ids.js"
+import type { ClusterNode, SpareKey } from "../../core/Snapshot.js"
+import { lookup } from "../../core/Snapshot.js"
+import { decideTransportPlacement } from "../../core/transportPlacement.js"
+import type { Engine, SimPolicy } from "../Engine.js"
+import { mafaldaPolicy } from "./mafalda.js"
+
+const ROUTER_SETTINGS = "r" as SettingsKey
+
+export const roomPerNodePolicy = (engine: Engine): SimPolicy => {
+  const options = engine.options
+  const housekeeping = mafaldaPolicy(engine)
+
+  const reportedLoad = (id: NodeId): number => {
+    const node = lookup(engine.snapshot.nodes, id)
+    if (node === undefined) return Number.POSITIVE_INFINITY
+    let sum = 0
+    for (const wid of node.workers) sum += lookup(engine.snapshot.workers, wid)?.load ?? 0
+    return sum / node.cpus
+  }
+
+  const chooseNode = (): NodeId | undefined => {
+    let best: { id: NodeId; load: number; under: boolean } | undefined
+    for (const n of engine.nodes) {
+      if (!engine.nodeUp(n.id)) continue
+      const load = reportedLoad(n.id)
+      const under = load < 90
+      if (best === undefined || (under && !best.under) || (under === best.under && load < best.load))
+        best = { id: n.id, load, under }
+    }
+    return best?.id
+  }
+
+  return {
+    name: "room-per-node",
+    openRoom(room) {
+      engine.openMafaldaRouter(room, ROUTER_SETTINGS)
+    },
+    join(p) {
+      const room = p.room
+      if (room.entry === null || !engine.nodeUp(room.entry)) {
+        const node = chooseNode()
+        if (node === undefined) return false
+        room.entry = node
+      }
+      const node = room.entry
+      const only = lookup(engine.snapshot.nodes, node)!
+      // This Node alone: no other Node, and no cluster-wide index to delegate with.
+      const snapshot = {
+        ...engine.snapshot,
+        nodes: HashMap.make([node, only] as [NodeId, ClusterNode]),
+        byLoad: HashMap.empty(),
+        spare: RedBlackTree.empty<SpareKey, NodeId>(Order.tuple(Order.number, Order.string) as never)
+      }
+      const d = engine.decide(() =>
+        decideTransportPlacement(snapshot, options, { node, mafaldaRouter: room.id })
+      )
+      let router: RouterId
+      switch (d._tag) {
+        case "UseRouter":
+          router = d.router
+          break
+        case "CreateRouter":
+          router = engine.createRouter(d.worker, ROUTER_SETTINGS)
+          break
+        case "CreateWorker":
+          router = engine.createRouter(engine.startWorker(d.node), ROUTER_SETTINGS)
+          break
+        default:
+          return false
+      }
+      p.transport = engine.createTransport(room, router)
+      p.router = router
+      room.nodes.add(node)
+      return true
+    },
+    produce: (p, kind) => engine.createProducer(p, kind),
+    consume(p, producer) {
+      if (p.transport === null || p.router === null) return false
+      const router = p.router
+      const snapshot = engine.snapshot
+      const d = engine.decide(() =>
+        decideConsumerPlacement(snapshot, options, { producer: producer.id, router })
+      )
+      if (d._tag === "Reject") return false
+      if (d._tag === "PipeThenConsume")
+        for (const pipe of d.pipes) engine.pipe(pipe.producer, pipe.from, pipe.to)
+      engine.createConsumer(p, p.transport, router, producer)
+      return true
+    },
+    connected: (p) => engine.hasTransport(p.transport),
+    closeRoom: (room) => engine.closeMafaldaRouter(room, false),
+    tick: (now) => housekeeping.tick(now)
+  }
+}

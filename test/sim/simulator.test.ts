@@ -1,0 +1,380 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, HashMap, TestClock } from "effect"
+import { runSimulateCommand } from "../../src/cli/simulate.js"
+import type { RouterId, WorkerId } from "../../src/core/Ids.js"
+import { lookup, workerOfRouter } from "../../src/core/Snapshot.js"
+import type { Engine, PolicyName } from "../../src/sim/Engine.js"
+import type { SimResult } from "../../src/sim/Metrics.js"
+import { Prng } from "../../src/sim/Prng.js"
+import { runWithClock, simulateSync } from "../../src/sim/run.js"
+import { decodeScenario, InvalidScenario, type Scenario, type ScenarioInput } from "../../src/sim/Scenario.js"
+import { VirtualClock } from "../../src/sim/VirtualClock.js"
+
+const first = <A>(xs: ReadonlyArray<A> | undefined): A => {
+  const x = xs?.[0]
+  if (x === undefined) throw new Error("empty")
+  return x
+}
+
+const scenario = (input: ScenarioInput): Scenario => Either.getOrThrow(decodeScenario(input))
+
+/** Everything but the wall-clock figures. */
+const stable = (r: SimResult) => {
+  const { wallSeconds: _w, peakRssBytes: _r, decisionsPerSecond: _d, meanDecisionMicros: _m, ...rest } = r
+  return rest
+}
+
+const meetings = (overrides: Partial<ScenarioInput> = {}): Scenario =>
+  scenario({
+    name: "small-meetings",
+    durationSeconds: 300,
+    nodes: { count: 3, cpus: 4 },
+    rooms: [
+      {
+        rooms: 12,
+        size: { min: 3, max: 10 },
+        publishers: "all",
+        joinsPerSecond: 2,
+        meanStaySeconds: 120
+      }
+    ],
+    ...overrides
+  })
+
+/** 1 video producer and `viewers` viewers on one Node. */
+const broadcast = (viewers: number, cpus: number, extra: Partial<ScenarioInput> = {}): Scenario =>
+  scenario({
+    name: "hand",
+    durationSeconds: 120,
+    nodes: { count: 1, cpus },
+    rooms: [
+      {
+        rooms: 1,
+        size: { min: viewers + 1, max: viewers + 1 },
+        publishers: 1,
+        produces: ["video"],
+        joinsPerSecond: 20
+      }
+    ],
+    ...extra
+  })
+
+const withEngine = (s: Scenario, policy: PolicyName): { result: SimResult; engine: Engine } => {
+  let engine: Engine | undefined
+  const result = simulateSync(s, policy, {
+    inspect: (e) => {
+      engine = e
+    }
+  })
+  return { result, engine: engine! }
+}
+
+describe("Prng", () => {
+  it("is deterministic for a seed and differs across seeds", () => {
+    const a = new Prng(42)
+    const b = new Prng(42)
+    const c = new Prng(43)
+    const xs = Array.from({ length: 5 }, () => a.next())
+    expect(Array.from({ length: 5 }, () => b.next())).toEqual(xs)
+    expect(Array.from({ length: 5 }, () => c.next())).not.toEqual(xs)
+    for (const x of xs) expect(x >= 0 && x < 1).toBe(true)
+  })
+})
+
+describe("determinism", () => {
+  it("gives the same metrics for the same seed, for every policy", () => {
+    for (const policy of [
+      "mafalda",
+      "round-robin",
+      "least-loaded",
+      "mesh",
+      "chain",
+      "room-per-node"
+    ] as const) {
+      const a = simulateSync(meetings(), policy, { seed: 7 })
+      const b = simulateSync(meetings(), policy, { seed: 7 })
+      expect(stable(a)).toEqual(stable(b))
+      expect(a.joins).toBeGreaterThan(100)
+    }
+  })
+
+  it("gives other joins for another seed", () => {
+    const a = simulateSync(meetings(), "mafalda", { seed: 1 })
+    const b = simulateSync(meetings(), "mafalda", { seed: 2 })
+    expect(stable(a)).not.toEqual(stable(b))
+  })
+
+  it.effect("reads time from the Clock service: a virtual clock, not the wall clock", () =>
+    Effect.gen(function* () {
+      const clock = new VirtualClock(0)
+      const result = yield* Effect.withClock(runWithClock(broadcast(50, 2), "mafalda"), clock)
+      expect(clock.unsafeCurrentTimeMillis()).toBe(120_000)
+      expect(result.wallSeconds).toBeLessThan(60)
+      // TestClock is untouched: simulated time does not leak into the fiber's clock.
+      yield* TestClock.adjust("1 millis")
+    })
+  )
+})
+
+describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, watermark 60", () => {
+  // A viewer costs a transport (0.1 %) and a consumer (0.2 %): 0.3 %. The origin Worker
+  // carries the producer's transport and the producer (0.6 %), then 198 viewers reach
+  // 60.0 %. Each next Worker gets a pipe (0.2 %) then 200 viewers (0.2 + 60.0 = 60.2 %);
+  // the origin, full, still feeds every pipe (no carrier has room when a new Worker opens):
+  // Workers 1 + 2 + 3 take 198 + 200 + 200 viewers, the 4th Worker the last 2.
+  const { result, engine } = withEngine(broadcast(600, 4), "mafalda")
+
+  it("uses 4 Workers and 3 pipes, all consumers at depth 0 or 1", () => {
+    expect(result.rejected).toBe(0)
+    expect(result.peakWorkers).toBe(4)
+    expect(result.workersLowerBound).toBe(4) // ceil((0.6 + 600 × 0.3) / 60)
+    expect(result.pipeConsumers).toBe(3)
+    expect(result.pipesLowerBound).toBe(3)
+    expect(result.maxDepth).toBe(1)
+    expect(result.depthHistogram).toEqual([198, 402])
+    expect(result.peakConsumers).toBe(600)
+    expect(result.overloadEvents).toBe(0)
+  })
+
+  it("places the viewers 198 / 200 / 200 / 2 and charges the origin for its pipes", () => {
+    const s = engine.snapshot
+    const perWorker = [...HashMap.values(s.workers)]
+      .map((w) => ({
+        id: w.id,
+        consumers: engine.workerStat(w.id)!.consumers,
+        load: engine.workerStat(w.id)!.load
+      }))
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+    expect(perWorker.map((w) => w.consumers)).toEqual([198, 200, 200, 2])
+    expect(perWorker[0]!.load).toBeCloseTo(0.6 + 198 * 0.3 + 3 * 0.2, 6)
+    expect(perWorker[1]!.load).toBeCloseTo(0.2 + 200 * 0.3, 6)
+  })
+
+  it("rejects what does not fit: 700 viewers on 2 CPUs", () => {
+    const r = simulateSync(broadcast(700, 2), "mafalda")
+    expect(r.peakWorkers).toBe(2)
+    expect(r.rejected).toBe(700 - 398)
+  })
+})
+
+describe("every policy follows its own definition", () => {
+  it("round-robin gives each new room the next Worker in turn", () => {
+    const s = scenario({
+      name: "rr",
+      durationSeconds: 60,
+      nodes: { count: 2, cpus: 3 },
+      rooms: [{ rooms: 9, size: { min: 4, max: 4 }, publishers: "all", joinsPerSecond: 5, fill: "inOrder" }]
+    })
+    const { engine } = withEngine(s, "round-robin")
+    const rooms = engine.groups[0]!.rooms
+    const workers = rooms.map((room) => {
+      const m = lookup(engine.snapshot.mafaldaRouters, room.id)!
+      expect([...m.routers]).toHaveLength(1)
+      return workerOfRouter(engine.snapshot, first([...m.routers]))!
+    })
+    // Rooms open in order (inOrder fill), so room k sits on slot k mod 6: Node k mod 6 < 3 ? 0 : 1.
+    const slots = engine.slots
+    rooms.forEach((_, k) => {
+      expect(workers[k]!.id).toBe(slots[k % slots.length]!.worker)
+    })
+    expect(new Set(workers.slice(0, 6).map((w) => w.id)).size).toBe(6)
+  })
+
+  it("mesh pipes every producer to every Router of its room", () => {
+    const s = meetings({ meshPeersPerRouter: 3 })
+    const { result, engine } = withEngine(s, "mesh")
+    expect(result.pipeConsumers).toBeGreaterThan(0)
+    let checked = 0
+    for (const room of engine.groups[0]!.rooms) {
+      const m = lookup(engine.snapshot.mafaldaRouters, room.id)
+      if (m === undefined) continue
+      for (const producer of room.producers) {
+        const tree = lookup(engine.snapshot.trees, producer.id)!
+        for (const router of m.routers) {
+          expect(HashMap.has(tree, router)).toBe(true)
+          checked++
+        }
+        for (const hop of HashMap.values(tree)) expect(hop.depth).toBeLessThanOrEqual(1)
+      }
+    }
+    expect(checked).toBeGreaterThan(20)
+  })
+
+  it("chain links Workers one after another: depth is the position in the chain", () => {
+    const { result, engine } = withEngine(broadcast(1000, 8), "chain")
+    const room = first(first(engine.groups).rooms)
+    const links = (room.data as { links: Array<RouterId> }).links
+    // Link 0: 0.6 % + 198 viewers; links 1-4: a pipe in (0.2 %) + 200 viewers; the last 2 on link 5.
+    expect(links.length).toBe(6)
+    expect(result.maxDepth).toBe(links.length - 1)
+    const producer = room.producers[0]!
+    const tree = lookup(engine.snapshot.trees, producer.id)!
+    links.forEach((router, position) => {
+      const hop = lookup(tree, router)!
+      expect(hop.depth).toBe(position)
+      expect(hop.parent).toBe(position === 0 ? null : links[position - 1])
+    })
+    // One Router per Worker.
+    const workers = new Set<WorkerId>(links.map((r) => lookup(engine.snapshot.routers, r)!.worker))
+    expect(workers.size).toBe(links.length)
+  })
+
+  it("room-per-node keeps each room on one Node", () => {
+    const s = meetings({ nodes: { count: 4, cpus: 2 } })
+    const { engine } = withEngine(s, "room-per-node")
+    let rooms = 0
+    for (const room of engine.groups[0]!.rooms) {
+      const m = lookup(engine.snapshot.mafaldaRouters, room.id)
+      if (m === undefined) continue
+      const nodes = new Set([...m.routers].map((r) => workerOfRouter(engine.snapshot, r)!.node))
+      expect(nodes.size).toBeLessThanOrEqual(1)
+      rooms++
+    }
+    expect(rooms).toBeGreaterThan(3)
+  })
+
+  it("least-loaded pins subscribers to their producer's Router", () => {
+    const { result, engine } = withEngine(meetings(), "least-loaded")
+    expect(result.pipeConsumers).toBe(0)
+    for (const consumer of HashMap.values(engine.snapshot.consumers)) {
+      const producer = lookup(engine.snapshot.producers, consumer.producer)!
+      expect(consumer.router).toBe(producer.origin)
+    }
+  })
+
+  it("mafalda decides every transport and consumer through the core, and fills Workers to the watermark", () => {
+    const r = simulateSync(broadcast(2000, 16), "mafalda")
+    expect(r.rejected).toBe(0)
+    expect(r.decisions).toBeGreaterThanOrEqual(r.joins + r.consumersCreated)
+    expect(r.peakWorkers).toBe(r.workersLowerBound)
+    // Every Worker stops at the watermark; the origin also feeds every pipe (0.2 % each).
+    expect(r.cpu.max).toBeCloseTo(0.6 + 198 * 0.3 + r.pipeConsumers * 0.2, 1)
+  })
+})
+
+describe("failures", () => {
+  it("clients of a failed Node reconnect elsewhere", () => {
+    const s = scenario({
+      name: "fail",
+      durationSeconds: 120,
+      nodes: { count: 3, cpus: 2 },
+      nodeEvents: [{ atSeconds: 60, action: "fail" }],
+      workerFailures: [{ atSeconds: 90, target: "random" }],
+      rooms: [{ rooms: 4, size: { min: 30, max: 30 }, publishers: 1, joinsPerSecond: 5 }]
+    })
+    for (const policy of [
+      "mafalda",
+      "round-robin",
+      "least-loaded",
+      "mesh",
+      "chain",
+      "room-per-node"
+    ] as const) {
+      const r = simulateSync(s, policy)
+      expect(r.reconnects).toBeGreaterThan(0)
+    }
+  })
+})
+
+describe("scenario validation", () => {
+  it("names the bad field", () => {
+    const bad = decodeScenario({
+      name: "x",
+      durationSeconds: 10,
+      nodes: { count: 1, cpus: 0 },
+      policy: { watermark: 150 },
+      rooms: [{ rooms: 1, size: { min: 5, max: 2 }, joinsPerSecond: 1, colour: "red" }]
+    })
+    expect(Either.isLeft(bad)).toBe(true)
+    const error = Either.getLeft(bad).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+    expect(error).toBeInstanceOf(InvalidScenario)
+    expect(error._tag).toBe("InvalidScenario")
+    const paths = error.issues.map((i) => i.path)
+    expect(paths).toContain("nodes.cpus")
+    expect(paths).toContain("policy.watermark")
+    expect(paths).toContain("rooms.0.size.max")
+    expect(paths).toContain("rooms.0.colour")
+    expect(error.message).toContain("rooms.0.size.max")
+  })
+
+  it("requires the scenario's fields", () => {
+    const bad = decodeScenario({ name: "x" })
+    const paths = Either.isLeft(bad) ? bad.left.issues.map((i) => i.path) : []
+    expect(paths).toEqual(expect.arrayContaining(["durationSeconds", "nodes", "rooms"]))
+  })
+})
+
+describe("mafalda simulate", () => {
+  it("prints one JSON object per policy and writes one self-contained HTML report", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mafalda-sim-"))
+    const file = path.join(dir, "scenario.json")
+    const html = path.join(dir, "report.html")
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        name: "file",
+        durationSeconds: 60,
+        nodes: { count: 2, cpus: 2 },
+        rooms: [{ rooms: 2, size: { min: 150, max: 150 }, publishers: 1, joinsPerSecond: 10 }]
+      })
+    )
+    const lines: Array<string> = []
+    const log = console.log
+    console.log = (s: string) => lines.push(s)
+    let code: number
+    try {
+      code = await runSimulateCommand([
+        "--scenario-file",
+        file,
+        "--policy",
+        "mafalda,mesh,chain",
+        "--json",
+        "--seed",
+        "3",
+        "--html",
+        html
+      ])
+    } finally {
+      console.log = log
+    }
+    expect(code).toBe(0)
+    const objects = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(objects.map((o) => o.policy)).toEqual(["mafalda", "mesh", "chain"])
+    for (const o of objects) {
+      for (const key of [
+        "policy",
+        "peakWorkers",
+        "overloadEvents",
+        "pipeConsumers",
+        "maxDepth",
+        "rejected",
+        "wallSeconds"
+      ])
+        expect(o).toHaveProperty(key)
+      expect(o).toHaveProperty("cpu.p95")
+      expect(o).toHaveProperty("lowerBounds.workers")
+      expect(o.seed).toBe(3)
+    }
+    const page = fs.readFileSync(html, "utf8")
+    expect(page).toContain("<svg")
+    expect(page).not.toMatch(/<script|https?:\/\//)
+  })
+
+  it("fails with a usage error on a bad scenario file", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mafalda-sim-"))
+    const file = path.join(dir, "bad.json")
+    fs.writeFileSync(file, JSON.stringify({ name: "x", durationSeconds: -1 }))
+    const errors: Array<string> = []
+    const err = console.error
+    console.error = (s: string) => errors.push(s)
+    try {
+      expect(await runSimulateCommand(["--scenario-file", file])).toBe(2)
+    } finally {
+      console.error = err
+    }
+    expect(errors.join("\n")).toContain("durationSeconds")
+  })
+})
