@@ -30,6 +30,12 @@ export type Costs = typeof Costs.Type
 export const PolicyOptions = Schema.Struct({
   /** A Worker at or above this CPU % takes no new transports or consumers. */
   watermark: Schema.optionalWith(Percent, { exact: true, default: () => 60 }),
+  /**
+   * A Router whose Worker is at or above the watermark may still feed new pipes (a pipe
+   * consumer costs little) while under this CPU %; by default halfway from the watermark to
+   * 100. Above it, a Router feeds a new pipe only when no carrier of the producer is below.
+   */
+  pipeWatermark: Schema.optionalWith(Percent, { exact: true }),
   /** Workers per Node and set of worker settings; by default the Node's CPU count. */
   maxWorkersPerNode: Schema.optionalWith(PositiveInt, { exact: true }),
   /** The most pipe hops between a producer's origin Router and any Router receiving it. */
@@ -73,6 +79,10 @@ export const makePolicyOptions = (input: unknown = {}): Either.Either<PolicyOpti
       issues
     })
   })
+
+/** The CPU % under which a Router may feed new pipes (see `pipeWatermark`). */
+export const pipeLimit = (options: PolicyOptions): number =>
+  Math.max(options.watermark, options.pipeWatermark ?? (options.watermark + 100) / 2)
 
 /** The defaults, for tests and tools. */
 export const defaultPolicyOptions: PolicyOptions = Either.getOrThrow(makePolicyOptions({}))

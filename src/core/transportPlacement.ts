@@ -15,7 +15,7 @@
  *     the fullest one whose CPUs all run Workers of other settings;
  *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
  */
-import { Data, HashMap, type HashSet } from "effect"
+import { Data, HashMap, HashSet } from "effect"
 import type { MafaldaRouterId, NodeId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
 import {
@@ -80,22 +80,15 @@ const bestOnNode = (
   used: HashSet.HashSet<RouterId>,
   watermark: number
 ): { readonly step: 1 | 2 | 3; readonly candidate: Candidate } | undefined => {
-  // Step 1 looks at the Mafalda Router's own Routers, usually few, before the Node's Workers.
-  let first: Candidate | undefined
-  for (const id of used) {
-    const worker = workerOfRouter(snapshot, id)
-    if (worker === undefined || worker.node !== node || effectiveLoad(worker) >= watermark) continue
-    if (first === undefined || busier(worker, first.worker)) first = { worker, router: id }
-  }
-  if (first !== undefined) return { step: 1, candidate: first }
-  let best: { step: 2 | 3; candidate: Candidate } | undefined
+  // One pass over the Node's Workers (a few: at most its CPUs), whatever the size of the
+  // Mafalda Router: each Worker's Router with these settings is in its own record.
+  let best: { step: 1 | 2 | 3; candidate: Candidate } | undefined
   for (const id of lookup(snapshot.nodes, node)?.workers ?? []) {
     const worker = lookup(snapshot.workers, id)
     if (worker === undefined || !worker.alive || worker.settings !== workerSettings) continue
     if (effectiveLoad(worker) >= watermark) continue
     const router = routerIdOn(worker, routerSettings)
-    // A used Router here would have been found above; it is over the watermark or elsewhere.
-    const step = router === undefined ? 3 : 2
+    const step = router === undefined ? 3 : HashSet.has(used, router) ? 1 : 2
     if (
       best === undefined ||
       step < best.step ||

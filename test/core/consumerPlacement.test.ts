@@ -98,9 +98,28 @@ describe("decideConsumerPlacement: pipe then consume, choosing the parent", () =
     expect(decide(s, "r3")).toEqual(pipeThen("r3", "r1"))
   })
 
-  it("when every carrier is over the watermark, the shallowest (the origin)", () => {
+  it("over the watermark, a carrier under the pipe limit (80 % by default) before one above it", () => {
     const s = cluster([90, 70, 10], [ev.pipe("p1", "r0", "r1")])
+    expect(decide(s, "r2")).toEqual(pipeThen("r2", "r1"))
+  })
+
+  it("under the pipe limit, the shallowest carrier, then the least loaded", () => {
+    const s = cluster([75, 65, 62, 10], [ev.pipe("p1", "r0", "r1"), ev.pipe("p1", "r0", "r2")])
+    expect(decide(s, "r3")).toEqual(pipeThen("r3", "r0"))
+    const deeper = cluster([85, 65, 62, 10], [ev.pipe("p1", "r0", "r1"), ev.pipe("p1", "r0", "r2")])
+    expect(decide(deeper, "r3")).toEqual(pipeThen("r3", "r2"))
+  })
+
+  it("when every carrier is over the pipe limit, the least loaded", () => {
+    const s = cluster([95, 85, 10], [ev.pipe("p1", "r0", "r1")])
+    expect(decide(s, "r2")).toEqual(pipeThen("r2", "r1"))
+  })
+
+  it("pipeWatermark moves the pipe limit", () => {
+    const s = cluster([74, 65, 10], [ev.pipe("p1", "r0", "r1")])
     expect(decide(s, "r2")).toEqual(pipeThen("r2", "r0"))
+    const lower = Either.getOrThrow(makePolicyOptions({ pipeWatermark: 70 }))
+    expect(decide(s, "r2", "p1", lower)).toEqual(pipeThen("r2", "r1"))
   })
 
   it("reserved load counts towards the watermark", () => {
