@@ -18,7 +18,7 @@ import { builtinScenario, builtinScenarioNames } from "../sim/scenarios.js"
 const usage = `usage: mafalda simulate (--scenario NAME | --scenario-file FILE) [options]
   --scenario NAME        built-in: ${builtinScenarioNames.join(", ")}
   --scenario-file FILE   a scenario as JSON (see src/sim/Scenario.ts)
-  --policy a,b,...       ${policyNames.join(", ")} (default: all)
+  --policy a,b,...       ${policyNames.join(", ")} (default: the scenario's list, else all)
   --seed N               overrides the scenario's seed
   --json                 one JSON object per policy per line on stdout
   --html FILE            write one self-contained HTML report
@@ -27,7 +27,8 @@ const usage = `usage: mafalda simulate (--scenario NAME | --scenario-file FILE) 
 interface Args {
   readonly scenario?: string
   readonly scenarioFile?: string
-  readonly policies: ReadonlyArray<PolicyName>
+  /** Undefined: the scenario's own list, or every policy. */
+  readonly policies: ReadonlyArray<PolicyName> | undefined
   readonly seed?: number
   readonly json: boolean
   readonly html?: string
@@ -37,7 +38,7 @@ interface Args {
 const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => {
   let scenario: string | undefined
   let scenarioFile: string | undefined
-  let policies: ReadonlyArray<PolicyName> = policyNames
+  let policies: ReadonlyArray<PolicyName> | undefined
   let seed: number | undefined
   let json = false
   let html: string | undefined
@@ -143,7 +144,7 @@ export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<n
   const scenario = loaded.right
   const tty = args.progress && process.stderr.isTTY === true
   const results: Array<SimResult> = []
-  for (const policy of args.policies) {
+  for (const policy of args.policies ?? scenario.policies ?? policyNames) {
     const onProgress = tty ? progressBar(policy) : undefined
     const result = await Effect.runPromise(
       simulate(scenario, policy, {

@@ -89,6 +89,10 @@ export const Scenario = Schema.Struct({
   name: Schema.String.pipe(Schema.minLength(1)),
   description: Schema.optionalWith(Schema.String, { default: () => "" }),
   durationSeconds: PositiveSeconds,
+  /** The policies to run when the command line names none (default: all of them). */
+  policies: Schema.optional(
+    Schema.Array(Schema.Literal("mafalda", "round-robin", "least-loaded", "mesh", "chain", "room-per-node"))
+  ),
   seed: Schema.optionalWith(Schema.Int, { default: () => 1 }),
   nodes: Schema.Struct({ count: PositiveInt, cpus: PositiveInt }),
   nodeEvents: Schema.optionalWith(Schema.Array(NodeEvent), { default: () => [] }),

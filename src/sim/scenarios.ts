@@ -134,6 +134,8 @@ export const builtinScenarioInputs = {
     description:
       "1,000 Nodes of 16 CPUs; 10,000 rooms of 1 speaker and 50 viewers: 1,000,000 consumer joins.",
     durationSeconds: 600,
+    // The speed and memory check of the library's own policy; name others with --policy.
+    policies: ["mafalda"],
     nodes: { count: 1000, cpus: 16 },
     reportIntervalSeconds: 5,
     scaleDownIntervalSeconds: 30,
