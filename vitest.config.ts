@@ -5,8 +5,9 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Tests that start real mediasoup Workers share 2 CPUs: run files one at a time.
+    // Tests that start real mediasoup Workers share the machine's CPUs: run files one at a time.
     fileParallelism: false,
-    reporters: ["default"]
+    // The JSON report feeds the one-line summary that .ci/run prints.
+    reporters: ["default", ["json", { outputFile: ".cache/vitest-results.json" }]]
   }
 })
