@@ -6,13 +6,15 @@
  * with a Mafalda Router, the two transports may land on different Workers and `consume`
  * pipes the producers transparently.
  */
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import type { Scope } from "effect"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
-import type { SignallingApi, SignallingEndpoint } from "../page/protocol.js"
-import { HttpListenError } from "./signalling.js"
+import {
+  type HttpListenError,
+  type PageAssets,
+  type SignallingHandlers,
+  serveSignalling
+} from "./httpSignalling.js"
 
 /** What the server needs of a router: a mediasoup `Router` and a Mafalda Router both fit. */
 export interface SignallingRouter {
@@ -21,12 +23,8 @@ export interface SignallingRouter {
   canConsume(options: { producerId: string; rtpCapabilities: types.RtpCapabilities }): boolean
 }
 
-export interface RouterSignallingOptions {
+export interface RouterSignallingOptions extends PageAssets {
   readonly router: SignallingRouter
-  /** The page, served at `/`. */
-  readonly html: string
-  /** The page's bundled script, served at `/client.js`. */
-  readonly script: string
 }
 
 export interface RouterSignallingServer {
@@ -47,18 +45,6 @@ export interface RouterSignallingServer {
 
 const listenInfos: Array<types.TransportListenInfo> = [{ protocol: "udp", ip: "127.0.0.1" }]
 
-type Handlers = {
-  readonly [K in SignallingEndpoint]: (request: SignallingApi[K]["request"]) => Promise<unknown>
-}
-
-const readBody = (request: http.IncomingMessage): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const chunks: Array<Buffer> = []
-    request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    request.on("error", reject)
-  })
-
 /** Starts the server; its release closes it (and every open connection). */
 export const startRouterSignallingServer = (
   options: RouterSignallingOptions
@@ -69,7 +55,6 @@ export const startRouterSignallingServer = (
     const transports = { send: [] as Array<types.WebRtcTransport>, recv: [] as Array<types.WebRtcTransport> }
     const producers = new Map<string, types.Producer>()
     const consumers = new Map<string, types.Consumer>()
-    const log: Array<string> = []
 
     const transport = (id: string): types.WebRtcTransport => {
       const found = byId.get(id)
@@ -77,7 +62,7 @@ export const startRouterSignallingServer = (
       return found
     }
 
-    const handlers: Handlers = {
+    const handlers: SignallingHandlers = {
       "router-capabilities": async () => router.rtpCapabilities,
       "create-transport": async ({ direction }) => {
         const created = await router.createWebRtcTransport({ listenInfos, enableUdp: true, enableTcp: false })
@@ -123,47 +108,6 @@ export const startRouterSignallingServer = (
       }
     }
 
-    const isEndpoint = (name: string): name is SignallingEndpoint => Object.hasOwn(handlers, name)
-
-    const send = (response: http.ServerResponse, status: number, type: string, body: string) => {
-      response.writeHead(status, { "content-type": type, "cache-control": "no-store" })
-      response.end(body)
-    }
-
-    const handle = async (request: http.IncomingMessage, response: http.ServerResponse) => {
-      const path = new URL(request.url ?? "/", "http://127.0.0.1").pathname
-      if (request.method === "GET" && path === "/") return send(response, 200, "text/html", options.html)
-      if (request.method === "GET" && path === "/client.js") {
-        return send(response, 200, "text/javascript", options.script)
-      }
-      const endpoint = path.startsWith("/api/") ? path.slice("/api/".length) : ""
-      if (request.method !== "POST" || !isEndpoint(endpoint))
-        return send(response, 404, "text/plain", "not found")
-      try {
-        const body: unknown = JSON.parse(await readBody(request))
-        const handler = handlers[endpoint] as (request: unknown) => Promise<unknown>
-        const result = await handler(body)
-        log.push(`${endpoint}: ok`)
-        send(response, 200, "application/json", JSON.stringify(result))
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        log.push(`${endpoint}: ${message}`)
-        send(response, 500, "application/json", JSON.stringify({ error: message }))
-      }
-    }
-
-    const server = yield* Effect.acquireRelease(
-      Effect.async<http.Server, HttpListenError>((resume) => {
-        const server = http.createServer((request, response) => void handle(request, response))
-        server.once("error", (cause) => resume(Effect.fail(new HttpListenError({ cause }))))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.async<void>((resume) => {
-          server.close(() => resume(Effect.void))
-          server.closeAllConnections()
-        })
-    )
-    const { port } = server.address() as AddressInfo
-    return { url: `http://127.0.0.1:${port}/`, transports, producers, consumers, log }
+    const served = yield* serveSignalling(options, handlers)
+    return { ...served, transports, producers, consumers }
   })

@@ -4,15 +4,17 @@
  * test/page/protocol.ts) with WebRtcTransports on Router A (send) and Router B (recv).
  * Every Producer made on Router A is piped to Router B with `pipeToRouter`.
  */
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import type { Scope } from "effect"
-import { Data, Effect } from "effect"
+import { Effect } from "effect"
 import type { types } from "mediasoup"
-import type { SignallingApi, SignallingEndpoint } from "../page/protocol.js"
+import {
+  type HttpListenError,
+  type PageAssets,
+  type SignallingHandlers,
+  serveSignalling
+} from "./httpSignalling.js"
 
-/** The HTTP server could not listen. */
-export class HttpListenError extends Data.TaggedError("HttpListenError")<{ readonly cause: unknown }> {}
+export { HttpListenError } from "./httpSignalling.js"
 
 /** A Producer on Router A and what `pipeToRouter` made of it. */
 export interface PipedProducer {
@@ -21,13 +23,9 @@ export interface PipedProducer {
   readonly pipeProducer: types.Producer
 }
 
-export interface SignallingServerOptions {
+export interface SignallingServerOptions extends PageAssets {
   readonly routerA: types.Router
   readonly routerB: types.Router
-  /** The page, served at `/`. */
-  readonly html: string
-  /** The page's bundled script, served at `/client.js`. */
-  readonly script: string
 }
 
 export interface SignallingServer {
@@ -45,18 +43,6 @@ export interface SignallingServer {
 
 const listenInfos: Array<types.TransportListenInfo> = [{ protocol: "udp", ip: "127.0.0.1" }]
 
-type Handlers = {
-  readonly [K in SignallingEndpoint]: (request: SignallingApi[K]["request"]) => Promise<unknown>
-}
-
-const readBody = (request: http.IncomingMessage): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const chunks: Array<Buffer> = []
-    request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    request.on("error", reject)
-  })
-
 /** Starts the server; its release closes it (and every open connection). */
 export const startSignallingServer = (
   options: SignallingServerOptions
@@ -66,7 +52,6 @@ export const startSignallingServer = (
     const transports = new Map<string, types.WebRtcTransport>()
     const piped = new Map<string, PipedProducer>()
     const consumers = new Map<string, types.Consumer>()
-    const log: Array<string> = []
 
     const transport = (id: string): types.WebRtcTransport => {
       const found = transports.get(id)
@@ -74,7 +59,7 @@ export const startSignallingServer = (
       return found
     }
 
-    const handlers: Handlers = {
+    const handlers: SignallingHandlers = {
       "router-capabilities": async () => routerA.rtpCapabilities,
       "create-transport": async ({ direction }) => {
         const router = direction === "send" ? routerA : routerB
@@ -126,47 +111,6 @@ export const startSignallingServer = (
       }
     }
 
-    const isEndpoint = (name: string): name is SignallingEndpoint => Object.hasOwn(handlers, name)
-
-    const send = (response: http.ServerResponse, status: number, type: string, body: string) => {
-      response.writeHead(status, { "content-type": type, "cache-control": "no-store" })
-      response.end(body)
-    }
-
-    const handle = async (request: http.IncomingMessage, response: http.ServerResponse) => {
-      const path = new URL(request.url ?? "/", "http://127.0.0.1").pathname
-      if (request.method === "GET" && path === "/") return send(response, 200, "text/html", options.html)
-      if (request.method === "GET" && path === "/client.js") {
-        return send(response, 200, "text/javascript", options.script)
-      }
-      const endpoint = path.startsWith("/api/") ? path.slice("/api/".length) : ""
-      if (request.method !== "POST" || !isEndpoint(endpoint))
-        return send(response, 404, "text/plain", "not found")
-      try {
-        const body: unknown = JSON.parse(await readBody(request))
-        const handler = handlers[endpoint] as (request: unknown) => Promise<unknown>
-        const result = await handler(body)
-        log.push(`${endpoint}: ok`)
-        send(response, 200, "application/json", JSON.stringify(result))
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error)
-        log.push(`${endpoint}: ${message}`)
-        send(response, 500, "application/json", JSON.stringify({ error: message }))
-      }
-    }
-
-    const server = yield* Effect.acquireRelease(
-      Effect.async<http.Server, HttpListenError>((resume) => {
-        const server = http.createServer((request, response) => void handle(request, response))
-        server.once("error", (cause) => resume(Effect.fail(new HttpListenError({ cause }))))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-      }),
-      (server) =>
-        Effect.async<void>((resume) => {
-          server.close(() => resume(Effect.void))
-          server.closeAllConnections()
-        })
-    )
-    const { port } = server.address() as AddressInfo
-    return { url: `http://127.0.0.1:${port}/`, piped, consumers, transports, log }
+    const served = yield* serveSignalling(options, handlers)
+    return { ...served, piped, consumers, transports }
   })
