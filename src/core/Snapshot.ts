@@ -83,7 +83,9 @@ export const MafaldaRouter = Schema.Struct({
   workerSettings: SettingsKey,
   routerSettings: SettingsKey,
   /** The underlying Routers this Mafalda Router has registered. */
-  routers: Schema.HashSet(RouterId)
+  routers: Schema.HashSet(RouterId),
+  /** How many live producers were made on its transports. */
+  producers: Schema.Int
 })
 export type MafaldaRouter = typeof MafaldaRouter.Type
 

@@ -107,6 +107,12 @@ const updateHop = (
   return { ...s, trees: HashMap.set(s.trees, producer, HashMap.set(tree, router, hopIdle(f(hop), at))) }
 }
 
+const countProducer = (s: ClusterSnapshot, id: MafaldaRouterId, delta: number): ClusterSnapshot => {
+  const m = lookup(s.mafaldaRouters, id)
+  if (m === undefined) return s
+  return { ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, id, { ...m, producers: m.producers + delta }) }
+}
+
 // --- Removals, which cascade -----------------------------------------------------------
 
 const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: number): ClusterSnapshot => {
@@ -174,6 +180,7 @@ const removeProducer = (s: ClusterSnapshot, id: ProducerId, costs: Costs, at: nu
   }
   for (const cid of consumersOf(next, id, p.origin)) next = removeConsumer(next, cid, costs, at)
   next = { ...next, producers: HashMap.remove(next.producers, id), trees: HashMap.remove(next.trees, id) }
+  next = countProducer(next, p.mafaldaRouter, -1)
   const t = lookup(next.transports, p.transport)
   if (t !== undefined) {
     next = {
@@ -414,7 +421,8 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         id: event.mafaldaRouter,
         workerSettings: event.workerSettings,
         routerSettings: event.routerSettings,
-        routers: HashSet.empty<RouterId>()
+        routers: HashSet.empty<RouterId>(),
+        producers: 0
       }
       return ok({ ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, m.id, m) })
     }
@@ -474,6 +482,7 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         })
       }
       next = updateRouter(next, t.router, (r) => ({ ...r, carried: HashSet.add(r.carried, producer.id) }), at)
+      next = countProducer(next, t.mafaldaRouter, 1)
       return ok(reserveOnRouter(next, t.router, costs.producer, at))
     }
     case "ProducerClosed":

@@ -3,6 +3,9 @@
  * busiest Worker still under the watermark, so that few Workers carry many consumers and
  * idle ones can be closed.
  *
+ * "Under the watermark" counts what the transport is expected to bring (`expectedLoad`: the
+ * consumers of the Mafalda Router's producers, and the pipes to bring them in).
+ *
  * In order, on the Node that received the request:
  *  1. a Router this Mafalda Router already uses, on a Worker under the watermark, busiest first;
  *  2. a Router with the same settings that it does not use yet, busiest Worker first;
@@ -66,6 +69,30 @@ const busier = (a: ClusterWorker, b: ClusterWorker): boolean => {
   return la > lb || (la === lb && a.id < b.id)
 }
 
+/**
+ * The load a new transport of this Mafalda Router is expected to bring besides its own cost:
+ * it will most likely consume the Mafalda Router's producers (a meeting's receive transport
+ * consumes everyone), and on a Router that does not carry them yet, pipe them in first. A
+ * Worker has room for the transport when its effective load plus this stays under the
+ * watermark. Capped at half the watermark, so that a very large room still fits a fresh
+ * Worker.
+ */
+export interface ExpectedLoad {
+  /** On a Router this Mafalda Router already uses (its producers are there or near). */
+  readonly onUsedRouter: number
+  /** On any other Router: its producers must be piped in as well. */
+  readonly onOtherRouter: number
+}
+
+export const expectedLoad = (options: PolicyOptions, producers: number): ExpectedLoad => {
+  const cap = options.watermark / 2
+  const { consumer, pipe } = options.costs
+  return {
+    onUsedRouter: Math.min(cap, consumer * producers),
+    onOtherRouter: Math.min(cap, (consumer + 2 * pipe) * producers)
+  }
+}
+
 interface Candidate {
   readonly worker: ClusterWorker
   readonly router: RouterId | undefined
@@ -78,7 +105,8 @@ const bestOnNode = (
   workerSettings: SettingsKey,
   routerSettings: SettingsKey,
   used: HashSet.HashSet<RouterId>,
-  watermark: number
+  watermark: number,
+  expected: ExpectedLoad
 ): { readonly step: 1 | 2 | 3; readonly candidate: Candidate } | undefined => {
   // One pass over the Node's Workers (a few: at most its CPUs), whatever the size of the
   // Mafalda Router: each Worker's Router with these settings is in its own record.
@@ -86,9 +114,10 @@ const bestOnNode = (
   for (const id of lookup(snapshot.nodes, node)?.workers ?? []) {
     const worker = lookup(snapshot.workers, id)
     if (worker === undefined || !worker.alive || worker.settings !== workerSettings) continue
-    if (effectiveLoad(worker) >= watermark) continue
     const router = routerIdOn(worker, routerSettings)
     const step = router === undefined ? 3 : HashSet.has(used, router) ? 1 : 2
+    const extra = step === 1 ? expected.onUsedRouter : expected.onOtherRouter
+    if (effectiveLoad(worker) + extra >= watermark) continue
     if (
       best === undefined ||
       step < best.step ||
@@ -117,20 +146,25 @@ const delegateTo = (
   request: TransportRequest,
   workerSettings: SettingsKey,
   used: HashSet.HashSet<RouterId>,
-  options: PolicyOptions
+  options: PolicyOptions,
+  expected: ExpectedLoad
 ): NodeId | undefined => {
   const elsewhere = (node: NodeId) => node !== request.node && lookup(snapshot.nodes, node)?.state === "up"
   // 1. A Node where this Mafalda Router already has a Router with room, busiest Worker first.
   let best: ClusterWorker | undefined
   for (const id of used) {
     const worker = workerOfRouter(snapshot, id)
-    if (worker === undefined || effectiveLoad(worker) >= options.watermark || !elsewhere(worker.node))
+    if (
+      worker === undefined ||
+      effectiveLoad(worker) + expected.onUsedRouter >= options.watermark ||
+      !elsewhere(worker.node)
+    )
       continue
     if (best === undefined || busier(worker, best)) best = worker
   }
   if (best !== undefined) return best.node
   // 2. A Node with a Worker with these settings under the watermark, busiest Worker first.
-  for (const worker of workersUnder(snapshot, workerSettings, options.watermark)) {
+  for (const worker of workersUnder(snapshot, workerSettings, options.watermark - expected.onOtherRouter)) {
     if (elsewhere(worker.node)) return worker.node
   }
   // 3. A Node that can start a Worker, the fullest first: Nodes with an idle CPU, from the
@@ -165,8 +199,17 @@ export const decideTransportPlacement = (
     return TransportPlacement.Reject({ reason: "UnknownNode", message: `unknown Node ${request.node}` })
   }
   const { workerSettings, routerSettings, routers: used } = mafaldaRouter
+  const expected = expectedLoad(options, mafaldaRouter.producers)
   if (node.state === "up") {
-    const found = bestOnNode(snapshot, node.id, workerSettings, routerSettings, used, options.watermark)
+    const found = bestOnNode(
+      snapshot,
+      node.id,
+      workerSettings,
+      routerSettings,
+      used,
+      options.watermark,
+      expected
+    )
     if (found !== undefined) {
       const { worker, router } = found.candidate
       return router === undefined
@@ -181,7 +224,7 @@ export const decideTransportPlacement = (
     if (canStartWorker(snapshot, node, workerSettings, options))
       return TransportPlacement.CreateWorker({ node: node.id })
   }
-  const other = delegateTo(snapshot, request, workerSettings, used, options)
+  const other = delegateTo(snapshot, request, workerSettings, used, options, expected)
   if (other !== undefined) return TransportPlacement.Delegate({ node: other })
   return TransportPlacement.Reject({
     reason: "NoRoom",

@@ -32,6 +32,20 @@ const liveWorkers = (s: ClusterSnapshot, node: NodeId, m: MafaldaRouter): Array<
 const routerIdOn = (s: ClusterSnapshot, w: ClusterWorker, m: MafaldaRouter): RouterId | undefined =>
   [...HashMap.values(s.routers)].find((r) => r.worker === w.id && r.settings === m.routerSettings)?.id
 
+/**
+ * What a new transport is expected to bring besides its own cost: a consumer of each of the
+ * Mafalda Router's producers, plus a pipe (both ends) for each on a Router it does not use;
+ * at most half the watermark.
+ */
+export const oracleExpected = (s: ClusterSnapshot, options: PolicyOptions, m: MafaldaRouter) => {
+  const producers = [...HashMap.values(s.producers)].filter((p) => p.mafaldaRouter === m.id).length
+  const cap = options.watermark / 2
+  return {
+    used: Math.min(cap, options.costs.consumer * producers),
+    other: Math.min(cap, (options.costs.consumer + 2 * options.costs.pipe) * producers)
+  }
+}
+
 interface LocalChoice {
   readonly step: 1 | 2 | 3
   readonly worker: ClusterWorker
@@ -45,14 +59,15 @@ export const oracleLocal = (
   node: NodeId,
   m: MafaldaRouter
 ): LocalChoice | undefined => {
-  const room = liveWorkers(s, node, m)
-    .filter((w) => effectiveLoad(w) < options.watermark)
+  const extra = oracleExpected(s, options, m)
+  const tagged = liveWorkers(s, node, m)
     .sort(busiestFirst)
-  const tagged = room.map((worker) => {
-    const router = routerIdOn(s, worker, m)
-    const step: 1 | 2 | 3 = router === undefined ? 3 : contains(m.routers, router) ? 1 : 2
-    return { step, worker, router }
-  })
+    .map((worker) => {
+      const router = routerIdOn(s, worker, m)
+      const step: 1 | 2 | 3 = router === undefined ? 3 : contains(m.routers, router) ? 1 : 2
+      return { step, worker, router }
+    })
+    .filter((c) => effectiveLoad(c.worker) + (c.step === 1 ? extra.used : extra.other) < options.watermark)
   for (const step of [1, 2, 3] as const) {
     const first = tagged.find((c) => c.step === step)
     if (first !== undefined) return first
@@ -107,10 +122,11 @@ export const oracleDelegationRank = (
   const local = oracleLocal(s, options, node, m)
   if (local !== undefined) {
     if (local.step === 1) return { rank: 1, scores: [effectiveLoad(local.worker)] }
+    const extra = oracleExpected(s, options, m)
     const busiest = Math.max(
       ...liveWorkers(s, node, m)
         .map(effectiveLoad)
-        .filter((l) => l < options.watermark)
+        .filter((l) => l + extra.other < options.watermark)
     )
     return { rank: 2, scores: [effectiveLoad(local.worker), busiest] }
   }
