@@ -4,8 +4,8 @@
  * The consumer goes to the Router of its transport (the transport placement already
  * concentrated transports on the busiest Workers with room). If that Router already
  * receives the producer, consume there. Otherwise pipe the producer to it from the Router
- * that already carries it and is best placed (see `chooseParent`: under the watermark,
- * shallowest, busiest; then under the pipe limit). The pipe hangs the new Router one level below its
+ * that already carries it and is best placed (see `chooseParent`: under the pipe limit,
+ * shallowest, busiest). The pipe hangs the new Router one level below its
  * parent, so each producer's links form a tree rooted at its origin Router; a parent at the
  * maximum depth is never chosen, so the tree never grows deeper than `maxTreeDepth`.
  */
@@ -44,12 +44,11 @@ export interface ConsumerRequest {
 
 /**
  * The Router of `tree` best placed to feed a new pipe, or undefined when the tree is empty.
- * Carriers at the maximum depth are never chosen. Then, in three tiers:
- *  1. under the watermark: shallowest first, then busiest (concentrate, short paths);
- *  2. under the pipe limit (`pipeWatermark`): shallowest first, then least loaded: a busy
- *     Router still feeds a few pipes, but not without bound, so the tree grows a level
- *     instead of overloading its root;
- *  3. otherwise: least loaded first, then shallowest.
+ * Carriers at the maximum depth are never chosen. Then, in two tiers:
+ *  1. carriers under the pipe limit (`pipeWatermark`; a pipe consumer costs little, so a
+ *     Router over the watermark may still feed a few): shallowest first, for the shortest
+ *     path from the origin, then busiest, to concentrate;
+ *  2. otherwise (every carrier is over the limit): least loaded first, then shallowest.
  * Ties go to the smaller Router id. Exported for the simulator and for tests.
  */
 export const chooseParent = (
@@ -58,27 +57,28 @@ export const chooseParent = (
   tree: StreamTree
 ): TreeHop | undefined => {
   const limit = pipeLimit(options)
-  let best: { hop: TreeHop; tier: number; load: number } | undefined
+  let best: Scored | undefined
   for (const hop of HashMap.values(tree)) {
     if (hop.depth >= options.maxTreeDepth) continue
     const worker = workerOfRouter(snapshot, hop.router)
     if (worker === undefined) continue
     const load = effectiveLoad(worker)
-    const tier = load < options.watermark ? 1 : load < limit ? 2 : 3
-    if (best === undefined || better({ hop, tier, load }, best)) best = { hop, tier, load }
+    const scored = { hop, tier: load < limit ? 1 : 2, load }
+    if (best === undefined || better(scored, best)) best = scored
   }
   return best?.hop
 }
 
-const better = (
-  a: { readonly hop: TreeHop; readonly tier: number; readonly load: number },
-  b: { readonly hop: TreeHop; readonly tier: number; readonly load: number }
-): boolean => {
+interface Scored {
+  readonly hop: TreeHop
+  readonly tier: number
+  readonly load: number
+}
+
+const better = (a: Scored, b: Scored): boolean => {
   if (a.tier !== b.tier) return a.tier < b.tier
   const depth = a.hop.depth - b.hop.depth
-  // Busier first in tier 1, less loaded first in tiers 2 and 3.
-  const load = a.tier === 1 ? b.load - a.load : a.load - b.load
-  const order = a.tier === 3 ? [load, depth] : [depth, load]
+  const order = a.tier === 1 ? [depth, b.load - a.load] : [a.load - b.load, depth]
   for (const d of order) if (d !== 0) return d < 0
   return a.hop.router < b.hop.router
 }

@@ -78,8 +78,13 @@ describe("decideConsumerPlacement: pipe then consume, choosing the parent", () =
     expect(decide(cluster([10, 10]), "r1")).toEqual(pipeThen("r1", "r0"))
   })
 
-  it("under the watermark beats shallower", () => {
+  it("a carrier over the watermark but under the pipe limit still feeds: shallower wins", () => {
     const s = cluster([70, 10, 10], [ev.pipe("p1", "r0", "r1")])
+    expect(decide(s, "r2")).toEqual(pipeThen("r2", "r0"))
+  })
+
+  it("over the pipe limit (80 % by default), a deeper carrier under it wins", () => {
+    const s = cluster([85, 10, 10], [ev.pipe("p1", "r0", "r1")])
     expect(decide(s, "r2")).toEqual(pipeThen("r2", "r1"))
   })
 
@@ -103,11 +108,11 @@ describe("decideConsumerPlacement: pipe then consume, choosing the parent", () =
     expect(decide(s, "r2")).toEqual(pipeThen("r2", "r1"))
   })
 
-  it("under the pipe limit, the shallowest carrier, then the least loaded", () => {
+  it("under the pipe limit, the shallowest carrier, then the busiest", () => {
     const s = cluster([75, 65, 62, 10], [ev.pipe("p1", "r0", "r1"), ev.pipe("p1", "r0", "r2")])
     expect(decide(s, "r3")).toEqual(pipeThen("r3", "r0"))
     const deeper = cluster([85, 65, 62, 10], [ev.pipe("p1", "r0", "r1"), ev.pipe("p1", "r0", "r2")])
-    expect(decide(deeper, "r3")).toEqual(pipeThen("r3", "r2"))
+    expect(decide(deeper, "r3")).toEqual(pipeThen("r3", "r1"))
   })
 
   it("when every carrier is over the pipe limit, the least loaded", () => {
@@ -122,10 +127,11 @@ describe("decideConsumerPlacement: pipe then consume, choosing the parent", () =
     expect(decide(s, "r2", "p1", lower)).toEqual(pipeThen("r2", "r1"))
   })
 
-  it("reserved load counts towards the watermark", () => {
-    // r0 reported at 59.9, then a consumer placed on it since (0.2): over 60.
-    const s = apply(cluster([59.9, 10, 10], [ev.pipe("p1", "r0", "r1")]), ev.consumer("c0", "p1", "t0", 2))
+  it("reserved load counts towards the pipe limit", () => {
+    // r0 reported at 79.9, then a consumer placed on it since (0.2): over 80.
+    const s = apply(cluster([79.9, 10, 10], [ev.pipe("p1", "r0", "r1")]), ev.consumer("c0", "p1", "t0", 2))
     expect(decide(s, "r2")).toEqual(pipeThen("r2", "r1"))
+    expect(decide(cluster([79.9, 10, 10], [ev.pipe("p1", "r0", "r1")]), "r2")).toEqual(pipeThen("r2", "r0"))
   })
 })
 
@@ -169,7 +175,7 @@ describe("chooseParent", () => {
   })
 
   it("returns the hop itself", () => {
-    const s = cluster([70, 10], [ev.pipe("p1", "r0", "r1")])
+    const s = cluster([90, 10], [ev.pipe("p1", "r0", "r1")])
     expect(chooseParent(s, o, get(s.trees, pid("p1")))).toMatchObject({
       router: "r1",
       parent: "r0",

@@ -190,16 +190,16 @@ export const oracleParent = (
     if (w === undefined) return []
     const load = effectiveLoad(w)
     const limit = Math.max(options.watermark, options.pipeWatermark ?? (options.watermark + 100) / 2)
-    return [{ hop, load, tier: load < options.watermark ? 1 : load < limit ? 2 : 3 }]
+    return [{ hop, load, tier: load < limit ? 1 : 2 }]
   })
-  // Tier 1 (under the watermark): shallowest, busiest. Tier 2 (under the pipe limit):
-  // shallowest, least loaded. Tier 3: least loaded, shallowest. Then the smaller id.
+  // Tier 1 (under the pipe limit): shallowest, then busiest. Tier 2: least loaded, then
+  // shallowest. Then the smaller id.
   candidates.sort(
     (a, b) =>
       a.tier - b.tier ||
-      (a.tier === 3 ? a.load - b.load || a.hop.depth - b.hop.depth : 0) ||
-      a.hop.depth - b.hop.depth ||
-      (a.tier === 1 ? b.load - a.load : a.load - b.load) ||
+      (a.tier === 1
+        ? a.hop.depth - b.hop.depth || b.load - a.load
+        : a.load - b.load || a.hop.depth - b.hop.depth) ||
       byId(a.hop.router, b.hop.router)
   )
   return candidates[0]?.hop
