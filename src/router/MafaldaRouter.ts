@@ -18,13 +18,20 @@ import { EventEmitter } from "node:events"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
 import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
-import type { TransportKind } from "../core/Snapshot.js"
+import { lookup, type TransportKind, workerOfRouter } from "../core/Snapshot.js"
 import type { Placement } from "../services/ClusterState.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
 import { ClosedError, InvalidArgumentError, type MafaldaRouterError, MediasoupCallError } from "./errors.js"
 import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
-import { makePipeMirrors } from "./pipeMirrors.js"
-import { wrapRtpObserver, wrapTransport } from "./wrapTransport.js"
+import { makeDataPipeMirrors, makePipeMirrors } from "./pipeMirrors.js"
+import {
+  dataConsumersOf,
+  forgetMirror,
+  pinDataPipe,
+  setMirrorPaused,
+  wrapRtpObserver,
+  wrapTransport
+} from "./wrapTransport.js"
 
 export interface MafaldaRouterOptions<AppData extends types.AppData = types.AppData> {
   readonly mediaCodecs?: ReadonlyArray<types.RtpCodecCapability> | undefined
@@ -312,11 +319,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (destination.has(id)) {
         return yield* new InvalidArgumentError({ message: "destination Router already has this producer" })
       }
-      if (dataProducerId !== undefined) {
-        // Data producers are not placed by the core: the destination simply sees it.
-        destination.add(dataProducerId)
-        return {}
-      }
+      if (dataProducerId !== undefined) return yield* this.#pipeDataToRouter(dataProducerId, target)
       const entry = ctx.producers.get(id)
       if (entry === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
       const outcome = yield* ctx.cluster.pipeToMafaldaRouter(id as ProducerId, this.#id, target.#id)
@@ -325,15 +328,14 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         target.#announce(outcome)
         const key = sharedKey(target.#id, id)
         const consumersThere = () => ctx.sharedConsumers.get(key) ?? new Set<types.Consumer>()
+        // Pausing the mirror pauses the destination's consumers only, shown to them as
+        // `producerPaused` (see pipeMirrors.ts): the original producer keeps flowing.
         return makePipeMirrors(entry.producer, {
-          onPause: () => {
-            for (const c of consumersThere()) void c.pause()
-          },
-          onResume: () => {
-            for (const c of consumersThere()) void c.resume()
-          },
+          onPause: () => setMirrorPaused(ctx, target.#id, id, true),
+          onResume: () => setMirrorPaused(ctx, target.#id, id, false),
           onClose: () => {
             destination.delete(id)
+            forgetMirror(ctx, target.#id, id)
             for (const c of consumersThere()) c.close()
             ctx.sharedConsumers.delete(key)
           }
@@ -344,6 +346,77 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (pipe === undefined) return {}
       pipe.producer.observer.once("close", () => destination.delete(id))
       return { pipeConsumer: pipe.consumer, pipeProducer: pipe.producer }
+    })
+  }
+
+  /**
+   * `pipeToRouter({ dataProducerId })` to another Mafalda Router (checked already). Data
+   * producers are not placed by the core. When the destination accepts the settings of the
+   * Router that carries the data producer, it shares it: mirror objects, no pipe (its data
+   * consumers on other Routers get one as usual, from `consumeData`). Otherwise mediasoup's
+   * own data pipe into a Router placed for the destination, held until the application
+   * closes it (data consumers there use it too). Either way, closing the returned pipe data
+   * producer (or consumer) closes the destination's data consumers of it, and the
+   * destination no longer sees it.
+   */
+  #pipeDataToRouter(
+    id: string,
+    target: MafaldaRouter
+  ): Effect.Effect<types.PipeToRouterResult, MafaldaRouterError> {
+    const ctx = this.#ctx
+    return Effect.gen(this, function* () {
+      const entry = ctx.dataProducers.get(id)
+      if (entry === undefined) return yield* new InvalidArgumentError({ message: "DataProducer not found" })
+      const destination = visibleTo(ctx, target.#id)
+      const closeConsumersThere = () => {
+        for (const c of Array.from(dataConsumersOf(ctx, target.#id, id))) c.close()
+      }
+      const snapshot = ctx.cluster.current()
+      const carrier = lookup(snapshot.routers, entry.router)
+      const to = lookup(snapshot.mafaldaRouters, target.#id)
+      const shares =
+        carrier !== undefined &&
+        to !== undefined &&
+        carrier.settings === to.routerSettings &&
+        workerOfRouter(snapshot, entry.router)?.settings === to.workerSettings
+      let piped: types.PipeToRouterResult | undefined
+      if (!shares) {
+        const placement = yield* ctx.cluster.placeRouter(target.#id)
+        target.#announce(placement)
+        piped = yield* call("pipeToRouter", () => pinDataPipe(ctx, id, placement.router))
+      }
+      if (target.#closed) {
+        piped?.pipeDataProducer?.close()
+        return yield* new ClosedError({ message: "destination Router closed" })
+      }
+      destination.add(id)
+      if (piped?.pipeDataProducer !== undefined) {
+        piped.pipeDataProducer.observer.once("close", () => {
+          destination.delete(id)
+          // The data producer itself closed: mediasoup closes them (`dataproducerclose`).
+          if (!entry.dataProducer.closed) closeConsumersThere()
+        })
+        return piped
+      }
+      // Paused by the mirror (and not by the application), to resume with it.
+      const pausedByMirror = new Set<types.DataConsumer>()
+      return makeDataPipeMirrors(entry.dataProducer, {
+        onPause: async () => {
+          const toPause = Array.from(dataConsumersOf(ctx, target.#id, id)).filter((c) => !c.paused)
+          for (const c of toPause) pausedByMirror.add(c)
+          await Promise.all(toPause.map((c) => c.pause().catch(() => undefined)))
+        },
+        onResume: async () => {
+          const toResume = Array.from(pausedByMirror).filter((c) => !c.closed)
+          pausedByMirror.clear()
+          await Promise.all(toResume.map((c) => c.resume().catch(() => undefined)))
+        },
+        onClose: (cause) => {
+          destination.delete(id)
+          pausedByMirror.clear()
+          if (cause === "mirror") closeConsumersThere()
+        }
+      }) as unknown as types.PipeToRouterResult
     })
   }
 }

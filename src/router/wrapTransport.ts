@@ -10,7 +10,11 @@
  * - `consumeData` of a data producer made on another Router pipes it there first (mediasoup
  *   `pipeToRouter` with `dataProducerId`, once per Router, closed with its last data
  *   consumer there); data producers are tracked here, in the shell, not in the core;
- * - closes are recorded from mediasoup's `observer` `close` events, whatever their cause.
+ * - closes are recorded from mediasoup's `observer` `close` events, whatever their cause;
+ * - consumers of a producer that reached this Mafalda Router from another one are wrapped
+ *   so that a paused mirrored pipe producer (`pipeMirrors.ts`) shows as `producerPaused`,
+ *   not `paused` (`setMirrorPaused`); data consumers are tracked per Mafalda Router and
+ *   data producer (`dataConsumersOf`), for a mirrored or explicit data pipe to close them.
  *
  * @module
  */
@@ -49,7 +53,7 @@ const acquireDataPipe = async (
   ctx: MafaldaContext,
   dataProducer: string,
   router: RouterId
-): Promise<(() => void) | undefined> => {
+): Promise<{ readonly release: () => void; readonly result: types.PipeToRouterResult } | undefined> => {
   const entry = ctx.dataProducers.get(dataProducer)
   if (entry === undefined) throw dataProducerNotFound(dataProducer)
   if (entry.router === router) return undefined
@@ -90,13 +94,148 @@ const acquireDataPipe = async (
     })
     ctx.dataPipesClosing.set(key, tracked)
   }
+  let result: types.PipeToRouterResult
   try {
-    await used.pending
+    result = await used.pending
   } catch (error) {
     release()
     throw error
   }
-  return release
+  return { release, result }
+}
+
+/**
+ * The data pipe of `dataProducer` into `router` that an application asked for with
+ * `pipeToRouter`: the one data consumers there use already, or a new one. The application
+ * holds it (it is never released by data consumers going) until it closes its pipe data
+ * producer or consumer. `undefined` when `router` is the data producer's own.
+ */
+export const pinDataPipe = async (
+  ctx: MafaldaContext,
+  dataProducer: string,
+  router: RouterId
+): Promise<types.PipeToRouterResult | undefined> => (await acquireDataPipe(ctx, dataProducer, router))?.result
+
+// --- Consumers of producers from other Mafalda Routers ------------------------------------
+
+/** A wrapped consumer's pause state: the application's own, and its mirrored pipe producer's. */
+interface PauseState {
+  own: boolean
+  mirror: boolean
+  readonly consumer: types.Consumer
+}
+const pauseStates = new WeakMap<types.Consumer, PauseState>()
+/** Per context, the `mafaldaRouter producer` keys whose mirrored pipe producer is paused. */
+const pausedMirrors = new WeakMap<MafaldaContext, Set<string>>()
+const pausedMirrorsOf = (ctx: MafaldaContext): Set<string> => {
+  let set = pausedMirrors.get(ctx)
+  if (set === undefined) {
+    set = new Set()
+    pausedMirrors.set(ctx, set)
+  }
+  return set
+}
+
+/** A consumer whose `paused` is the application's and `producerPaused` includes the mirror's. */
+const wrapSharedConsumer = (consumer: types.Consumer): types.Consumer => {
+  const state: PauseState = { own: consumer.paused, mirror: false, consumer }
+  const wrapped = forwardingProxy(consumer, {
+    get paused() {
+      return state.own
+    },
+    get producerPaused() {
+      return consumer.producerPaused || state.mirror
+    },
+    pause: async () => {
+      state.own = true
+      if (!state.mirror) await consumer.pause()
+    },
+    resume: async () => {
+      state.own = false
+      if (!state.mirror) await consumer.resume()
+    }
+  } as never)
+  pauseStates.set(wrapped, state)
+  return wrapped
+}
+
+const applyMirrorPause = async (wrapped: types.Consumer, paused: boolean): Promise<void> => {
+  const state = pauseStates.get(wrapped)
+  if (state === undefined || state.mirror === paused) return
+  const consumer = state.consumer
+  const before = consumer.producerPaused || state.mirror
+  state.mirror = paused
+  if (consumer.closed) return
+  if (!state.own) {
+    try {
+      await (paused ? consumer.pause() : consumer.resume())
+    } catch (error) {
+      if (!consumer.closed) throw error
+      return
+    }
+  }
+  // The application may have changed it meanwhile: announce only what holds now.
+  const after = consumer.producerPaused || state.mirror
+  if (before !== after && after === paused && !consumer.closed) {
+    consumer.safeEmit(paused ? "producerpause" : "producerresume")
+  }
+}
+
+/**
+ * The mirrored pipe producer of `producer` in Mafalda Router `owner` was paused (or
+ * resumed): its consumers there stop (or restart) receiving RTP and report
+ * `producerPaused`; consumers made there later start so. Resolves once all are done.
+ */
+export const setMirrorPaused = async (
+  ctx: MafaldaContext,
+  owner: string,
+  producer: string,
+  paused: boolean
+): Promise<void> => {
+  const key = sharedKey(owner, producer)
+  const keys = pausedMirrorsOf(ctx)
+  if (paused) keys.add(key)
+  else keys.delete(key)
+  const consumers = Array.from(ctx.sharedConsumers.get(key) ?? [])
+  await Promise.all(consumers.map((c) => applyMirrorPause(c, paused)))
+}
+
+/** The mirrored pipe producer of `producer` in `owner` closed: forget its pause. */
+export const forgetMirror = (ctx: MafaldaContext, owner: string, producer: string): void => {
+  pausedMirrors.get(ctx)?.delete(sharedKey(owner, producer))
+}
+
+// --- Data consumers ------------------------------------------------------------------------
+
+const dataConsumerSets = new WeakMap<MafaldaContext, Map<string, Set<types.DataConsumer>>>()
+
+/** The open data consumers of `dataProducer` on transports of Mafalda Router `owner`. */
+export const dataConsumersOf = (
+  ctx: MafaldaContext,
+  owner: string,
+  dataProducer: string
+): ReadonlySet<types.DataConsumer> =>
+  dataConsumerSets.get(ctx)?.get(sharedKey(owner, dataProducer)) ?? new Set()
+
+const trackDataConsumer = (ctx: MafaldaContext, owner: string, dataConsumer: types.DataConsumer): void => {
+  let byKey = dataConsumerSets.get(ctx)
+  if (byKey === undefined) {
+    byKey = new Map()
+    dataConsumerSets.set(ctx, byKey)
+  }
+  const key = sharedKey(owner, dataConsumer.dataProducerId)
+  let set = byKey.get(key)
+  if (set === undefined) {
+    set = new Set()
+    byKey.set(key, set)
+  }
+  set.add(dataConsumer)
+  const tracked = set
+  const map = byKey
+  dataConsumer.observer.once("close", () => {
+    tracked.delete(dataConsumer)
+    if (tracked.size === 0 && map.get(key) === tracked) map.delete(key)
+  })
 }
 
 export const wrapTransport = <T extends types.Transport>(
@@ -142,7 +281,10 @@ export const wrapTransport = <T extends types.Transport>(
     return producer
   }
 
-  const recordConsumer = (consumer: types.Consumer, producerId: string): types.Consumer => {
+  const recordConsumer = (
+    consumer: types.Consumer,
+    producerId: string
+  ): types.Consumer | Promise<types.Consumer> => {
     const consumerId = consumer.id as ConsumerId
     cluster.recordNow({
       _tag: "ConsumerCreated",
@@ -151,21 +293,28 @@ export const wrapTransport = <T extends types.Transport>(
       transport: transportId
     })
     const entry = ctx.producers.get(producerId)
-    let shared: Set<types.Consumer> | undefined
-    if (entry !== undefined && entry.owner !== owner) {
-      const key = sharedKey(owner, producerId)
-      shared = ctx.sharedConsumers.get(key)
-      if (shared === undefined) {
-        shared = new Set()
-        ctx.sharedConsumers.set(key, shared)
-      }
-      shared.add(consumer)
+    if (entry === undefined || entry.owner === owner) {
+      consumer.observer.once("close", () => {
+        cluster.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
+      })
+      return consumer
     }
+    // A producer from another Mafalda Router: its mirrored pipe producer may be paused.
+    const key = sharedKey(owner, producerId)
+    let shared = ctx.sharedConsumers.get(key)
+    if (shared === undefined) {
+      shared = new Set()
+      ctx.sharedConsumers.set(key, shared)
+    }
+    const wrapped = wrapSharedConsumer(consumer)
+    shared.add(wrapped)
+    const set = shared
     consumer.observer.once("close", () => {
       cluster.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
-      shared?.delete(consumer)
+      set.delete(wrapped)
     })
-    return consumer
+    if (!pausedMirrors.get(ctx)?.has(key)) return wrapped
+    return applyMirrorPause(wrapped, true).then(() => wrapped)
   }
 
   // Not `async`: the fast path (the Router receives the producer already: two O(1) lookups,
@@ -206,7 +355,7 @@ export const wrapTransport = <T extends types.Transport>(
     const dataProducerId = options?.dataProducerId
     if (typeof dataProducerId !== "string") throw new TypeError("missing dataProducerId")
     if (!visible.has(dataProducerId)) throw dataProducerNotFound(dataProducerId)
-    const release = await acquireDataPipe(ctx, dataProducerId, router)
+    const release = (await acquireDataPipe(ctx, dataProducerId, router))?.release
     let dataConsumer: types.DataConsumer
     try {
       dataConsumer = await transport.consumeData(options)
@@ -215,6 +364,7 @@ export const wrapTransport = <T extends types.Transport>(
       throw error
     }
     if (release !== undefined) dataConsumer.observer.once("close", release)
+    trackDataConsumer(ctx, owner, dataConsumer)
     return dataConsumer
   }
 

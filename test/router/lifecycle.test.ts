@@ -30,11 +30,12 @@ afterEach(async () => {
   pids.clear()
 })
 
-// A consumer costs 30 %: two fit on a Worker under the 50 % watermark, the third needs another.
+// A consumer costs 20 %: a Worker takes a transport while the consumer it is expected to make
+// still fits under the 50 % watermark, so two fit on a Worker and the third needs another.
 const options = {
   maxWorkers: 2,
   watermark: 50,
-  costs: { consumer: 30 },
+  costs: { consumer: 20 },
   samplingInterval: 3_600_000,
   workerSettings: { rtcMinPort: 43000, rtcMaxPort: 43999 }
 } as const

@@ -1,0 +1,139 @@
+/**
+ * Pausing a mirrored pipe producer (two Mafalda Routers sharing a Router) acts like pausing
+ * a real pipe producer: the destination's consumers stop receiving RTP and report
+ * `producerPaused` (with `producerpause`/`producerresume` events), their own `paused` flag
+ * stays the application's, and the source's consumers keep receiving.
+ */
+import { Effect } from "effect"
+import { afterEach, describe, expect, it } from "vitest"
+import { processExists } from "../../src/media/worker.js"
+import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import {
+  type Listener,
+  listen,
+  makeResources,
+  opus,
+  type Resources,
+  sendUntilReceived,
+  startBroadcast
+} from "./support.js"
+
+let mafalda: MafaldaInstance | undefined
+let resources: Resources | undefined
+const pids = new Set<number>()
+
+afterEach(async () => {
+  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
+  await mafalda?.close()
+  await resources?.close()
+  mafalda = undefined
+  resources = undefined
+  for (const pid of pids) expect(processExists(pid)).toBe(false)
+  pids.clear()
+})
+
+/** The RTP packets of its consumer's stream `l` has received so far. */
+const received = async (l: Listener): Promise<number> =>
+  (await Effect.runPromise(l.receiver.packets)).filter((p) => p.ssrc === l.ssrc).length
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe("pausing a mirrored pipe producer", () => {
+  it("gives the destination's consumers producerPaused and stops their RTP only", async () => {
+    resources = makeResources()
+    mafalda = await createMafalda({
+      maxWorkers: 1,
+      samplingInterval: 3_600_000,
+      workerSettings: { rtcMinPort: 49000, rtcMaxPort: 49499 }
+    })
+    const a = await mafalda.createRouter({ mediaCodecs: [opus] })
+    const b = await mafalda.createRouter({ mediaCodecs: [opus] })
+    const broadcast = await startBroadcast(resources, a)
+    const { pipeConsumer, pipeProducer } = await a.pipeToRouter({
+      producerId: broadcast.producer.id,
+      router: b
+    })
+    expect(pipeProducer?.type).toBe("pipe")
+    const onA = await listen(resources, a, broadcast.producer.id)
+    const onB = await listen(resources, b, broadcast.producer.id)
+    await sendUntilReceived(broadcast, [onA, onB], 10)
+
+    const events: Array<string> = []
+    for (const e of ["producerpause", "producerresume"]) onB.consumer.on(e as never, () => events.push(e))
+    const observed: Array<string> = []
+    for (const e of ["pause", "resume"] as const) onB.consumer.observer.on(e, () => observed.push(e))
+    const aEvents: Array<string> = []
+    onA.consumer.on("producerpause", () => aEvents.push("producerpause"))
+
+    await pipeProducer!.pause()
+    expect(pipeProducer!.paused).toBe(true)
+    expect(pipeConsumer!.paused).toBe(false)
+    expect(events).toEqual(["producerpause"])
+    expect(observed).toEqual(["pause"])
+    expect(onB.consumer.producerPaused).toBe(true)
+    expect(onB.consumer.paused).toBe(false)
+    // The source side is untouched.
+    expect(broadcast.producer.paused).toBe(false)
+    expect(onA.consumer.producerPaused).toBe(false)
+    expect(onA.consumer.paused).toBe(false)
+    expect(aEvents).toEqual([])
+
+    // RTP reaches a's consumer, not b's.
+    await sleep(50)
+    const bPaused = await received(onB)
+    await sendUntilReceived(broadcast, [onA], (await received(onA)) + 30)
+    await sleep(100)
+    expect(await received(onB)).toBe(bPaused)
+
+    // A consumer made on b meanwhile starts producer-paused.
+    const late = await listen(resources, b, broadcast.producer.id)
+    expect(late.consumer.producerPaused).toBe(true)
+    expect(late.consumer.paused).toBe(false)
+
+    // The application's resume does not defeat the mirror's pause; nor does its pause show
+    // as an event while the producer is paused (as in mediasoup).
+    await onB.consumer.pause()
+    expect(onB.consumer.paused).toBe(true)
+    await onB.consumer.resume()
+    expect(onB.consumer.paused).toBe(false)
+    expect(onB.consumer.producerPaused).toBe(true)
+    expect(observed).toEqual(["pause"])
+    await sendUntilReceived(broadcast, [onA], (await received(onA)) + 20)
+    await sleep(100)
+    expect(await received(onB)).toBe(bPaused)
+
+    // Paused by the application, then the mirror resumes: producerresume, still no RTP.
+    await onB.consumer.pause()
+    await pipeProducer!.resume()
+    expect(events).toEqual(["producerpause", "producerresume"])
+    expect(onB.consumer.producerPaused).toBe(false)
+    expect(onB.consumer.paused).toBe(true)
+    await sendUntilReceived(broadcast, [onA, late], (await received(onA)) + 20)
+    await sleep(100)
+    expect(await received(onB)).toBe(bPaused)
+
+    // The application resumes: RTP again.
+    await onB.consumer.resume()
+    expect(observed).toEqual(["pause", "resume"])
+    const [n] = await sendUntilReceived(broadcast, [onB], bPaused + 20)
+    expect(n).toBeGreaterThanOrEqual(bPaused + 20)
+
+    // Pausing the pipe consumer pauses the pipe producer: the same again.
+    await pipeConsumer!.pause()
+    expect(pipeProducer!.paused).toBe(true)
+    expect(onB.consumer.producerPaused).toBe(true)
+    expect(late.consumer.producerPaused).toBe(true)
+    expect(events).toEqual(["producerpause", "producerresume", "producerpause"])
+    await pipeConsumer!.resume()
+    expect(onB.consumer.producerPaused).toBe(false)
+    expect(late.consumer.producerPaused).toBe(false)
+    const [m] = await sendUntilReceived(broadcast, [late, onB], (await received(onB)) + 10)
+    expect(m).toBeGreaterThan(0)
+
+    // Pausing the real producer still gives everyone mediasoup's own producerPaused.
+    await broadcast.producer.pause()
+    await sleep(100)
+    expect(onA.consumer.producerPaused).toBe(true)
+    expect(onB.consumer.producerPaused).toBe(true)
+  })
+})
