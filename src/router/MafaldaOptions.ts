@@ -68,6 +68,8 @@ export const MafaldaOptions = Schema.Struct({
   warmWorkers: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
   /** Most pipe hops from a producer's Router to any consumer's (default 4). */
   maxTreeDepth: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /** CPU % under which a busy Router may still feed new pipes (default: halfway to 100). */
+  pipeWatermark: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(100))),
   scaleDownHysteresis: Schema.optional(Schema.Number.pipe(Schema.between(0, 100))),
   /** Estimated CPU % of each object (see the core's `Costs`). */
   costs: Schema.optional(Schema.encodedSchema(Costs))
@@ -110,6 +112,7 @@ export const resolveMafaldaOptions = (
   if (o.idleGraceMillis !== undefined) policyInput.idleGraceMillis = o.idleGraceMillis
   if (o.warmWorkers !== undefined) policyInput.warmWorkers = o.warmWorkers
   if (o.maxTreeDepth !== undefined) policyInput.maxTreeDepth = o.maxTreeDepth
+  if (o.pipeWatermark !== undefined) policyInput.pipeWatermark = o.pipeWatermark
   if (o.scaleDownHysteresis !== undefined) policyInput.scaleDownHysteresis = o.scaleDownHysteresis
   if (o.costs !== undefined) policyInput.costs = o.costs
   const policy = makePolicyOptions(policyInput)
