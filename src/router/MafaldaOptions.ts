@@ -64,7 +64,7 @@ export const MafaldaOptions = Schema.Struct({
   idleGraceMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite())),
   /** How often idle things are looked for, in ms (default: a quarter of the grace, 250 ms to 10 s). */
   scaleDownInterval: Schema.optional(Millis),
-  /** Idle Workers kept open per set of settings (default 1). */
+  /** Workers (busy or idle) kept open per set of settings: scale-down stops there (default 1). */
   warmWorkers: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
   /** Most pipe hops from a producer's Router to any consumer's (default 4). */
   maxTreeDepth: Schema.optional(Schema.Int.pipe(Schema.positive())),
