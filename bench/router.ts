@@ -21,6 +21,7 @@ import { runInNewContext } from "node:vm"
 import type { types } from "mediasoup"
 import * as mediasoup from "mediasoup"
 import { createMafalda } from "../src/promise.js"
+import type { MafaldaOptionsInput } from "../src/router/MafaldaOptions.js"
 
 setFlagsFromString("--expose-gc")
 const gc = runInNewContext("gc") as () => void
@@ -144,15 +145,19 @@ const rawRound = async (m: Measure) => {
   }
 }
 
+/** A Mafalda with these limits, load sampling off (placement follows the costs alone). */
+const mafaldaWith = (
+  maxWorkers: number,
+  watermark: number,
+  costs: NonNullable<MafaldaOptionsInput["costs"]>
+) => createMafalda({ maxWorkers, watermark, costs, samplingInterval: 3_600_000, workerSettings })
+
+/** Everything on one Worker, nothing ever piped. */
+const oneWorkerMafalda = () => mafaldaWith(1, 100, { consumer: 0, transport: 0, producer: 0, pipe: 0 })
+
 const mafaldaRound = async (m: Measure) => {
   // No pipe: one Worker takes everything.
-  const single = await createMafalda({
-    maxWorkers: 1,
-    watermark: 100,
-    costs: { consumer: 0, transport: 0, producer: 0, pipe: 0 },
-    samplingInterval: 3_600_000,
-    workerSettings
-  })
+  const single = await oneWorkerMafalda()
   try {
     const router = await single.createRouter({ mediaCodecs: [opus] })
     const ingress = await plain(router)
@@ -164,13 +169,7 @@ const mafaldaRound = async (m: Measure) => {
   }
   // Pipe needed: a transport costs more than the watermark, so the egress transport lands on
   // the second Worker and every producer of the first must be piped to it.
-  const double = await createMafalda({
-    maxWorkers: 2,
-    watermark: 50,
-    costs: { transport: 60, consumer: 0, producer: 0, pipe: 0 },
-    samplingInterval: 3_600_000,
-    workerSettings
-  })
+  const double = await mafaldaWith(2, 50, { transport: 60, consumer: 0, producer: 0, pipe: 0 })
   try {
     const router = await double.createRouter({ mediaCodecs: [opus] })
     const ingress = await plain(router)
@@ -196,13 +195,7 @@ const mafaldaRound = async (m: Measure) => {
  */
 const interleavedNoPipe = async (raw: Measure, maf: Measure) => {
   const worker = await mediasoup.createWorker(workerSettings)
-  const mafalda = await createMafalda({
-    maxWorkers: 1,
-    watermark: 100,
-    costs: { consumer: 0, transport: 0, producer: 0, pipe: 0 },
-    samplingInterval: 3_600_000,
-    workerSettings
-  })
+  const mafalda = await oneWorkerMafalda()
   try {
     const setup = async (router: RouterLike) => {
       const producer = await produce(await plain(router), 1)
