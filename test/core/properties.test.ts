@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import { applyEvent, defaultPolicyOptions, lookup, makePolicyOptions } from "../../src/core/index.js"
+import { applyEvent, defaultPolicyOptions, makePolicyOptions } from "../../src/core/index.js"
 import {
   anyCommand,
   growCommand,

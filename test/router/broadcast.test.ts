@@ -2,41 +2,26 @@
  * One Mafalda Router over several real mediasoup Workers, with real RTP: one-to-many
  * spread over Workers, each destination Router receiving the stream exactly once.
  */
-import { afterEach, describe, expect, it } from "vitest"
-import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import { describe, expect, it } from "vitest"
+import { startPipedBroadcast, useMafaldaHarness } from "../support/mafaldaHarness.js"
 import {
   countPipeTransports,
   type Listener,
   listen,
-  makeResources,
   opus,
-  type Resources,
   sendUntilReceived,
   startBroadcast
 } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-let resources: Resources | undefined
-let pids: Array<number> = []
-
-afterEach(async () => {
-  pids = (await mafalda?.workers())?.map((w) => w.pid) ?? pids
-  await mafalda?.close()
-  await resources?.close()
-  mafalda = undefined
-  resources = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids = []
-})
+const harness = useMafaldaHarness()
 
 describe("Mafalda Router, one-to-many over real Workers", () => {
   it("spreads consumers over 3 Workers, pipes once per destination Router, every consumer gets RTP", async () => {
     const pipes = countPipeTransports()
-    resources = makeResources()
+    const resources = harness.makeResources()
     // Each consumer costs 10 %, and a transport goes to a Worker only while the consumer it is
     // expected to make (10 %) still fits under the 50 % watermark: four per Worker.
-    mafalda = await createMafalda({
+    const mafalda = await harness.createMafalda({
       maxWorkers: 3,
       watermark: 50,
       costs: { consumer: 10 },
@@ -51,7 +36,7 @@ describe("Mafalda Router, one-to-many over real Workers", () => {
     for (let i = 0; i < 12; i++) listeners.push(await listen(resources, router, broadcast.producer.id))
 
     const status = await mafalda.status()
-    pids = (await mafalda.workers()).map((w) => w.pid)
+    harness.track(await mafalda.workers())
     expect(status.workers.map((w) => w.consumers)).toEqual([4, 4, 4])
     expect(newRouters).toHaveLength(3)
     // One tree, the origin plus two destinations, each piped to exactly once.
@@ -72,20 +57,14 @@ describe("Mafalda Router, one-to-many over real Workers", () => {
   })
 
   it("pipeToRouter between two Mafalda Routers on shared Workers creates no PipeTransport", async () => {
-    resources = makeResources()
+    const resources = harness.makeResources()
     const pipes = countPipeTransports()
-    mafalda = await createMafalda({
+    const mafalda = await harness.createMafalda({
       maxWorkers: 2,
       samplingInterval: 3_600_000,
       workerSettings: { rtcMinPort: 42000, rtcMaxPort: 42999 }
     })
-    const a = await mafalda.createRouter({ mediaCodecs: [opus] })
-    const b = await mafalda.createRouter({ mediaCodecs: [opus] })
-    const broadcast = await startBroadcast(resources, a)
-    const { pipeConsumer, pipeProducer } = await a.pipeToRouter({
-      producerId: broadcast.producer.id,
-      router: b
-    })
+    const { a, b, broadcast, pipeConsumer, pipeProducer } = await startPipedBroadcast(resources, mafalda)
     expect(pipeProducer?.id).toBe(broadcast.producer.id)
     expect(pipeProducer?.type).toBe("pipe")
     expect(pipeConsumer?.producerId).toBe(broadcast.producer.id)
@@ -111,10 +90,10 @@ describe("Mafalda Router, one-to-many over real Workers", () => {
   })
 
   it("200 simultaneous consume calls make the decided pipes and Workers, no more", async () => {
-    resources = makeResources()
+    const resources = harness.makeResources()
     const pipes = countPipeTransports()
     // A transport costs 30 %: two per Worker under the 50 % watermark.
-    mafalda = await createMafalda({
+    const mafalda = await harness.createMafalda({
       maxWorkers: 3,
       watermark: 50,
       costs: { transport: 30, consumer: 0 },

@@ -5,22 +5,23 @@
  * the page's recv transport lands on another Worker than its send transport; the page's
  * `consume` calls make the Mafalda Router pipe both producers there on its own.
  */
-import { readFile } from "node:fs/promises"
-import { fileURLToPath } from "node:url"
-import { describe, expect, it } from "@effect/vitest"
-import { Data, Effect, Schedule } from "effect"
+import { describe, expect } from "@effect/vitest"
+import { Effect } from "effect"
 import type { TransportId } from "../../src/core/Ids.js"
 import { lookup } from "../../src/core/Snapshot.js"
-import { opusCodec, processExists, tryMediasoup, vp8Codec } from "../../src/media/worker.js"
+import { opusCodec, tryMediasoup, vp8Codec } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import type { InboundRtpStats } from "../page/protocol.js"
-import { bundleBrowserScript, CHROMIUM_PATH, hasChromium, launchChromium } from "../support/chromium.js"
+import { CHROMIUM_PATH, hasChromium } from "../support/chromium.js"
+import {
+  awaitMediaFlowing,
+  expectPageReceivedBoth,
+  itWithChromium,
+  loadTestPage,
+  openAndRunClient
+} from "../support/chromiumPage.js"
 import { startRouterSignallingServer } from "../support/routerSignalling.js"
 
-const pageDir = fileURLToPath(new URL("../page/", import.meta.url))
 const chromiumPresent = hasChromium()
-
-class MediaNotFlowing extends Data.TaggedError("MediaNotFlowing")<{ readonly lastStats: unknown }> {}
 
 const sumPackets = (stats: ReadonlyArray<{ type: string; packetCount: number }>, type: string) =>
   stats.filter((s) => s.type === type).reduce((sum, s) => sum + s.packetCount, 0)
@@ -39,146 +40,88 @@ if (!chromiumPresent) {
 }
 
 describe("a real WebRTC client through one Mafalda Router over two Workers", () => {
-  const name = chromiumPresent
-    ? "Chromium sends camera + microphone and receives both on a transport of another Worker, piped transparently"
-    : `SKIPPED: ${CHROMIUM_PATH} is absent (install Debian's chromium to run the real-client test)`
-
-  it.live.skipIf(!chromiumPresent)(
-    name,
-    () =>
+  itWithChromium(
+    "Chromium sends camera + microphone and receives both on a transport of another Worker, piped transparently",
+    (session) =>
       Effect.gen(function* () {
-        const workerPids: Array<number> = []
-        const pageLog: Array<string> = []
-        let signallingLog: ReadonlyArray<string> = []
-        const outcome = yield* Effect.scoped(
-          Effect.gen(function* () {
-            // A WebRtcTransport costs 50 %, the watermark: one per Worker, at most two Workers.
-            const mafalda = yield* Effect.acquireRelease(
-              Effect.promise(() =>
-                createMafalda({
-                  maxWorkers: 2,
-                  watermark: 50,
-                  costs: { transport: 50 },
-                  samplingInterval: 3_600_000,
-                  workerSettings: { rtcMinPort: 47000, rtcMaxPort: 47499 }
-                })
-              ),
-              (m) => Effect.promise(() => m.close())
-            )
-            const router = yield* Effect.promise(() =>
-              mafalda.createRouter({ mediaCodecs: [opusCodec, vp8Codec] })
-            )
-            const [html, script] = yield* Effect.all(
-              [
-                Effect.promise(() => readFile(`${pageDir}index.html`, "utf8")),
-                bundleBrowserScript(`${pageDir}client.ts`)
-              ],
-              { concurrency: 2 }
-            )
-            const server = yield* startRouterSignallingServer({ router, html, script })
-            signallingLog = server.log
-
-            const context = yield* launchChromium()
-            const page = context.pages()[0] ?? (yield* Effect.promise(() => context.newPage()))
-            page.on("console", (message) => pageLog.push(`${message.type()}: ${message.text()}`))
-            page.on("pageerror", (error) => pageLog.push(`pageerror: ${error.message}`))
-            yield* Effect.promise(() => page.goto(server.url))
-            yield* Effect.promise(() => page.waitForFunction(() => window.mafalda !== undefined))
-            const run = yield* Effect.promise(() => page.evaluate(() => window.mafalda!.run())).pipe(
-              Effect.timeout("20 seconds")
-            )
-            for (const w of yield* Effect.promise(() => mafalda.workers())) workerPids.push(w.pid)
-
-            // Bounded polling of the page's stats: up to 20 s, every 250 ms.
-            let lastStats: ReadonlyArray<InboundRtpStats> = []
-            const flowing = (stats: ReadonlyArray<InboundRtpStats>) =>
-              stats.some((s) => s.kind === "video" && (s.framesDecoded ?? 0) > 0) &&
-              stats.some((s) => s.kind === "audio" && s.packetsReceived > 0)
-            const inbound = yield* Effect.promise(() =>
-              page.evaluate(() => window.mafalda!.inboundStats())
-            ).pipe(
-              Effect.tap((stats) => {
-                lastStats = stats
-              }),
-              Effect.filterOrFail(flowing, () => new MediaNotFlowing({ lastStats })),
-              Effect.retry(Schedule.spaced("250 millis")),
-              Effect.timeoutFail({
-                duration: "20 seconds",
-                onTimeout: () => new MediaNotFlowing({ lastStats })
-              })
-            )
-
-            const [send] = server.transports.send
-            const [recv] = server.transports.recv
-            const sendAt = yield* Effect.promise(() => placementOf(mafalda, send!.id))
-            const recvAt = yield* Effect.promise(() => placementOf(mafalda, recv!.id))
-            const status = yield* Effect.promise(() => mafalda.status())
-            const producerStats = yield* Effect.forEach([...server.producers.values()], (producer) =>
-              tryMediasoup("getStats", async () => ({
-                kind: producer.kind,
-                received: sumPackets(await producer.getStats(), "inbound-rtp")
-              }))
-            )
-            const consumerStats = yield* Effect.forEach([...server.consumers.values()], (consumer) =>
-              tryMediasoup("getStats", async () => ({
-                kind: consumer.kind,
-                sent: sumPackets(await consumer.getStats(), "outbound-rtp")
-              }))
-            )
-            return {
-              run,
-              inbound,
-              sendAt,
-              recvAt,
-              status,
-              transports: { send: server.transports.send.length, recv: server.transports.recv.length },
-              producerStats,
-              consumerStats
-            }
-          })
-        ).pipe(
-          Effect.onError(() =>
-            Effect.sync(() =>
-              console.error(`page console:\n${pageLog.join("\n")}\nsignalling:\n${signallingLog.join("\n")}`)
-            )
-          )
+        // A WebRtcTransport costs 50 %, the watermark: one per Worker, at most two Workers.
+        const mafalda = yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            createMafalda({
+              maxWorkers: 2,
+              watermark: 50,
+              costs: { transport: 50 },
+              samplingInterval: 3_600_000,
+              workerSettings: { rtcMinPort: 47000, rtcMaxPort: 47499 }
+            })
+          ),
+          (m) => Effect.promise(() => m.close())
         )
+        const router = yield* Effect.promise(() =>
+          mafalda.createRouter({ mediaCodecs: [opusCodec, vp8Codec] })
+        )
+        const { html, script } = yield* loadTestPage
+        const server = yield* startRouterSignallingServer({ router, html, script })
+        session.signallingLog = server.log
 
-        // The page: mediasoup-client's Chromium handler, both kinds decoded/received.
-        expect(outcome.run.handlerName).toMatch(/^Chrome/)
-        const video = outcome.inbound.find((s) => s.kind === "video")
-        const audio = outcome.inbound.find((s) => s.kind === "audio")
-        expect(video?.consumerId).toBe(outcome.run.consumerIds.video)
-        expect(video?.framesDecoded).toBeGreaterThan(0)
-        expect(audio?.consumerId).toBe(outcome.run.consumerIds.audio)
-        expect(audio?.packetsReceived).toBeGreaterThan(0)
+        const { page, run } = yield* openAndRunClient(server.url, session.pageLog)
+        for (const w of yield* Effect.promise(() => mafalda.workers())) session.workerPids.push(w.pid)
 
-        // The server: one send and one recv transport, on two different Workers (processes).
-        expect(outcome.transports).toEqual({ send: 1, recv: 1 })
-        expect(outcome.status.workers).toHaveLength(2)
-        expect(outcome.sendAt.worker).toBeDefined()
-        expect(outcome.recvAt.worker).toBeDefined()
-        expect(outcome.recvAt.worker).not.toBe(outcome.sendAt.worker)
-        expect(outcome.sendAt.pid).toBeGreaterThan(0)
-        expect(outcome.recvAt.pid).toBeGreaterThan(0)
-        expect(outcome.recvAt.pid).not.toBe(outcome.sendAt.pid)
-        // The Mafalda Router piped both producers, once each, from the send Router to the recv Router.
-        const producerIds = [outcome.run.producerIds.audio, outcome.run.producerIds.video].sort()
-        expect(outcome.status.pipes.map((p) => p.producer).sort()).toEqual(producerIds)
-        for (const pipe of outcome.status.pipes) {
-          expect(pipe.from).toBe(outcome.sendAt.router)
-          expect(pipe.to).toBe(outcome.recvAt.router)
+        const inbound = yield* awaitMediaFlowing(page)
+
+        const [send] = server.transports.send
+        const [recv] = server.transports.recv
+        const sendAt = yield* Effect.promise(() => placementOf(mafalda, send!.id))
+        const recvAt = yield* Effect.promise(() => placementOf(mafalda, recv!.id))
+        const status = yield* Effect.promise(() => mafalda.status())
+        const producerStats = yield* Effect.forEach([...server.producers.values()], (producer) =>
+          tryMediasoup("getStats", async () => ({
+            kind: producer.kind,
+            received: sumPackets(await producer.getStats(), "inbound-rtp")
+          }))
+        )
+        const consumerStats = yield* Effect.forEach([...server.consumers.values()], (consumer) =>
+          tryMediasoup("getStats", async () => ({
+            kind: consumer.kind,
+            sent: sumPackets(await consumer.getStats(), "outbound-rtp")
+          }))
+        )
+        return {
+          run,
+          inbound,
+          sendAt,
+          recvAt,
+          status,
+          transports: { send: server.transports.send.length, recv: server.transports.recv.length },
+          producerStats,
+          consumerStats
         }
-        // Media went in on one Worker and out of the other.
-        expect(outcome.producerStats.map((p) => p.kind).sort()).toEqual(["audio", "video"])
-        for (const p of outcome.producerStats) expect(p.received, `${p.kind} producer`).toBeGreaterThan(0)
-        expect(outcome.consumerStats.map((c) => c.kind).sort()).toEqual(["audio", "video"])
-        for (const c of outcome.consumerStats) expect(c.sent, `${c.kind} consumer`).toBeGreaterThan(0)
-
-        // Everything was released: no Worker process is left.
-        expect(workerPids).toHaveLength(2)
-        for (const pid of workerPids) expect(processExists(pid)).toBe(false)
       }),
-    60_000
+    (outcome) => {
+      // The page: mediasoup-client's Chromium handler, both kinds decoded/received.
+      expectPageReceivedBoth(outcome.run, outcome.inbound)
+
+      // The server: one send and one recv transport, on two different Workers (processes).
+      expect(outcome.transports).toEqual({ send: 1, recv: 1 })
+      expect(outcome.status.workers).toHaveLength(2)
+      expect(outcome.sendAt.worker).toBeDefined()
+      expect(outcome.recvAt.worker).toBeDefined()
+      expect(outcome.recvAt.worker).not.toBe(outcome.sendAt.worker)
+      expect(outcome.sendAt.pid).toBeGreaterThan(0)
+      expect(outcome.recvAt.pid).toBeGreaterThan(0)
+      expect(outcome.recvAt.pid).not.toBe(outcome.sendAt.pid)
+      // The Mafalda Router piped both producers, once each, from the send Router to the recv Router.
+      const producerIds = [outcome.run.producerIds.audio, outcome.run.producerIds.video].sort()
+      expect(outcome.status.pipes.map((p) => p.producer).sort()).toEqual(producerIds)
+      for (const pipe of outcome.status.pipes) {
+        expect(pipe.from).toBe(outcome.sendAt.router)
+        expect(pipe.to).toBe(outcome.recvAt.router)
+      }
+      // Media went in on one Worker and out of the other.
+      expect(outcome.producerStats.map((p) => p.kind).sort()).toEqual(["audio", "video"])
+      for (const p of outcome.producerStats) expect(p.received, `${p.kind} producer`).toBeGreaterThan(0)
+      expect(outcome.consumerStats.map((c) => c.kind).sort()).toEqual(["audio", "video"])
+      for (const c of outcome.consumerStats) expect(c.sent, `${c.kind} consumer`).toBeGreaterThan(0)
+    }
   )
 })

@@ -6,23 +6,14 @@
 
 import type { types } from "mediasoup"
 import * as mediasoup from "mediasoup"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { TransportId } from "../../src/core/Ids.js"
 import { lookup } from "../../src/core/Snapshot.js"
-import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import type { MafaldaInstance } from "../../src/promise.js"
+import { useMafaldaHarness } from "../support/mafaldaHarness.js"
 import { opus } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-const pids = new Set<number>()
-
-afterEach(async () => {
-  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
-  await mafalda?.close()
-  mafalda = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids.clear()
-})
+const harness = useMafaldaHarness()
 
 const workerOf = (m: MafaldaInstance, transport: { id: string }) => {
   const snapshot = m.snapshot()
@@ -93,7 +84,7 @@ describe("data producers and consumers through a Mafalda Router", () => {
   it("consumeData on another Worker pipes the data producer there, once, and unpipes with the last consumer", async () => {
     const watch = watchPipeDataProducers()
     // A transport costs 50 %, the watermark: each transport gets a Worker of its own.
-    mafalda = await createMafalda({
+    const mafalda = await harness.createMafalda({
       maxWorkers: 3,
       watermark: 50,
       costs: { transport: 50 },

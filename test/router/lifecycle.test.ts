@@ -3,32 +3,13 @@
  * a Worker killed mid-stream is dropped, replaced when needed, and its streams can be
  * consumed again.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import {
-  listen,
-  makeResources,
-  once,
-  opus,
-  type Resources,
-  sendUntilReceived,
-  startBroadcast
-} from "./support.js"
+import type { MafaldaInstance } from "../../src/promise.js"
+import { useMafaldaHarness } from "../support/mafaldaHarness.js"
+import { listen, once, opus, sendUntilReceived, startBroadcast } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-let resources: Resources | undefined
-const pids = new Set<number>()
-
-afterEach(async () => {
-  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
-  await mafalda?.close()
-  await resources?.close()
-  mafalda = undefined
-  resources = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids.clear()
-})
+const harness = useMafaldaHarness()
 
 // A consumer costs 20 %: a Worker takes a transport while the consumer it is expected to make
 // still fits under the 50 % watermark, so two fit on a Worker and the third needs another.
@@ -44,8 +25,8 @@ const workerOfPid = async (m: MafaldaInstance, pid: number) => (await m.workers(
 
 describe("Mafalda Router lifecycle", () => {
   it("closes an idle Worker after the grace period, and keeps the stream going on the other", async () => {
-    resources = makeResources()
-    mafalda = await createMafalda({
+    const resources = harness.makeResources()
+    const mafalda = await harness.createMafalda({
       ...options,
       idleGraceMillis: 200,
       scaleDownInterval: 50,
@@ -59,7 +40,7 @@ describe("Mafalda Router lifecycle", () => {
     const l3 = await listen(resources, router, broadcast.producer.id)
     const workers = await mafalda.workers()
     expect(workers).toHaveLength(2)
-    for (const w of workers) pids.add(w.pid)
+    harness.track(workers)
     const second = workers[1]!
     await sendUntilReceived(broadcast, [l1, l2, l3], 10)
 
@@ -78,8 +59,8 @@ describe("Mafalda Router lifecycle", () => {
   })
 
   it("handles a Worker killed mid-stream: mediasoup events, snapshot, replacement, re-consume", async () => {
-    resources = makeResources()
-    mafalda = await createMafalda(options)
+    const resources = harness.makeResources()
+    const mafalda = await harness.createMafalda(options)
     const router = await mafalda.createRouter({ mediaCodecs: [opus] })
     const broadcast = await startBroadcast(resources, router)
     const listeners = [
@@ -90,7 +71,7 @@ describe("Mafalda Router lifecycle", () => {
     ]
     const workers = await mafalda.workers()
     expect(workers).toHaveLength(2)
-    for (const w of workers) pids.add(w.pid)
+    harness.track(workers)
     const victim = workers[1]!
     await sendUntilReceived(broadcast, listeners, 10)
 
@@ -114,7 +95,7 @@ describe("Mafalda Router lifecycle", () => {
     const again = await listen(resources, router, broadcast.producer.id)
     const replacement = await mafalda.workers()
     expect(replacement).toHaveLength(2)
-    for (const w of replacement) pids.add(w.pid)
+    harness.track(replacement)
     expect(replacement.map((w) => w.pid)).not.toContain(victim.pid)
     status = await mafalda.status()
     expect(status.pipes).toHaveLength(1)

@@ -5,32 +5,11 @@
  * stays the application's, and the source's consumers keep receiving.
  */
 import { Effect } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
-import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import {
-  type Listener,
-  listen,
-  makeResources,
-  opus,
-  type Resources,
-  sendUntilReceived,
-  startBroadcast
-} from "./support.js"
+import { describe, expect, it } from "vitest"
+import { startPipedBroadcast, useMafaldaHarness } from "../support/mafaldaHarness.js"
+import { type Listener, listen, sendUntilReceived } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-let resources: Resources | undefined
-const pids = new Set<number>()
-
-afterEach(async () => {
-  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
-  await mafalda?.close()
-  await resources?.close()
-  mafalda = undefined
-  resources = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids.clear()
-})
+const harness = useMafaldaHarness()
 
 /** The RTP packets of its consumer's stream `l` has received so far. */
 const received = async (l: Listener): Promise<number> =>
@@ -40,19 +19,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("pausing a mirrored pipe producer", () => {
   it("gives the destination's consumers producerPaused and stops their RTP only", async () => {
-    resources = makeResources()
-    mafalda = await createMafalda({
+    const resources = harness.makeResources()
+    const mafalda = await harness.createMafalda({
       maxWorkers: 1,
       samplingInterval: 3_600_000,
       workerSettings: { rtcMinPort: 49000, rtcMaxPort: 49499 }
     })
-    const a = await mafalda.createRouter({ mediaCodecs: [opus] })
-    const b = await mafalda.createRouter({ mediaCodecs: [opus] })
-    const broadcast = await startBroadcast(resources, a)
-    const { pipeConsumer, pipeProducer } = await a.pipeToRouter({
-      producerId: broadcast.producer.id,
-      router: b
-    })
+    const { a, b, broadcast, pipeConsumer, pipeProducer } = await startPipedBroadcast(resources, mafalda)
     expect(pipeProducer?.type).toBe("pipe")
     const onA = await listen(resources, a, broadcast.producer.id)
     const onB = await listen(resources, b, broadcast.producer.id)

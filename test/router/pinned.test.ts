@@ -4,33 +4,11 @@
  * closes it), both past the idle grace period.
  */
 import { setTimeout as sleep } from "node:timers/promises"
-import { afterEach, describe, expect, it } from "vitest"
-import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import {
-  listen,
-  listenInfo,
-  makeResources,
-  once,
-  opus,
-  type Resources,
-  sendUntilReceived,
-  startBroadcast
-} from "./support.js"
+import { describe, expect, it } from "vitest"
+import { useMafaldaHarness } from "../support/mafaldaHarness.js"
+import { listen, listenInfo, once, opus, sendUntilReceived, startBroadcast } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-let resources: Resources | undefined
-const pids = new Set<number>()
-
-afterEach(async () => {
-  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
-  await mafalda?.close()
-  await resources?.close()
-  mafalda = undefined
-  resources = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids.clear()
-})
+const harness = useMafaldaHarness()
 
 // Idle things go after 200 ms, looked for every 50 ms; no warm Worker is kept.
 const GRACE = 200
@@ -55,8 +33,8 @@ const eventually = async (check: () => Promise<boolean>, what: string, ms = 5_00
 
 describe("scale-down keeps what is in use", () => {
   it("keeps a Router whose only use is an RTP observer, and closes it once the observer closes", async () => {
-    resources = makeResources()
-    mafalda = await createMafalda(options)
+    const resources = harness.makeResources()
+    const mafalda = await harness.createMafalda(options)
     const router = await mafalda.createRouter({ mediaCodecs: [opus] })
     const broadcast = await startBroadcast(resources, router)
     const levels = await router.createAudioLevelObserver({ interval: 100 })
@@ -64,7 +42,7 @@ describe("scale-down keeps what is in use", () => {
     await levels.addProducer({ producerId: broadcast.producer.id })
     const [worker, ...others] = await mafalda.workers()
     expect(others).toHaveLength(0)
-    pids.add(worker!.pid)
+    harness.track([worker!])
     const [only] = (await mafalda.status()).workers
     const routerId = only?.routers[0]
     expect(routerId).toBeDefined()
@@ -100,8 +78,8 @@ describe("scale-down keeps what is in use", () => {
   })
 
   it("keeps an explicit pipeToRouter pipe past the grace period until the application closes it", async () => {
-    resources = makeResources()
-    mafalda = await createMafalda(options)
+    const resources = harness.makeResources()
+    const mafalda = await harness.createMafalda(options)
     const a = await mafalda.createRouter({ mediaCodecs: [opus] })
     // Other Worker settings: b cannot share a's Router, so pipeToRouter makes a real pipe.
     const b = await mafalda.createRouter({
@@ -117,7 +95,7 @@ describe("scale-down keeps what is in use", () => {
     expect(pipeProducer?.id).toBe(broadcast.producer.id)
     const workers = await mafalda.workers()
     expect(workers).toHaveLength(2)
-    for (const w of workers) pids.add(w.pid)
+    harness.track(workers)
     let status = await mafalda.status()
     expect(status.pipes).toHaveLength(1)
     const pipe = status.pipes[0]!
@@ -147,7 +125,7 @@ describe("scale-down keeps what is in use", () => {
     const bClosed = once(workerB.observer, "close")
     pipeConsumer?.close()
     expect(pipeProducer?.closed).toBe(true)
-    await eventually(async () => (await mafalda!.status()).pipes.length === 0, "pipe recorded closed")
+    await eventually(async () => (await mafalda.status()).pipes.length === 0, "pipe recorded closed")
     await bClosed
     status = await mafalda.status()
     expect(status.workers).toHaveLength(1)

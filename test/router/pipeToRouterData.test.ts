@@ -6,21 +6,11 @@
  * closes them.
  */
 import type { types } from "mediasoup"
-import { afterEach, describe, expect, it } from "vitest"
-import { processExists } from "../../src/media/worker.js"
-import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import { describe, expect, it } from "vitest"
+import { useMafaldaHarness } from "../support/mafaldaHarness.js"
 import { countPipeTransports, once, opus } from "./support.js"
 
-let mafalda: MafaldaInstance | undefined
-const pids = new Set<number>()
-
-afterEach(async () => {
-  for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
-  await mafalda?.close()
-  mafalda = undefined
-  for (const pid of pids) expect(processExists(pid)).toBe(false)
-  pids.clear()
-})
+const harness = useMafaldaHarness()
 
 /** Sends `message` every 20 ms until `consumer` has received it, or fails after `ms`. */
 const sendUntilReceived = (
@@ -54,7 +44,7 @@ const sendUntilReceived = (
 describe("pipeToRouter with a dataProducerId between Mafalda Routers", () => {
   it("shares the Router: mirror pipe data objects, messages arrive, closing the pipe data producer closes b's data consumers", async () => {
     const pipes = countPipeTransports()
-    mafalda = await createMafalda({ maxWorkers: 1, samplingInterval: 3_600_000 })
+    const mafalda = await harness.createMafalda({ maxWorkers: 1, samplingInterval: 3_600_000 })
     const a = await mafalda.createRouter({ mediaCodecs: [opus] })
     const b = await mafalda.createRouter({ mediaCodecs: [opus] })
     const source = await a.createDirectTransport()
@@ -101,7 +91,7 @@ describe("pipeToRouter with a dataProducerId between Mafalda Routers", () => {
   })
 
   it("closes the mirrors when the data producer closes, and closing the pipe data consumer closes the pipe data producer", async () => {
-    mafalda = await createMafalda({ maxWorkers: 1, samplingInterval: 3_600_000 })
+    const mafalda = await harness.createMafalda({ maxWorkers: 1, samplingInterval: 3_600_000 })
     const a = await mafalda.createRouter({ mediaCodecs: [opus] })
     const b = await mafalda.createRouter({ mediaCodecs: [opus] })
     const c = await mafalda.createRouter({ mediaCodecs: [opus] })
@@ -131,7 +121,7 @@ describe("pipeToRouter with a dataProducerId between Mafalda Routers", () => {
 
   it("other Worker settings: a real mediasoup data pipe, messages arrive, closing it closes b's data consumers", async () => {
     const pipes = countPipeTransports()
-    mafalda = await createMafalda({
+    const mafalda = await harness.createMafalda({
       maxWorkers: 2,
       samplingInterval: 3_600_000,
       workerSettings: { rtcMinPort: 48000, rtcMaxPort: 48499 }
