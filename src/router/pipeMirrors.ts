@@ -47,26 +47,181 @@ export interface MirrorHooks {
   readonly onClose: () => void
 }
 
-/** The destination side: a `Producer` of type `"pipe"` with the original's id. */
-export class PipeProducerMirror extends EventEmitter {
+/** What the destination Mafalda Router does when its mirrored pipe data producer changes. */
+export interface DataMirrorHooks {
+  readonly onPause: () => Promise<void> | void
+  readonly onResume: () => Promise<void> | void
+  /** `"source"`: the original data producer closed; `"mirror"`: the application closed a mirror. */
+  readonly onClose: (cause: "source" | "mirror") => void
+}
+
+/** What a mirror reads of the original (data) producer it stands for. */
+interface MirrorSource {
+  readonly id: string
+  readonly paused: boolean
+  readonly observer: EventEmitter
+}
+
+// --- The mirror ends, media and data alike --------------------------------------------------
+
+/** Either end of a mirrored pair: its observer, appData and closed/paused state. */
+abstract class MirrorEnd extends EventEmitter {
   readonly observer = new EventEmitter()
-  readonly type = "pipe" as const
   appData: Record<string, unknown> = {}
   #closed = false
   #paused: boolean
-  readonly #source: types.Producer
-  readonly #hooks: MirrorHooks
-  /** @internal set by the pair */
-  consumer: PipeConsumerMirror | undefined
 
-  constructor(source: types.Producer, hooks: MirrorHooks) {
+  constructor(paused: boolean) {
     super()
+    this.#paused = paused
+  }
+  get closed(): boolean {
+    return this.#closed
+  }
+  get paused(): boolean {
+    return this.#paused
+  }
+  abstract close(): void
+  async pause(): Promise<void> {
+    if (this.#closed || this.#paused) return
+    this.#paused = true
+    await this.pausedChanged(true)
+  }
+  async resume(): Promise<void> {
+    if (this.#closed || !this.#paused) return
+    this.#paused = false
+    await this.pausedChanged(false)
+  }
+  /** Marks it closed: false when it was already. */
+  protected markClosed(): boolean {
+    if (this.#closed) return false
+    this.#closed = true
+    return true
+  }
+  /** `pause()` or `resume()` changed `paused`: tell the observer and pass it on. */
+  protected abstract pausedChanged(paused: boolean): Promise<void> | void
+}
+
+/**
+ * The destination side: a producer with the original's id. Closing it calls the hooks and
+ * closes its consumer; pausing or resuming it calls the hooks.
+ */
+abstract class ProducerMirrorEnd<C extends MirrorEnd> extends MirrorEnd {
+  /** @internal set by the pair */
+  consumer: C | undefined
+  readonly #source: MirrorSource
+  readonly #hooks: MirrorHooks | DataMirrorHooks
+
+  constructor(source: MirrorSource, hooks: MirrorHooks | DataMirrorHooks) {
+    super(source.paused)
     this.#source = source
     this.#hooks = hooks
-    this.#paused = source.paused
   }
   get id(): string {
     return this.#source.id
+  }
+  close(): void {
+    this.#closeFor("mirror")
+  }
+  /** The source side ended it: `transportclose`, then closed. */
+  protected endedBySource(): void {
+    if (this.closed) return
+    this.emit("transportclose")
+    this.#closeFor("source")
+  }
+  #closeFor(cause: "source" | "mirror"): void {
+    if (!this.markClosed()) return
+    this.#hooks.onClose(cause)
+    this.emit("@close")
+    this.observer.emit("close")
+    this.consumer?.close()
+  }
+  protected pausedChanged(paused: boolean): Promise<void> | void {
+    this.observer.emit(paused ? "pause" : "resume")
+    return paused ? this.#hooks.onPause() : this.#hooks.onResume()
+  }
+}
+
+/** How a consumer end reports the original's changes. */
+interface ConsumerStyle {
+  /** Its events for the original's pause and resume: `producerpause`, `dataproducerpause`… */
+  readonly prefix: "producer" | "dataproducer"
+  /**
+   * The observer reports the end's overall pause (its own or the original's) as a mediasoup
+   * `DataConsumer` does, and repeated changes of the original are ignored; otherwise (a
+   * `Consumer`) each pause and resume is reported.
+   */
+  readonly overall: boolean
+}
+
+/**
+ * The source side: a consumer of the original. Closing it closes its producer end;
+ * pausing or resuming it pauses or resumes that one.
+ */
+abstract class ConsumerMirrorEnd<P extends MirrorEnd> extends MirrorEnd {
+  readonly id = randomUUID()
+  #sourcePaused: boolean
+  readonly #producer: P
+  readonly #style: ConsumerStyle
+  readonly #detach: () => void
+
+  constructor(source: MirrorSource, producer: P, style: ConsumerStyle) {
+    super(false)
+    this.#producer = producer
+    this.#style = style
+    this.#sourcePaused = source.paused
+    const onClose = () => this.onSourceClose()
+    const onPause = () => this.#sourcePausedChanged(true)
+    const onResume = () => this.#sourcePausedChanged(false)
+    source.observer.on("close", onClose)
+    source.observer.on("pause", onPause)
+    source.observer.on("resume", onResume)
+    this.#detach = () => {
+      source.observer.off("close", onClose)
+      source.observer.off("pause", onPause)
+      source.observer.off("resume", onResume)
+    }
+  }
+  /** Whether the original is paused. */
+  protected get sourcePaused(): boolean {
+    return this.#sourcePaused
+  }
+  close(): void {
+    this.end("@close", (producer) => producer.close())
+  }
+  /** Closes it, emitting `event`, then `then` with its producer end. */
+  protected end(event: string, then: (producer: P) => void): void {
+    if (!this.markClosed()) return
+    this.#detach()
+    this.emit(event)
+    this.observer.emit("close")
+    then(this.#producer)
+  }
+  /** The original closed. */
+  protected abstract onSourceClose(): void
+  #sourcePausedChanged(paused: boolean): void {
+    const { prefix, overall } = this.#style
+    if (overall && this.#sourcePaused === paused) return
+    this.#sourcePaused = paused
+    this.emit(`${prefix}${paused ? "pause" : "resume"}`)
+    if (!overall || !this.paused) this.observer.emit(paused ? "pause" : "resume")
+  }
+  protected pausedChanged(paused: boolean): Promise<void> {
+    if (!this.#style.overall || !this.#sourcePaused) this.observer.emit(paused ? "pause" : "resume")
+    return paused ? this.#producer.pause() : this.#producer.resume()
+  }
+}
+
+// --- Media ---------------------------------------------------------------------------------
+
+/** The destination side: a `Producer` of type `"pipe"` with the original's id. */
+export class PipeProducerMirror extends ProducerMirrorEnd<PipeConsumerMirror> {
+  readonly type = "pipe" as const
+  readonly #source: types.Producer
+
+  constructor(source: types.Producer, hooks: MirrorHooks) {
+    super(source, hooks)
+    this.#source = source
   }
   get kind(): types.MediaKind {
     return this.#source.kind
@@ -77,40 +232,12 @@ export class PipeProducerMirror extends EventEmitter {
   get consumableRtpParameters(): types.RtpParameters {
     return this.#source.consumableRtpParameters
   }
-  get closed(): boolean {
-    return this.#closed
-  }
-  get paused(): boolean {
-    return this.#paused
-  }
   get score(): Array<types.ProducerScore> {
     return this.#source.score
   }
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#hooks.onClose()
-    this.emit("@close")
-    this.observer.emit("close")
-    this.consumer?.close()
-  }
   /** The original producer's transport (or the source side) closed. */
   transportClosed(): void {
-    if (this.#closed) return
-    this.emit("transportclose")
-    this.close()
-  }
-  async pause(): Promise<void> {
-    if (this.#closed || this.#paused) return
-    this.#paused = true
-    this.observer.emit("pause")
-    await this.#hooks.onPause()
-  }
-  async resume(): Promise<void> {
-    if (this.#closed || !this.#paused) return
-    this.#paused = false
-    this.observer.emit("resume")
-    await this.#hooks.onResume()
+    this.endedBySource()
   }
   getStats(): Promise<Array<types.ProducerStat>> {
     return this.#source.getStats()
@@ -125,48 +252,15 @@ export class PipeProducerMirror extends EventEmitter {
 }
 
 /** The source side: a `Consumer` of type `"pipe"` of the original producer. */
-export class PipeConsumerMirror extends EventEmitter {
-  readonly observer = new EventEmitter()
-  readonly id = randomUUID()
+export class PipeConsumerMirror extends ConsumerMirrorEnd<PipeProducerMirror> {
   readonly type = "pipe" as const
   readonly priority = 1
-  appData: Record<string, unknown> = {}
-  #closed = false
-  #paused = false
-  #producerPaused: boolean
   readonly #source: types.Producer
-  readonly #producer: PipeProducerMirror
-  readonly #detach: () => void
 
   constructor(source: types.Producer, producer: PipeProducerMirror) {
-    super()
+    super(source, producer, { prefix: "producer", overall: false })
     this.#source = source
-    this.#producer = producer
-    this.#producerPaused = source.paused
     producer.consumer = this
-    const onClose = () => {
-      if (this.#closed) return
-      this.emit("producerclose")
-      this.close()
-    }
-    const onPause = () => {
-      this.#producerPaused = true
-      this.emit("producerpause")
-      this.observer.emit("pause")
-    }
-    const onResume = () => {
-      this.#producerPaused = false
-      this.emit("producerresume")
-      this.observer.emit("resume")
-    }
-    source.observer.on("close", onClose)
-    source.observer.on("pause", onPause)
-    source.observer.on("resume", onResume)
-    this.#detach = () => {
-      source.observer.off("close", onClose)
-      source.observer.off("pause", onPause)
-      source.observer.off("resume", onResume)
-    }
   }
   get producerId(): string {
     return this.#source.id
@@ -177,14 +271,8 @@ export class PipeConsumerMirror extends EventEmitter {
   get rtpParameters(): types.RtpParameters {
     return this.#source.consumableRtpParameters
   }
-  get closed(): boolean {
-    return this.#closed
-  }
-  get paused(): boolean {
-    return this.#paused
-  }
   get producerPaused(): boolean {
-    return this.#producerPaused
+    return this.sourcePaused
   }
   get score(): types.ConsumerScore {
     return { score: 10, producerScore: 10, producerScores: [] }
@@ -195,25 +283,10 @@ export class PipeConsumerMirror extends EventEmitter {
   get currentLayers(): undefined {
     return undefined
   }
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#detach()
-    this.emit("@close")
-    this.observer.emit("close")
-    this.#producer.close()
-  }
-  async pause(): Promise<void> {
-    if (this.#closed || this.#paused) return
-    this.#paused = true
-    this.observer.emit("pause")
-    await this.#producer.pause()
-  }
-  async resume(): Promise<void> {
-    if (this.#closed || !this.#paused) return
-    this.#paused = false
-    this.observer.emit("resume")
-    await this.#producer.resume()
+  protected onSourceClose(): void {
+    if (this.closed) return
+    this.emit("producerclose")
+    this.close()
   }
   async getStats(): Promise<Array<types.ConsumerStat>> {
     return []
@@ -224,7 +297,7 @@ export class PipeConsumerMirror extends EventEmitter {
       producerId: this.producerId,
       kind: this.kind,
       type: this.type,
-      paused: this.#paused
+      paused: this.paused
     }
   }
   async setPreferredLayers(): Promise<void> {}
@@ -246,37 +319,14 @@ export const makePipeMirrors = (
 
 // --- Data ----------------------------------------------------------------------------------
 
-/** What the destination Mafalda Router does when its mirrored pipe data producer changes. */
-export interface DataMirrorHooks {
-  readonly onPause: () => Promise<void> | void
-  readonly onResume: () => Promise<void> | void
-  /** `"source"`: the original data producer closed; `"mirror"`: the application closed a mirror. */
-  readonly onClose: (cause: "source" | "mirror") => void
-}
-
 /** The destination side: a `DataProducer` of type `"sctp"` with the original's id. */
-export class PipeDataProducerMirror extends EventEmitter {
-  readonly observer = new EventEmitter()
+export class PipeDataProducerMirror extends ProducerMirrorEnd<PipeDataConsumerMirror> {
   readonly type = "sctp" as const
-  appData: Record<string, unknown> = {}
-  #closed = false
-  #paused: boolean
   readonly #source: types.DataProducer
-  readonly #hooks: DataMirrorHooks
-  /** @internal set by the pair */
-  consumer: PipeDataConsumerMirror | undefined
 
   constructor(source: types.DataProducer, hooks: DataMirrorHooks) {
-    super()
+    super(source, hooks)
     this.#source = source
-    this.#hooks = hooks
-    this.#paused = source.paused
-  }
-  get id(): string {
-    return this.#source.id
-  }
-  get closed(): boolean {
-    return this.#closed
   }
   get sctpStreamParameters(): types.SctpStreamParameters | undefined {
     return this.#source.sctpStreamParameters
@@ -287,39 +337,14 @@ export class PipeDataProducerMirror extends EventEmitter {
   get protocol(): string {
     return this.#source.protocol
   }
-  get paused(): boolean {
-    return this.#paused
-  }
-  close(): void {
-    this.#close("mirror")
-  }
   /** @internal The original data producer closed. */
   sourceClosed(): void {
-    if (this.#closed) return
-    this.emit("transportclose")
-    this.#close("source")
+    this.endedBySource()
   }
-  #close(cause: "source" | "mirror"): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#hooks.onClose(cause)
-    this.emit("@close")
-    this.observer.emit("close")
-    this.consumer?.close()
-  }
-  async pause(): Promise<void> {
-    if (this.#closed || this.#paused) return
-    this.#paused = true
-    this.observer.emit("pause")
-    await this.#hooks.onPause()
-    await this.consumer?.pause()
-  }
-  async resume(): Promise<void> {
-    if (this.#closed || !this.#paused) return
-    this.#paused = false
-    this.observer.emit("resume")
-    await this.#hooks.onResume()
-    await this.consumer?.resume()
+  /** Pausing or resuming it pauses or resumes its pipe data consumer too. */
+  protected override async pausedChanged(paused: boolean): Promise<void> {
+    await super.pausedChanged(paused)
+    await (paused ? this.consumer?.pause() : this.consumer?.resume())
   }
   getStats(): Promise<Array<types.DataProducerStat>> {
     return this.#source.getStats()
@@ -333,59 +358,18 @@ export class PipeDataProducerMirror extends EventEmitter {
 }
 
 /** The source side: a `DataConsumer` of type `"sctp"` of the original data producer. */
-export class PipeDataConsumerMirror extends EventEmitter {
-  readonly observer = new EventEmitter()
-  readonly id = randomUUID()
+export class PipeDataConsumerMirror extends ConsumerMirrorEnd<PipeDataProducerMirror> {
   readonly type = "sctp" as const
   readonly subchannels: Array<number> = []
-  appData: Record<string, unknown> = {}
-  #closed = false
-  #paused = false
-  #dataProducerPaused: boolean
   readonly #source: types.DataProducer
-  readonly #producer: PipeDataProducerMirror
-  readonly #detach: () => void
 
   constructor(source: types.DataProducer, producer: PipeDataProducerMirror) {
-    super()
+    super(source, producer, { prefix: "dataproducer", overall: true })
     this.#source = source
-    this.#producer = producer
-    this.#dataProducerPaused = source.paused
     producer.consumer = this
-    const onClose = () => {
-      if (this.#closed) return
-      this.#closed = true
-      this.#detach()
-      this.emit("dataproducerclose")
-      this.observer.emit("close")
-      this.#producer.sourceClosed()
-    }
-    const onPause = () => {
-      if (this.#dataProducerPaused) return
-      this.#dataProducerPaused = true
-      this.emit("dataproducerpause")
-      if (!this.#paused) this.observer.emit("pause")
-    }
-    const onResume = () => {
-      if (!this.#dataProducerPaused) return
-      this.#dataProducerPaused = false
-      this.emit("dataproducerresume")
-      if (!this.#paused) this.observer.emit("resume")
-    }
-    source.observer.on("close", onClose)
-    source.observer.on("pause", onPause)
-    source.observer.on("resume", onResume)
-    this.#detach = () => {
-      source.observer.off("close", onClose)
-      source.observer.off("pause", onPause)
-      source.observer.off("resume", onResume)
-    }
   }
   get dataProducerId(): string {
     return this.#source.id
-  }
-  get closed(): boolean {
-    return this.#closed
   }
   get sctpStreamParameters(): types.SctpStreamParameters | undefined {
     return this.#source.sctpStreamParameters
@@ -396,31 +380,12 @@ export class PipeDataConsumerMirror extends EventEmitter {
   get protocol(): string {
     return this.#source.protocol
   }
-  get paused(): boolean {
-    return this.#paused
-  }
   get dataProducerPaused(): boolean {
-    return this.#dataProducerPaused
+    return this.sourcePaused
   }
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#detach()
-    this.emit("@close")
-    this.observer.emit("close")
-    this.#producer.close()
-  }
-  async pause(): Promise<void> {
-    if (this.#closed || this.#paused) return
-    this.#paused = true
-    if (!this.#dataProducerPaused) this.observer.emit("pause")
-    await this.#producer.pause()
-  }
-  async resume(): Promise<void> {
-    if (this.#closed || !this.#paused) return
-    this.#paused = false
-    if (!this.#dataProducerPaused) this.observer.emit("resume")
-    await this.#producer.resume()
+  /** Closed without `@close`: `dataproducerclose`, then the pipe data producer's `transportclose`. */
+  protected onSourceClose(): void {
+    this.end("dataproducerclose", (producer) => producer.sourceClosed())
   }
   async getStats(): Promise<Array<types.DataConsumerStat>> {
     return []
@@ -432,8 +397,8 @@ export class PipeDataConsumerMirror extends EventEmitter {
       type: this.type,
       label: this.label,
       protocol: this.protocol,
-      paused: this.#paused,
-      dataProducerPaused: this.#dataProducerPaused
+      paused: this.paused,
+      dataProducerPaused: this.dataProducerPaused
     }
   }
   async setBufferedAmountLowThreshold(): Promise<void> {}
