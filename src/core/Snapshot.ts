@@ -317,9 +317,6 @@ export const workerOfRouter = (snapshot: ClusterSnapshot, router: RouterId): Clu
   return r === undefined ? undefined : lookup(snapshot.workers, r.worker)
 }
 
-export const nodeOfRouter = (snapshot: ClusterSnapshot, router: RouterId): NodeId | undefined =>
-  workerOfRouter(snapshot, router)?.node
-
 /** The live Workers with the given settings on a Node. */
 export const workersOn = (
   snapshot: ClusterSnapshot,
@@ -340,16 +337,6 @@ export const workersOn = (
 export const routerIdOn = (worker: ClusterWorker, settings: SettingsKey): RouterId | undefined => {
   for (const r of worker.routers) if (r.settings === settings) return r.id
   return undefined
-}
-
-/** The Router with the given settings on a Worker, if any. */
-export const routerOn = (
-  snapshot: ClusterSnapshot,
-  worker: ClusterWorker,
-  settings: SettingsKey
-): ClusterRouter | undefined => {
-  const id = routerIdOn(worker, settings)
-  return id === undefined ? undefined : lookup(snapshot.routers, id)
 }
 
 /** The depth of the deepest hop of a producer's tree (0 when it is not piped anywhere). */
@@ -373,5 +360,3 @@ export const sumReservations = (reservations: Chunk.Chunk<Reservation>): number 
   for (const r of reservations) sum += r.cost
   return sum
 }
-
-export const emptyIds = <A>(): HashSet.HashSet<A> => HashSet.empty()

@@ -221,6 +221,11 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       : Effect.succeed(router)
   }
 
+  /** Runs a mediasoup creator on the local Router behind `routerId`. */
+  #onLocalRouter<O, T>(routerId: RouterId, operation: string, options: O, f: Creator<O, T>) {
+    return Effect.flatMap(this.#localRouter(routerId), (router) => call(operation, () => f(router, options)))
+  }
+
   #createTransport<O, T extends types.Transport>(
     kind: TransportKind,
     operation: string,
@@ -233,8 +238,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       const placed = yield* ctx.cluster.placeTransport(
         this.#id,
         kind,
-        (routerId) =>
-          Effect.flatMap(this.#localRouter(routerId), (router) => call(operation, () => f(router, options))),
+        (routerId) => this.#onLocalRouter(routerId, operation, options, f),
         (t) => t.id
       )
       this.#announce(placed)
@@ -258,8 +262,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       // Created and recorded under the placement lock: the Router is in use from then on.
       const placed = yield* ctx.cluster.placeRtpObserver(
         this.#id,
-        (routerId) =>
-          Effect.flatMap(this.#localRouter(routerId), (router) => call(operation, () => f(router, options))),
+        (routerId) => this.#onLocalRouter(routerId, operation, options, f),
         (o) => o.id
       )
       this.#announce(placed)

@@ -21,6 +21,7 @@
 import { Effect } from "effect"
 import type { types } from "mediasoup"
 import type { ConsumerId, MafaldaRouterId, ProducerId, RouterId, TransportId } from "../core/Ids.js"
+import type { ProducerLocation } from "../services/IndexService.js"
 import { InvalidArgumentError, type MafaldaRouterError } from "./errors.js"
 import { forwardingProxy } from "./forwardingProxy.js"
 import {
@@ -252,6 +253,12 @@ export const wrapTransport = <T extends types.Transport>(
     cluster.recordNow({ _tag: "TransportClosed", transport: transportId })
   })
 
+  /** Records in the Index that this Mafalda Router owns a (data) producer made here. */
+  const indexProducer = (id: string, kind: ProducerLocation["kind"]) =>
+    Effect.runFork(
+      ctx.index.add({ producer: id as ProducerId, node: cluster.node, mafaldaRouter: owner, router, kind })
+    )
+
   const produce = async (options: types.ProducerOptions): Promise<types.Producer> => {
     const producer = await transport.produce(options)
     const id = producer.id
@@ -263,15 +270,7 @@ export const wrapTransport = <T extends types.Transport>(
     })
     ctx.producers.set(id, { producer, owner, router })
     visible.add(id)
-    Effect.runFork(
-      ctx.index.add({
-        producer: id as ProducerId,
-        node: cluster.node,
-        mafaldaRouter: owner,
-        router,
-        kind: producer.kind
-      })
-    )
+    indexProducer(id, producer.kind)
     producer.observer.once("close", () => {
       cluster.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
       ctx.producers.delete(id)
@@ -334,15 +333,7 @@ export const wrapTransport = <T extends types.Transport>(
     const id = dataProducer.id
     ctx.dataProducers.set(id, { dataProducer, owner, router })
     visible.add(id)
-    Effect.runFork(
-      ctx.index.add({
-        producer: id as ProducerId,
-        node: cluster.node,
-        mafaldaRouter: owner,
-        router,
-        kind: "data"
-      })
-    )
+    indexProducer(id, "data")
     dataProducer.observer.once("close", () => {
       ctx.dataProducers.delete(id)
       for (const set of ctx.visible.values()) set.delete(id)
