@@ -7,7 +7,6 @@ import { describe, expect } from "@effect/vitest"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
 import { acquireWorker, opusCodec, tryMediasoup, vp8Codec } from "../src/media/worker.js"
-import { CHROMIUM_PATH, hasChromium } from "./support/chromium.js"
 import {
   awaitMediaFlowing,
   expectPageReceivedBoth,
@@ -16,8 +15,6 @@ import {
   openAndRunClient
 } from "./support/chromiumPage.js"
 import { startSignallingServer } from "./support/signalling.js"
-
-const chromiumPresent = hasChromium()
 
 const sumOutbound = (stats: ReadonlyArray<{ type: string; packetCount: number; byteCount: number }>) =>
   stats
@@ -37,12 +34,6 @@ const sumInbound = (stats: ReadonlyArray<{ type: string; packetCount: number; by
 
 const isPipeTransport = (transport: types.Transport): boolean =>
   transport.constructor.name === "PipeTransport"
-
-if (!chromiumPresent) {
-  console.warn(
-    `[chromium.test] skipping the real-client test: ${CHROMIUM_PATH} is absent (apt-get install chromium)`
-  )
-}
 
 describe("a real WebRTC client through two mediasoup Workers", () => {
   itWithChromium(

@@ -1,6 +1,9 @@
 /**
  * Debian's Chromium driven by playwright-core, and the test page's script bundled with
  * esbuild in memory (nothing written to the repository).
+ *
+ * `MAFALDA_CHROMIUM_PATH` names another Chromium binary (`scripts/setup.sh` honours it too);
+ * pointing it at a missing file shows what a machine without Chromium does.
  */
 import { existsSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -11,9 +14,13 @@ import { Data, Effect } from "effect"
 import { build } from "esbuild"
 import { type BrowserContext, chromium } from "playwright-core"
 
-export const CHROMIUM_PATH = "/usr/bin/chromium"
+/** Debian's Chromium, where `apt-get install chromium` puts it. */
+export const DEFAULT_CHROMIUM_PATH = "/usr/bin/chromium"
 
-/** Whether Debian's Chromium is installed. */
+/** The Chromium the real-client tests launch: `MAFALDA_CHROMIUM_PATH`, or Debian's. */
+export const CHROMIUM_PATH = process.env.MAFALDA_CHROMIUM_PATH || DEFAULT_CHROMIUM_PATH
+
+/** Whether that Chromium is installed. */
 export const hasChromium = (): boolean => existsSync(CHROMIUM_PATH)
 
 export const CHROMIUM_ARGS: ReadonlyArray<string> = [
