@@ -129,9 +129,11 @@ describe("a burst of 1,000 transport placements between two load reports", () =>
 
   it("with the default costs, fills Workers up to the watermark and no further", () => {
     const o = defaultPolicyOptions
-    const { placed, workers, max } = burst(o, [4])
+    const { placed, workers, perWorker, max } = burst(o, [4])
     expect(placed).toBe(1000)
-    expect(workers.length).toBeGreaterThanOrEqual(2)
+    // 600 transports of 0.1 % fill a Worker to the 60 % watermark: 600 + 400 = 1000.
+    expect(workers.length).toBe(2)
+    expect([...perWorker].sort((a, b) => b - a)).toEqual([600, 400])
     expect(max).toBeLessThanOrEqual(o.watermark + o.costs.transport + 1e-9)
   })
 
