@@ -9,7 +9,7 @@
  * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
  * whole cluster.
  */
-import { type Chunk, Data, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
+import { type Chunk, Data, Either, HashMap, Option, Order, RedBlackTree, Schema } from "effect"
 import {
   ConsumerId,
   MafaldaRouterId,
@@ -359,4 +359,18 @@ export const sumReservations = (reservations: Chunk.Chunk<Reservation>): number 
   let sum = 0
   for (const r of reservations) sum += r.cost
   return sum
+}
+
+/** The Mafalda Routers that use a Router on any of these Workers (sorted by id). */
+export const mafaldaRoutersOnWorkers = (
+  snapshot: ClusterSnapshot,
+  workers: Iterable<WorkerId>
+): Array<MafaldaRouterId> => {
+  const out = new Set<MafaldaRouterId>()
+  for (const worker of workers) {
+    for (const { id } of lookup(snapshot.workers, worker)?.routers ?? []) {
+      for (const m of lookup(snapshot.routers, id)?.mafaldaRouters ?? []) out.add(m)
+    }
+  }
+  return Array.from(out).sort()
 }

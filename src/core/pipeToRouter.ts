@@ -3,22 +3,22 @@
  * already carries the producer (same Worker and Router settings), the two Mafalda Routers
  * simply share it: no PipeTransport, the shell returns mirror objects. Otherwise a real
  * pipe is planned from the best-placed carrier to where the destination's next transport
- * would go.
+ * would go (`plan`, delegation followed: the shell carries out exactly that).
  */
-import { Data, HashMap, HashSet } from "effect"
+import { Data, Either, HashMap, HashSet } from "effect"
 import { chooseParent } from "./consumerPlacement.js"
 import type { MafaldaRouterId, NodeId, ProducerId, RouterId } from "./Ids.js"
+import { type PlacementPlan, planTransportPlacement } from "./interpret.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
 import { type ClusterSnapshot, lookup, workerOfRouter } from "./Snapshot.js"
-import { decideTransportPlacement, type TransportPlacement } from "./transportPlacement.js"
 
 export type PipeToRouterDecision = Data.TaggedEnum<{
   /** Both Mafalda Routers use `router`; register it with the destination if needed. */
   Share: { readonly router: RouterId; readonly register: boolean }
-  /** Pipe from `from` to the Router that `placement` gives for the destination. */
-  Pipe: { readonly from: RouterId; readonly placement: TransportPlacement }
+  /** Pipe from `from` to the Router that `plan` gives for the destination. */
+  Pipe: { readonly from: RouterId; readonly plan: PlacementPlan }
   Reject: {
-    readonly reason: "SameRouter" | "UnknownMafaldaRouter" | "UnknownProducer"
+    readonly reason: "SameRouter" | "UnknownMafaldaRouter" | "UnknownProducer" | "NoRoom" | "UnknownNode"
     readonly message: string
   }
 }>
@@ -87,9 +87,11 @@ export const decidePipeToRouter = (
       message: `Producer ${request.producer} has no live Router to pipe from`
     })
   }
-  const placement = decideTransportPlacement(snapshot, options, {
-    node: request.node,
-    mafaldaRouter: request.to
-  })
-  return PipeToRouterDecision.Pipe({ from: parent.router, placement })
+  const plan = planTransportPlacement(snapshot, options, { node: request.node, mafaldaRouter: request.to })
+  if (Either.isLeft(plan)) {
+    // The destination Mafalda Router exists (checked above): no room, or an unknown Node.
+    const reason = plan.left.reason === "UnknownNode" ? "UnknownNode" : "NoRoom"
+    return PipeToRouterDecision.Reject({ reason, message: plan.left.message })
+  }
+  return PipeToRouterDecision.Pipe({ from: parent.router, plan: plan.right })
 }

@@ -52,6 +52,9 @@ export type TransportPlacement = Data.TaggedEnum<{
 }>
 export const TransportPlacement = Data.taggedEnum<TransportPlacement>()
 
+/** A placement refused: no room anywhere, or an unknown Mafalda Router or Node. */
+export type TransportRejection = Data.TaggedEnum.Value<TransportPlacement, "Reject">
+
 export interface TransportRequest {
   /** The Node that received the request (the local Node for an embedded cluster). */
   readonly node: NodeId

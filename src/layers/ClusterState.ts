@@ -10,11 +10,24 @@ import { applyEvent, type InvalidEvent } from "../core/applyEvent.js"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
 import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, SettingsKey } from "../core/Ids.js"
+import {
+  type PlacementPlan,
+  pipeEvents,
+  placementEvents,
+  planTransportPlacement,
+  scaleDownEvent,
+  settingsOfAction
+} from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decidePipeToRouter } from "../core/pipeToRouter.js"
-import { type ClusterSnapshot, emptySnapshot, lookup, type TransportKind } from "../core/Snapshot.js"
-import { decideScaleDown, type ScaleDownAction } from "../core/scaleDown.js"
-import { decideTransportPlacement, type TransportPlacement } from "../core/transportPlacement.js"
+import {
+  type ClusterSnapshot,
+  emptySnapshot,
+  lookup,
+  mafaldaRoutersOnWorkers,
+  type TransportKind
+} from "../core/Snapshot.js"
+import { decideScaleDown, isScaleDownDue, type ScaleDownAction } from "../core/scaleDown.js"
 import {
   ClusterNotice,
   ClusterState,
@@ -145,72 +158,39 @@ const make = (options: ClusterStateOptions) =>
           : Effect.succeed(s)
       })
 
-    /** Carries out a transport placement (under the settings lock); returns the Router to use. */
+    const applyAll = (events: ReadonlyArray<ClusterEvent>): Effect.Effect<void, InvalidEvent> =>
+      Effect.forEach(events, apply, { discard: true })
+
+    /**
+     * Carries out a placement plan (under the settings lock): starts the Worker and creates
+     * the Router it needs, recording each as soon as it exists; returns the Router to use.
+     */
     const carryOut = (
-      mafaldaRouter: MafaldaRouterId,
       settings: MafaldaSettings,
-      placement: TransportPlacement
-    ): Effect.Effect<Placement, NoCapacityError | WorkerServiceError | InvalidEvent> => {
-      switch (placement._tag) {
-        case "UseRouter":
-          return Effect.gen(function* () {
-            if (placement.register) {
-              yield* apply({
-                _tag: "RouterRegistered",
-                mafaldaRouter,
-                router: placement.router,
-                at: yield* now
-              })
-            }
-            return { router: placement.router, worker: placement.worker, added: placement.register }
-          })
-        case "CreateRouter":
-          return Effect.gen(function* () {
-            const router = yield* workers.createRouter(placement.worker, settings.router)
-            yield* apply({
-              _tag: "RouterCreated",
-              router: router.id,
-              worker: router.worker,
-              settings: router.settings,
-              at: yield* now
-            })
-            yield* apply({ _tag: "RouterRegistered", mafaldaRouter, router: router.id, at: yield* now })
-            return { router: router.id, worker: router.worker, added: true }
-          })
-        case "CreateWorker":
-          return Effect.gen(function* () {
-            const worker = yield* workers.startWorker(settings.worker)
-            yield* apply({
-              _tag: "WorkerStarted",
-              worker: worker.id,
-              node: worker.node,
-              settings: worker.settings,
-              at: yield* now
-            })
-            const router = yield* workers.createRouter(worker.id, settings.router)
-            yield* apply({
-              _tag: "RouterCreated",
-              router: router.id,
-              worker: worker.id,
-              settings: router.settings,
-              at: yield* now
-            })
-            yield* apply({ _tag: "RouterRegistered", mafaldaRouter, router: router.id, at: yield* now })
-            return { router: router.id, worker: worker.id, added: true }
-          })
-        case "Delegate":
-          return Effect.fail(
-            new NoCapacityError({ message: `no room on this Node (Node ${placement.node} has some)` })
-          )
-        case "Reject":
-          return Effect.fail(new NoCapacityError({ message: placement.message }))
-      }
-    }
+      plan: PlacementPlan
+    ): Effect.Effect<Placement, NoCapacityError | WorkerServiceError | InvalidEvent> =>
+      Effect.gen(function* () {
+        if (plan.node !== node) {
+          return yield* new NoCapacityError({ message: `no room on this Node (Node ${plan.node} has some)` })
+        }
+        let worker = plan.worker
+        if (worker === null) {
+          const started = yield* workers.startWorker(settings.worker)
+          worker = started.id
+          yield* applyAll(placementEvents(plan, { worker }, yield* now))
+        }
+        const router = plan.router ?? (yield* workers.createRouter(worker, settings.router)).id
+        yield* applyAll(placementEvents({ ...plan, worker }, { worker, router }, yield* now))
+        return { router, worker, added: plan.register }
+      })
 
     const placeRouterLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
-      Effect.suspend(() =>
-        carryOut(mafaldaRouter, settings, decideTransportPlacement(read(), policy, { node, mafaldaRouter }))
-      )
+      Effect.suspend(() => {
+        const plan = planTransportPlacement(read(), policy, { node, mafaldaRouter })
+        return Either.isLeft(plan)
+          ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
+          : carryOut(settings, plan.right)
+      })
 
     const placeTransport: ClusterStateShape["placeTransport"] = <A, E>(
       mafaldaRouter: MafaldaRouterId,
@@ -265,11 +245,7 @@ const make = (options: ClusterStateOptions) =>
     const makePipe = (producer: ProducerId, from: RouterId, to: RouterId, pinned = false) =>
       Effect.gen(function* () {
         const pipe = yield* workers.pipe(producer, from, to)
-        yield* apply(
-          pinned
-            ? { _tag: "PipeCreated", producer, from, to, pinned, at: yield* now }
-            : { _tag: "PipeCreated", producer, from, to, at: yield* now }
-        )
+        yield* applyAll(pipeEvents([{ producer, from, to }], yield* now, pinned))
         return pipe
       })
 
@@ -314,11 +290,17 @@ const make = (options: ClusterStateOptions) =>
             const decision = decidePipeToRouter(read(), policy, { producer, from, to, node })
             switch (decision._tag) {
               case "Reject":
-                return yield* decision.reason === "UnknownProducer"
-                  ? Effect.fail(noProducer(producer, decision.message))
-                  : Effect.fail(
+                switch (decision.reason) {
+                  case "UnknownProducer":
+                    return yield* Effect.fail(noProducer(producer, decision.message))
+                  case "NoRoom":
+                  case "UnknownNode":
+                    return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
+                  default:
+                    return yield* Effect.fail(
                       new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
                     )
+                }
               case "Share": {
                 if (decision.register) {
                   yield* apply({
@@ -337,13 +319,7 @@ const make = (options: ClusterStateOptions) =>
               }
               case "Pipe": {
                 const placement = yield* placementLocks.with(toSettings.workerKey)(
-                  Effect.suspend(() =>
-                    carryOut(
-                      to,
-                      toSettings,
-                      decideTransportPlacement(read(), policy, { node, mafaldaRouter: to })
-                    )
-                  )
+                  carryOut(toSettings, decision.plan)
                 )
                 const pipe = yield* makePipe(producer, decision.from, placement.router, true)
                 return PipeToRouterOutcome.Piped({ pipe, placement })
@@ -378,47 +354,33 @@ const make = (options: ClusterStateOptions) =>
 
     // --- Scale-down ---------------------------------------------------------------------
 
-    const expired = (idleSince: number | null, at: number) =>
-      idleSince !== null && at - idleSince >= policy.idleGraceMillis
-    const stillWanted = (action: ScaleDownAction, at: number): boolean =>
-      decideScaleDown(read(), policy, at).some(
-        (a) => a._tag === action._tag && actionId(a) === actionId(action)
-      )
-
     const scaleDown: ClusterStateShape["scaleDown"] = Effect.gen(function* () {
       const at = yield* now
       const done: Array<ScaleDownAction> = []
       for (const action of decideScaleDown(read(), policy, at)) {
-        if (action._tag === "ClosePipe") {
-          yield* pipeLocks.with(action.producer)(
-            Effect.gen(function* () {
-              const hop = lookup(lookup(read().trees, action.producer) ?? HashMap.empty(), action.router)
-              if (hop === undefined || hop.parent === null || !expired(hop.idleSince, at)) return
-              yield* record({ _tag: "PipeClosed", producer: action.producer, to: action.router, at })
+        const carry = Effect.gen(function* () {
+          if (!isScaleDownDue(read(), policy, action, at)) return
+          // Out of the snapshot first, so nothing is placed there while it closes.
+          yield* record(scaleDownEvent(action, at))
+          switch (action._tag) {
+            case "ClosePipe":
               yield* workers.closePipe(action.producer, action.router)
-              done.push(action)
-            })
-          )
+              break
+            case "CloseRouter":
+              yield* workers.closeRouter(action.router)
+              break
+            case "CloseWorker":
+              yield* workers.closeWorker(action.worker)
+              break
+          }
+          done.push(action)
+        })
+        if (action._tag === "ClosePipe") {
+          yield* pipeLocks.with(action.producer)(carry)
           continue
         }
-        const workerId =
-          action._tag === "CloseWorker" ? action.worker : lookup(snapshot.routers, action.router)?.worker
-        const settings = workerId === undefined ? undefined : lookup(snapshot.workers, workerId)?.settings
-        if (settings === undefined) continue
-        yield* placementLocks.with(settings)(
-          Effect.gen(function* () {
-            if (!stillWanted(action, at)) return
-            // Out of the snapshot first, so nothing is placed there while it closes.
-            if (action._tag === "CloseRouter") {
-              yield* record({ _tag: "RouterClosed", router: action.router, at })
-              yield* workers.closeRouter(action.router)
-            } else {
-              yield* record({ _tag: "WorkerClosed", worker: action.worker, at })
-              yield* workers.closeWorker(action.worker)
-            }
-            done.push(action)
-          })
-        )
+        const settings = settingsOfAction(read(), action)
+        if (settings !== undefined) yield* placementLocks.with(settings)(carry)
       }
       if (done.length > 0) yield* PubSub.publish(notices, ClusterNotice.ScaledDown({ actions: done }))
       return done
@@ -448,18 +410,14 @@ const make = (options: ClusterStateOptions) =>
             yield* record({ _tag: "PipeClosed", producer: notice.producer, to: notice.to, at: notice.at })
             return
           }
-          const before = read()
-          const mafaldaRouters = new Set<MafaldaRouterId>()
-          for (const { id: rid } of lookup(before.workers, notice.worker)?.routers ?? []) {
-            for (const m of lookup(before.routers, rid)?.mafaldaRouters ?? []) mafaldaRouters.add(m)
-          }
+          const mafaldaRouters = mafaldaRoutersOnWorkers(read(), [notice.worker])
           yield* record({ _tag: "WorkerDied", worker: notice.worker, at: notice.at })
           yield* PubSub.publish(
             notices,
             ClusterNotice.WorkerLost({
               worker: notice.worker,
               reason: notice.reason,
-              mafaldaRouters: Array.from(mafaldaRouters)
+              mafaldaRouters
             })
           )
         })
@@ -493,9 +451,6 @@ const make = (options: ClusterStateOptions) =>
     }
     return service
   })
-
-const actionId = (a: ScaleDownAction): string =>
-  a._tag === "ClosePipe" ? `${a.producer}\u0000${a.router}` : a._tag === "CloseRouter" ? a.router : a.worker
 
 export const layer = (
   options: ClusterStateOptions

@@ -10,9 +10,10 @@
  * `WorkerStats`); policies only see it through `LoadReported` events at the report
  * interval (possibly delayed), plus the reservations `applyEvent` charges in between.
  */
-import { Either, HashMap, HashSet, Order, RedBlackTree } from "effect"
+import { Either, HashMap, HashSet } from "effect"
 import { applyEvent } from "../core/applyEvent.js"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
+import type { PlannedPipe } from "../core/consumerPlacement.js"
 import type {
   ConsumerId,
   MafaldaRouterId,
@@ -23,15 +24,15 @@ import type {
   TransportId,
   WorkerId
 } from "../core/Ids.js"
+import { type PlacementPlan, pipeEvents, placementEvents } from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import {
-  type ClusterNode,
   type ClusterSnapshot,
   effectiveLoad,
   emptySnapshot,
-  type LoadKey,
   lookup,
   type MediaKind,
+  mafaldaRoutersOnWorkers,
   workerOfRouter
 } from "../core/Snapshot.js"
 import { workerLimit } from "../core/transportPlacement.js"
@@ -41,48 +42,6 @@ import { Prng } from "./Prng.js"
 import type { NodeEvent, RoomGroup, Scenario, WorkerFailure } from "./Scenario.js"
 import type { VirtualClock } from "./VirtualClock.js"
 import { type KindFactors, type WorkerStat, WorkerStatsCache } from "./WorkerStats.js"
-
-/** The order of the core's load index: ascending load, then descending id. */
-const loadOrder: Order.Order<LoadKey> = Order.combine(
-  Order.mapInput(Order.number, (k: LoadKey) => k[0]),
-  Order.mapInput(Order.reverse(Order.string), (k: LoadKey) => k[1])
-)
-
-/**
- * Whether the core keeps its load and spare-CPU indexes right: a Worker reported twice must
- * stay one entry. (Checked once; when they drift the simulator drops them from its snapshot
- * and hands decisions a Tracker view it builds itself, see `Engine.trackerView`.)
- */
-export const coreIndexesSound = (): boolean => {
-  const costs = { transport: 0.1, producer: 0.5, consumer: 0.2, pipe: 0.2 }
-  const events: ReadonlyArray<ClusterEvent> = [
-    { _tag: "NodeUp", node: "n" as NodeId, cpus: 2, address: "a", at: 0 },
-    {
-      _tag: "WorkerStarted",
-      worker: "w" as WorkerId,
-      node: "n" as NodeId,
-      settings: "s" as SettingsKey,
-      at: 0
-    },
-    { _tag: "LoadReported", worker: "w" as WorkerId, load: 10, at: 1 },
-    { _tag: "LoadReported", worker: "w" as WorkerId, load: 20, at: 2 },
-    {
-      _tag: "WorkerStarted",
-      worker: "x" as WorkerId,
-      node: "n" as NodeId,
-      settings: "s" as SettingsKey,
-      at: 3
-    }
-  ]
-  let s: ClusterSnapshot = emptySnapshot
-  for (const e of events) {
-    const r = applyEvent(s, e, costs)
-    if (Either.isLeft(r)) return false
-    s = r.right
-  }
-  const tree = lookup(s.byLoad, "s" as SettingsKey)
-  return tree !== undefined && RedBlackTree.size(tree) === 2 && RedBlackTree.size(s.spare) === 0
-}
 
 /** An event the core refused: a bug in the simulator or a policy, never a scenario issue. */
 export class SimulatorBug extends Error {
@@ -275,15 +234,11 @@ export class Engine {
   private treeCapturedAt = 0
   private nodeMark = new Uint8Array(64)
 
-  /** The core's indexes drift (see `coreIndexesSound`): keep them out of the snapshot. */
-  readonly stripIndexes: boolean
-
   constructor(
     readonly scenario: Scenario,
     readonly clock: VirtualClock,
     private readonly engineOptions: EngineOptions = {}
   ) {
-    this.stripIndexes = !coreIndexesSound()
     this.options = scenario.policy
     const ref = scenario.referenceBitrateKbps
     this.factors =
@@ -305,38 +260,12 @@ export class Engine {
   emit(event: ClusterEvent): void {
     const r = applyEvent(this.snapshot, event, this.options.costs)
     if (Either.isLeft(r)) throw new SimulatorBug(`${this.policy.name}: ${r.left.message}`)
-    this.snapshot = this.stripIndexes
-      ? { ...r.right, byLoad: emptySnapshot.byLoad, spare: emptySnapshot.spare }
-      : r.right
+    this.snapshot = r.right
     this.events++
   }
 
-  /**
-   * The snapshot a Node decides on when it must look at other Nodes: when the core's own
-   * indexes are sound, the snapshot itself; otherwise the snapshot with a Tracker view built
-   * here: the load index and spare-CPU index over the Nodes the room uses and the first
-   * `trackerCandidates` Nodes with room.
-   */
-  trackerView(room: Room, entry: NodeId): ClusterSnapshot {
-    if (!this.stripIndexes) return this.snapshot
-    const s = this.snapshot
-    const nodes = new Set<NodeId>(room.nodes)
-    nodes.delete(entry)
-    for (const n of this.nodesWithRoom(this.scenario.trackerCandidates, entry)) nodes.add(n)
-    let tree = RedBlackTree.empty<LoadKey, WorkerId>(loadOrder)
-    let spare = emptySnapshot.spare
-    for (const id of nodes) {
-      const node: ClusterNode | undefined = lookup(s.nodes, id)
-      if (node === undefined || node.state !== "up") continue
-      for (const wid of node.workers) {
-        const w = lookup(s.workers, wid)
-        if (w?.alive && w.settings === WORKER_SETTINGS)
-          tree = RedBlackTree.insert(tree, [effectiveLoad(w), w.id], w.id)
-      }
-      if (node.workers.length < node.cpus)
-        spare = RedBlackTree.insert(spare, [node.workers.length / node.cpus, id], id)
-    }
-    return { ...s, byLoad: HashMap.make([WORKER_SETTINGS, tree]), spare }
+  emitAll(events: ReadonlyArray<ClusterEvent>): void {
+    for (const event of events) this.emit(event)
   }
 
   /** Runs a pure decision and accounts for its time. */
@@ -362,6 +291,19 @@ export class Engine {
     const worker = `w${this.nextWorker++}` as WorkerId
     this.emit({ _tag: "WorkerStarted", worker, node, settings: WORKER_SETTINGS, at: this.now })
     return worker
+  }
+
+  /**
+   * Carries out a placement plan as the shell does (see the core's `interpret.ts`): a new
+   * Worker and Router where the plan needs them, recorded by the core's `placementEvents`.
+   * Returns the Router the transport goes to.
+   */
+  carryOut(plan: PlacementPlan): RouterId {
+    const worker = plan.worker ?? (`w${this.nextWorker++}` as WorkerId)
+    const router = plan.router ?? (`r${this.nextRouter++}` as RouterId)
+    this.emitAll(placementEvents(plan, { worker, router }, this.now))
+    this.touchNode(plan.node)
+    return router
   }
 
   createRouter(worker: WorkerId, settings: SettingsKey): RouterId {
@@ -440,9 +382,14 @@ export class Engine {
     this.depthHist[depth] = (this.depthHist[depth] ?? 0) + 1
   }
 
+  /** Makes the pipes a decision planned (the core's `pipeEvents`). */
+  pipes(pipes: ReadonlyArray<PlannedPipe>): void {
+    this.emitAll(pipeEvents(pipes, this.now))
+    this.pipesCreated += pipes.length
+  }
+
   pipe(producer: ProducerId, from: RouterId, to: RouterId): void {
-    this.emit({ _tag: "PipeCreated", producer, from, to, at: this.now })
-    this.pipesCreated++
+    this.pipes([{ producer, from, to }])
   }
 
   carries(router: RouterId, producer: ProducerId): boolean {
@@ -758,15 +705,7 @@ export class Engine {
   // --- Failures -------------------------------------------------------------------------
 
   private roomsOnWorkers(workers: Iterable<WorkerId>): Array<Room> {
-    const ids = new Set<string>()
-    for (const wid of workers) {
-      const w = lookup(this.snapshot.workers, wid)
-      if (w === undefined) continue
-      for (const { id: rid } of w.routers) {
-        const r = lookup(this.snapshot.routers, rid)
-        if (r !== undefined) for (const m of r.mafaldaRouters) ids.add(m)
-      }
-    }
+    const ids = new Set<string>(mafaldaRoutersOnWorkers(this.snapshot, workers))
     const out: Array<Room> = []
     for (const g of this.groups) for (const room of g.rooms) if (ids.has(room.id)) out.push(room)
     return out

@@ -19,6 +19,7 @@ import {
   decideTransportPlacement,
   effectiveLoad,
   emptySnapshot,
+  isScaleDownDue,
   lookup,
   type MafaldaRouterId,
   makePolicyOptions,
@@ -27,7 +28,11 @@ import {
   type PolicyOptions,
   type PolicyOptionsInput,
   type ProducerId,
+  pipeEvents,
+  placementEvents,
+  planTransportPlacement,
   type RouterId,
+  scaleDownEvent,
   type TransportPlacement,
   workersOn
 } from "../../src/core/index.js"
@@ -443,49 +448,50 @@ export class Sim {
 
   // --- Transport placement --------------------------------------------------------------
 
-  /** Decides a transport placement, checks it, carries it out; returns the Router to use. */
-  place(mafaldaRouter: MafaldaRouterId, node: NodeId, delegated = false): RouterId | undefined {
+  /**
+   * Decides a transport placement, checks the decision (and, when it delegates, the one the
+   * other Node makes), then carries out the core's plan with the core's interpreter, as the
+   * shell does; returns the Router to use.
+   */
+  place(mafaldaRouter: MafaldaRouterId, node: NodeId): RouterId | undefined {
     const s = this.snapshot
+    const o = this.options
     const request = { node, mafaldaRouter }
-    const d = decideTransportPlacement(s, this.options, request)
+    const d = decideTransportPlacement(s, o, request)
     this.note(`transport.${d._tag}${d._tag === "Reject" ? `.${d.reason}` : ""}`)
     this.checkTransportDecision(s, request, d)
-    if (delegated) {
+    if (d._tag === "Delegate") {
+      const there = { node: d.node, mafaldaRouter }
+      const d2 = decideTransportPlacement(s, o, there)
+      this.checkTransportDecision(s, there, d2)
       // The Node a client was delegated to must take it.
-      if (!this.strictDelegation && (d._tag === "Delegate" || d._tag === "Reject")) return undefined
-      check(d._tag === "Delegate" || d._tag === "Reject").toBe(false)
+      if (this.strictDelegation) check(d2._tag === "Delegate" || d2._tag === "Reject").toBe(false)
     }
-    const m = lookup(s.mafaldaRouters, mafaldaRouter)!
-    const at = this.now
-    const registerIfNeeded = (router: RouterId) => {
-      if (!contains(lookup(this.snapshot.mafaldaRouters, mafaldaRouter)!.routers, router))
-        this.emit(ev.registered(mafaldaRouter, router, at))
+    const plan = planTransportPlacement(s, o, request)
+    check(planTransportPlacement(s, o, request)).toEqual(plan)
+    if (Either.isLeft(plan)) {
+      if (this.strictDelegation) check(d._tag).toBe("Reject")
+      return undefined
     }
-    switch (d._tag) {
-      case "UseRouter":
-        registerIfNeeded(d.router)
-        return d.router
-      case "CreateRouter": {
-        const router = rid(this.fresh("r"))
-        this.emit(ev.routerCreated(router, d.worker, m.routerSettings, at))
-        registerIfNeeded(router)
-        return router
-      }
-      case "CreateWorker": {
-        const worker = this.fresh("w")
-        const router = rid(this.fresh("r"))
-        this.emit([
-          ev.workerStarted(worker, d.node, m.workerSettings, at),
-          ev.routerCreated(router, worker, m.routerSettings, at)
-        ])
-        registerIfNeeded(router)
-        return router
-      }
-      case "Delegate":
-        return this.place(mafaldaRouter, d.node, true)
-      case "Reject":
-        return undefined
+    const p = plan.right
+    // The plan is the decision, made concrete where it lands.
+    if (d._tag !== "Delegate") {
+      check(p.delegations).toEqual([])
+      check({ worker: p.worker, router: p.router, register: p.register, node: p.node }).toEqual(
+        d._tag === "UseRouter"
+          ? { worker: d.worker, router: d.router, register: d.register, node: d.node }
+          : d._tag === "CreateRouter"
+            ? { worker: d.worker, router: null, register: true, node: d.node }
+            : { worker: null, router: null, register: true, node: d._tag === "CreateWorker" ? d.node : "?" }
+      )
+    } else {
+      check(p.delegations[0]).toBe(d.node)
     }
+    const worker = p.worker ?? wid(this.fresh("w"))
+    const router = p.router ?? rid(this.fresh("r"))
+    this.emit(placementEvents(p, { worker, router }, this.now))
+    check(contains(lookup(this.snapshot.mafaldaRouters, mafaldaRouter)!.routers, router)).toBe(true)
+    return router
   }
 
   checkTransportDecision(
@@ -598,7 +604,7 @@ export class Sim {
         throw new Error(`unexpected consumer Reject: ${d.message}`)
     }
     const before = loads(s)
-    this.emit(planned.map((p) => ev.pipe(p.producer, p.from, p.to, at)))
+    this.emit(pipeEvents(planned, at))
     const piped = this.snapshot
     const consumer = cid(this.fresh("c"))
     this.emit(ev.consumer(consumer, producerId, transportId, at))
@@ -679,18 +685,24 @@ export class Sim {
         check([...HashMap.keys(tree)].some(accepts)).toBe(false)
         check(d.from).toBe(oracleParent(s, this.options, tree)!.router)
         check(lookup(tree, d.from)!.depth).toBeLessThan(this.options.maxTreeDepth)
-        check(d.placement).toEqual(
-          decideTransportPlacement(s, this.options, { node: request.node, mafaldaRouter: to })
+        check(Either.right(d.plan)).toEqual(
+          planTransportPlacement(s, this.options, { node: request.node, mafaldaRouter: to })
         )
-        const router = this.place(to, request.node)
-        if (router === undefined) return
+        // The shell carries out the decision's own plan.
+        const worker = d.plan.worker ?? wid(this.fresh("w"))
+        const router = d.plan.router ?? rid(this.fresh("r"))
+        this.emit(placementEvents(d.plan, { worker, router }, at))
         check(HashMap.has(lookup(this.snapshot.trees, producerId)!, router)).toBe(false)
         // pipeToRouter is the application's request: the pipe is pinned.
-        this.emit(ev.pipe(producerId, d.from, router, at, true))
+        this.emit(pipeEvents([{ producer: producerId, from: d.from, to: router }], at, true))
         return
       }
       case "Reject":
-        throw new Error(`unexpected pipeToRouter Reject: ${d.message}`)
+        check(d.reason).toBe("NoRoom")
+        check(
+          Either.isLeft(planTransportPlacement(s, this.options, { node: request.node, mafaldaRouter: to }))
+        ).toBe(true)
+        return
     }
   }
 
@@ -761,19 +773,10 @@ export class Sim {
         check(avg).toBeLessThanOrEqual(o.watermark - o.scaleDownHysteresis)
       }
     }
-    // Every action applies.
+    // Every action is still due when the shell gets to it (one by one), and applies.
     for (const a of actions) {
-      switch (a._tag) {
-        case "ClosePipe":
-          this.emit(ev.pipeClosed(a.producer, a.router, now))
-          break
-        case "CloseRouter":
-          this.emit(ev.routerClosed(a.router, now))
-          break
-        case "CloseWorker":
-          this.emit(ev.workerClosed(a.worker, now))
-          break
-      }
+      check(isScaleDownDue(this.snapshot, o, a, now)).toBe(true)
+      this.emit(scaleDownEvent(a, now))
     }
   }
 

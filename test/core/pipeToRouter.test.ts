@@ -1,12 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
 import {
   type ClusterEvent,
   type ClusterSnapshot,
   decidePipeToRouter,
-  decideTransportPlacement,
   defaultPolicyOptions,
+  makePolicyOptions,
   PipeToRouterDecision,
-  TransportPlacement
+  planTransportPlacement
 } from "../../src/core/index.js"
 import { build, ev, mid, nid, pid, RS, RS2, rid, WS, WS2, wid, workerWithRouter } from "./helpers.js"
 
@@ -107,22 +108,20 @@ describe("decidePipeToRouter: share when the settings match", () => {
 describe("decidePipeToRouter: pipe when the settings differ", () => {
   it("other Router settings: pipe from the best parent to where the destination's transport goes", () => {
     const d = decide(base, "m1", "m3")
-    expect(d).toEqual(
-      PipeToRouterDecision.Pipe({
-        from: rid("r1"),
-        placement: TransportPlacement.CreateRouter({ worker: wid("w1"), node: nid("n1") })
-      })
-    )
+    expect(d).toMatchObject({
+      _tag: "Pipe",
+      from: rid("r1"),
+      plan: { node: nid("n1"), worker: wid("w1"), router: null, register: true, delegations: [] }
+    })
   })
 
   it("other Worker settings: a Router with the same Router settings on another kind of Worker is not shared", () => {
     const d = decide(base, "m1", "m4")
-    expect(d).toEqual(
-      PipeToRouterDecision.Pipe({
-        from: rid("r1"),
-        placement: TransportPlacement.CreateWorker({ node: nid("n1") })
-      })
-    )
+    expect(d).toMatchObject({
+      _tag: "Pipe",
+      from: rid("r1"),
+      plan: { node: nid("n1"), worker: null, router: null, register: true, delegations: [] }
+    })
   })
 
   it("the parent is chosen like a consumer's (under the watermark first)", () => {
@@ -138,16 +137,26 @@ describe("decidePipeToRouter: pipe when the settings differ", () => {
     if (d._tag === "Pipe") expect(d.from).toBe("r2")
   })
 
-  it("the placement is the destination's transport placement on the requesting Node", () => {
+  it("the plan is the destination's transport placement plan from the requesting Node", () => {
     const s = build([...baseEvents, ev.nodeUp("n2", 2)])
-    for (const node of ["n1", "n2", "nX"]) {
+    for (const node of ["n1", "n2"]) {
       const d = decide(s, "m1", "m3", "p1", node)
-      expect(d).toEqual(
-        PipeToRouterDecision.Pipe({
-          from: rid("r1"),
-          placement: decideTransportPlacement(s, o, { node: nid(node), mafaldaRouter: mid("m3") })
-        })
-      )
+      const plan = planTransportPlacement(s, o, { node: nid(node), mafaldaRouter: mid("m3") })
+      expect(d).toEqual(PipeToRouterDecision.Pipe({ from: rid("r1"), plan: Either.getOrThrow(plan) }))
     }
+  })
+
+  it("no room for the destination (or an unknown Node): Reject, with the placement's reason", () => {
+    const s = build([...baseEvents, ev.nodeUp("n2", 2)])
+    expect(decide(s, "m1", "m3", "p1", "nX")).toMatchObject({ _tag: "Reject", reason: "UnknownNode" })
+    const full = build([...baseEvents, ev.load("w1", 100, 1)])
+    const one = makePolicyOptions({ maxWorkersPerNode: 1 })
+    const d = decidePipeToRouter(full, Either.getOrThrow(one), {
+      producer: pid("p1"),
+      from: mid("m1"),
+      to: mid("m3"),
+      node: nid("n1")
+    })
+    expect(d).toMatchObject({ _tag: "Reject", reason: "NoRoom" })
   })
 })

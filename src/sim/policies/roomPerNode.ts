@@ -5,12 +5,12 @@
  * decisions place transports and pipes, on a snapshot that shows only that Node: a full
  * Node rejects, it never delegates.
  */
-import { HashMap, Order, RedBlackTree } from "effect"
+import { Either, HashMap, Order, RedBlackTree } from "effect"
 import { decideConsumerPlacement } from "../../core/consumerPlacement.js"
-import type { NodeId, RouterId, SettingsKey } from "../../core/Ids.js"
+import type { NodeId, SettingsKey } from "../../core/Ids.js"
+import { planTransportPlacement } from "../../core/interpret.js"
 import type { ClusterNode, SpareKey } from "../../core/Snapshot.js"
 import { lookup } from "../../core/Snapshot.js"
-import { decideTransportPlacement } from "../../core/transportPlacement.js"
 import type { Engine, SimPolicy } from "../Engine.js"
 import { mafaldaPolicy } from "./mafalda.js"
 
@@ -61,23 +61,11 @@ export const roomPerNodePolicy = (engine: Engine): SimPolicy => {
         byLoad: HashMap.empty(),
         spare: RedBlackTree.empty<SpareKey, NodeId>(Order.tuple(Order.number, Order.string) as never)
       }
-      const d = engine.decide(() =>
-        decideTransportPlacement(snapshot, options, { node, mafaldaRouter: room.id })
+      const plan = engine.decide(() =>
+        planTransportPlacement(snapshot, options, { node, mafaldaRouter: room.id })
       )
-      let router: RouterId
-      switch (d._tag) {
-        case "UseRouter":
-          router = d.router
-          break
-        case "CreateRouter":
-          router = engine.createRouter(d.worker, ROUTER_SETTINGS)
-          break
-        case "CreateWorker":
-          router = engine.createRouter(engine.startWorker(d.node), ROUTER_SETTINGS)
-          break
-        default:
-          return false
-      }
+      if (Either.isLeft(plan)) return false
+      const router = engine.carryOut(plan.right)
       p.transport = engine.createTransport(room, router)
       p.router = router
       room.nodes.add(node)
@@ -92,8 +80,7 @@ export const roomPerNodePolicy = (engine: Engine): SimPolicy => {
         decideConsumerPlacement(snapshot, options, { producer: producer.id, router })
       )
       if (d._tag === "Reject") return false
-      if (d._tag === "PipeThenConsume")
-        for (const pipe of d.pipes) engine.pipe(pipe.producer, pipe.from, pipe.to)
+      if (d._tag === "PipeThenConsume") engine.pipes(d.pipes)
       engine.createConsumer(p, p.transport, router, producer)
       return true
     },
