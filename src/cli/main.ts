@@ -4,6 +4,7 @@
  *   mafalda demo [--consumers N] [--json]   a real broadcast through one Mafalda Router
  *   mafalda pipe-demo [--json]              two Workers, one pipe, real RTP (raw mediasoup)
  *   mafalda simulate --scenario NAME ...    the placement policies on simulated clusters
+ *   mafalda calibrate [--json]              the cost-model options measured on this machine
  */
 import { Effect } from "effect"
 import { runPipeDemo } from "../demo/pipeDemo.js"
@@ -15,6 +16,9 @@ const usage = `usage:
   mafalda pipe-demo [--json]               two Workers, one pipe, real RTP
   mafalda simulate --scenario NAME [--policy a,b] [--json] [--html FILE]
                                            compare placement policies on a simulated cluster
+  mafalda calibrate [--json] [--window MS] [--repeats N]
+                                           measure what producers, consumers and pipes cost
+                                           a Worker here (audio, video) and print the costs
   mafalda help`
 
 const flag = (argv: ReadonlyArray<string>, name: string): string | undefined => {
@@ -80,6 +84,10 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     case "simulate": {
       const { runSimulateCommand } = await import("./simulate.js")
       return runSimulateCommand(rest)
+    }
+    case "calibrate": {
+      const { runCalibrateCommand } = await import("./calibrate.js")
+      return runCalibrateCommand(rest)
     }
     case "help":
     case "--help":
