@@ -24,8 +24,10 @@ import { runWith } from "./router/MafaldaContext.js"
 import { type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
 import type { MafaldaRouter, MafaldaRouterOptions } from "./router/MafaldaRouter.js"
 import type { ClusterStatus } from "./router/status.js"
-import { ClusterState } from "./services/ClusterState.js"
+import { LocalMediasoup } from "./services/LocalMediasoup.js"
 import { Mafalda } from "./services/Mafalda.js"
+import { ScaleDown } from "./services/ScaleDown.js"
+import { SnapshotStore } from "./services/SnapshotStore.js"
 import { WorkerService } from "./services/WorkerService.js"
 
 export interface MafaldaInstance {
@@ -52,8 +54,14 @@ export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<
   const resolved = resolveMafaldaOptions(options)
   if (Either.isLeft(resolved)) throw toMediasoupError(resolved.left)
   const runtime = ManagedRuntime.make(layerFromResolved(resolved.right))
-  const { mafalda, cluster, workers } = await runtime.runPromise(
-    Effect.all({ mafalda: Mafalda, cluster: ClusterState, workers: WorkerService })
+  const { mafalda, store, scaleDown, workers, local } = await runtime.runPromise(
+    Effect.all({
+      mafalda: Mafalda,
+      store: SnapshotStore,
+      scaleDown: ScaleDown,
+      workers: WorkerService,
+      local: LocalMediasoup
+    })
   )
   const effectRuntime = await runtime.runtime()
   const run = <A>(effect: Effect.Effect<A, MafaldaRouterError>) => runWith(effectRuntime, effect)
@@ -67,13 +75,13 @@ export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<
       return run(mafalda.createRouter(routerOptions))
     },
     status: () => runtime.runPromise(mafalda.status),
-    snapshot: () => cluster.current(),
-    scaleDown: () => runtime.runPromise(Effect.map(cluster.scaleDown, (done) => done.length)),
+    snapshot: () => store.current(),
+    scaleDown: () => runtime.runPromise(Effect.map(scaleDown.run, (done) => done.length)),
     workers: () =>
       runtime.runPromise(
         Effect.map(workers.workers, (infos) =>
           infos.flatMap((w) => {
-            const worker = workers.local.worker(w.id)
+            const worker = local.worker(w.id)
             return worker === undefined ? [] : [worker]
           })
         )

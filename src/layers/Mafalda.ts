@@ -1,17 +1,18 @@
 /**
  * Layers of the `Mafalda` service:
  *
- * - `layer`: Mafalda Routers over `ClusterState`, `WorkerService` (local mediasoup objects)
+ * - `layer`: Mafalda Routers over the cluster services (`Placement`, `SnapshotStore`,
+ *   `ClusterNotices`), `LocalMediasoup` (the mediasoup objects of this process' Workers)
  *   and `IndexService`;
  * - `layerLocal(options)`: everything for one machine: real mediasoup Workers
- *   (`layerMediasoup`), the in-memory Tracker and Index, the `ClusterState` shell.
+ *   (`layerMediasoup`), the in-memory Tracker and Index, the cluster services (`layerCluster`).
  *   Closing its scope closes every Mafalda Router and Worker.
  *
  * @module
  */
 import { randomUUID } from "node:crypto"
 import { EventEmitter } from "node:events"
-import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
+import { Effect, Layer, Logger, LogLevel, Queue, Runtime, Stream } from "effect"
 import type { types } from "mediasoup"
 import { MafaldaRouterId } from "../core/Ids.js"
 import { InvalidArgumentError, type InvalidOptionsError } from "../router/errors.js"
@@ -21,28 +22,48 @@ import { resolveMafaldaOptions } from "../router/MafaldaOptions.js"
 import { MafaldaRouter, type MafaldaRouterOptions } from "../router/MafaldaRouter.js"
 import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
 import { clusterStatus } from "../router/status.js"
-import { ClusterState } from "../services/ClusterState.js"
+import { ClusterNotices } from "../services/ClusterNotices.js"
 import { IndexService } from "../services/IndexService.js"
+import { LocalMediasoup } from "../services/LocalMediasoup.js"
 import { Mafalda, type MafaldaShape } from "../services/Mafalda.js"
-import { WorkerService } from "../services/WorkerService.js"
-import * as ClusterStateLayer from "./ClusterState.js"
+import { Placement } from "../services/Placement.js"
+import { SnapshotStore } from "../services/SnapshotStore.js"
+import type { TrackerService } from "../services/TrackerService.js"
+import type { WorkerService } from "../services/WorkerService.js"
+import * as ClusterLayer from "./Cluster.js"
 import * as IndexLayer from "./IndexService.js"
 import * as TrackerLayer from "./TrackerService.js"
 import { layerMediasoup } from "./WorkerService.js"
 
 const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
   Effect.gen(function* () {
-    const cluster = yield* ClusterState
-    const workers = yield* WorkerService
+    const placement = yield* Placement
+    const store = yield* SnapshotStore
+    const notices = yield* ClusterNotices
+    const local = yield* LocalMediasoup
     const index = yield* IndexService
     const runtime = yield* Effect.runtime<never>()
     const observer = new EventEmitter()
     const routers = new Map<string, MafaldaRouter>()
+    const logFailure = (what: string) => (effect: Effect.Effect<void, unknown>) =>
+      effect.pipe(Effect.catchAllCause((cause) => Effect.logError(what, cause)))
+    const runFork = Runtime.runFork(runtime)
+    // Index writes, one at a time and in order (a remove never overtakes its add).
+    const indexWrites = yield* Queue.unbounded<Effect.Effect<void, unknown>>()
+    yield* Stream.fromQueue(indexWrites).pipe(
+      Stream.runForEach(logFailure("an Index write failed")),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
     const ctx: MafaldaContext = {
-      cluster,
-      workers,
+      node: placement.node,
+      placement,
+      store,
+      local,
       index,
       runtime,
+      fork: (effect) => void runFork(logFailure("a background task failed")(effect)),
+      writeIndex: (effect) => void indexWrites.unsafeOffer(effect),
       producers: new Map(),
       dataProducers: new Map(),
       visible: new Map(),
@@ -58,7 +79,7 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
       })
     )
 
-    yield* Stream.fromQueue(yield* cluster.subscribe).pipe(
+    yield* Stream.fromQueue(yield* notices.subscribe).pipe(
       Stream.runForEach((notice) =>
         Effect.sync(() => {
           if (notice._tag !== "WorkerLost") return
@@ -84,7 +105,7 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
         })
         const workerSettings = { ...defaults.workerSettings, ...options.workerSettings }
         const id = MafaldaRouterId.make(randomUUID())
-        yield* cluster.createMafaldaRouter(id, workerSettings, routerSettings)
+        yield* placement.createMafaldaRouter(id, workerSettings, routerSettings)
         const router = new MafaldaRouter<AppData>({
           ctx,
           id,
@@ -101,9 +122,9 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
     const service: MafaldaShape = {
       createRouter,
       routers: Effect.sync(() => Array.from(routers.values())),
-      snapshot: cluster.snapshot,
+      snapshot: store.snapshot,
       status: Effect.sync(() =>
-        clusterStatus(cluster.current(), cluster.node, (w) => workers.local.worker(w as never)?.pid)
+        clusterStatus(store.current(), placement.node, (w) => local.worker(w as never)?.pid)
       ),
       observer
     }
@@ -113,7 +134,7 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
 /** Mafalda over the services; `workerSettings` are the Mafalda Routers' defaults. */
 export const layer = (
   defaults: { readonly workerSettings: types.WorkerSettings } = { workerSettings: {} }
-): Layer.Layer<Mafalda, never, ClusterState | WorkerService | IndexService> =>
+): Layer.Layer<Mafalda, never, Placement | SnapshotStore | ClusterNotices | LocalMediasoup | IndexService> =>
   Layer.scoped(Mafalda, make(defaults))
 
 const logLevels = {
@@ -126,16 +147,23 @@ const logLevels = {
   none: LogLevel.None
 } as const
 
+/** What `layerLocal` provides: Mafalda and the services under it. */
+export type LocalServices =
+  | Mafalda
+  | ClusterLayer.ClusterServices
+  | WorkerService
+  | LocalMediasoup
+  | TrackerService
+  | IndexService
+
 /** Everything for one machine, from resolved options. */
-export const layerFromResolved = (
-  options: ResolvedMafaldaOptions
-): Layer.Layer<Mafalda | ClusterState | WorkerService | IndexService> => {
+export const layerFromResolved = (options: ResolvedMafaldaOptions): Layer.Layer<LocalServices> => {
   const workers = layerMediasoup({ cpus: options.cpus })
   const tracker = TrackerLayer.layerMemory({ interval: options.samplingInterval })
-  const cluster = ClusterStateLayer.layer({
+  const cluster = ClusterLayer.layer({
     policy: options.policy,
     scaleDownInterval: options.scaleDownInterval
-  }).pipe(Layer.provide(tracker))
+  }).pipe(Layer.provideMerge(tracker))
   const services = Layer.mergeAll(cluster, IndexLayer.layerMemory).pipe(Layer.provideMerge(workers))
   return layer({ workerSettings: options.workerSettings }).pipe(
     Layer.provideMerge(services),
@@ -144,7 +172,5 @@ export const layerFromResolved = (
 }
 
 /** Everything for one machine with real mediasoup Workers; fails on invalid options. */
-export const layerLocal = (
-  options: unknown = {}
-): Layer.Layer<Mafalda | ClusterState | WorkerService | IndexService, InvalidOptionsError> =>
+export const layerLocal = (options: unknown = {}): Layer.Layer<LocalServices, InvalidOptionsError> =>
   Layer.unwrapEffect(Effect.map(resolveMafaldaOptions(options), layerFromResolved))

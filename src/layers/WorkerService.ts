@@ -2,7 +2,8 @@
  * The two backends of `WorkerService`:
  *
  * - `layerMediasoup`: real mediasoup Workers, each a scoped resource in its own child scope
- *   (closing the layer's scope closes every Worker and waits for its process to exit);
+ *   (closing the layer's scope closes every Worker and waits for its process to exit), and
+ *   `LocalMediasoup`, their mediasoup objects;
  * - `layerSimulated`: Workers and Routers in memory whose CPU time follows the core's cost
  *   model and Effect's `Clock` (drive it with `TestClock`), with `SimulatedWorkers` to
  *   charge load and to kill Workers.
@@ -10,13 +11,24 @@
  * @module
  */
 import { availableParallelism } from "node:os"
-import { Clock, Context, Effect, ExecutionStrategy, Exit, Layer, PubSub, Scope, Stream } from "effect"
+import {
+  Clock,
+  Context,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  Layer,
+  PubSub,
+  Runtime,
+  Scope,
+  Stream
+} from "effect"
 import type { types } from "mediasoup"
 import { NodeId, type ProducerId, RouterId, WorkerId } from "../core/Ids.js"
 import type { Costs } from "../core/PolicyOptions.js"
 import { defaultPolicyOptions } from "../core/PolicyOptions.js"
 import { acquireWorker } from "../media/worker.js"
-import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
+import { LocalMediasoup, type LocalMediasoupShape } from "../services/LocalMediasoup.js"
 import {
   type RouterSettings,
   routerSettingsKey,
@@ -71,6 +83,9 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
     const cpus = options.cpus ?? availableParallelism()
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
+    // mediasoup's "died" listener runs outside any fiber: close the Worker's scope on the
+    // layer's own runtime, logging a failure instead of losing it.
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const notices = yield* Effect.acquireRelease(PubSub.unbounded<WorkerNotice>(), PubSub.shutdown)
     const workers = new Map<WorkerId, LocalWorker>()
     const routers = new Map<RouterId, LocalRouter>()
@@ -123,7 +138,13 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
                 at: clock.unsafeCurrentTimeMillis()
               })
             )
-            Effect.runFork(Scope.close(child, Exit.void))
+            runFork(
+              Scope.close(child, Exit.void).pipe(
+                Effect.catchAllCause((cause) =>
+                  Effect.logWarning("closing a dead Worker's scope failed", cause)
+                )
+              )
+            )
           })
           return info
         }).pipe(
@@ -172,12 +193,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
             new WorkerServiceError({ operation: "createRouter", message: String(cause), cause })
         }).pipe(
           Effect.map((router) => {
-            const info: RouterInfo = {
-              id: RouterId.make(router.id),
-              worker: id,
-              settings: key,
-              rtpCapabilities: router.rtpCapabilities
-            }
+            const info: RouterInfo = { id: RouterId.make(router.id), worker: id, settings: key }
             routers.set(info.id, { info, router })
             router.observer.once("close", () => {
               routers.delete(info.id)
@@ -267,19 +283,23 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       cpuTime,
       workers: Effect.sync(() => Array.from(workers.values(), (w) => w.info)),
       notices: Stream.fromPubSub(notices),
-      subscribe: PubSub.subscribe(notices),
-      local: {
-        worker: (id) => workers.get(id)?.worker,
-        router: (id) => routers.get(id)?.router,
-        pipe: (producer, to) => pipes.get(pipeKey(producer, to))
-      }
+      subscribe: PubSub.subscribe(notices)
     }
-    return service
+    const local: LocalMediasoupShape = {
+      worker: (id) => workers.get(id)?.worker,
+      router: (id) => routers.get(id)?.router,
+      pipe: (producer, to) => pipes.get(pipeKey(producer, to))
+    }
+    return Context.make(WorkerService, service).pipe(Context.add(LocalMediasoup, local))
   })
 
-/** Real mediasoup Workers, started lazily, closed (and their processes awaited) with the layer. */
-export const layerMediasoup = (options: WorkerServiceOptions = {}): Layer.Layer<WorkerService> =>
-  Layer.scoped(WorkerService, makeMediasoup(options))
+/**
+ * Real mediasoup Workers, started lazily, closed (and their processes awaited) with the
+ * layer; and their mediasoup objects.
+ */
+export const layerMediasoup = (
+  options: WorkerServiceOptions = {}
+): Layer.Layer<WorkerService | LocalMediasoup> => Layer.scopedContext(makeMediasoup(options))
 
 // --- Simulated -----------------------------------------------------------------------
 
@@ -397,8 +417,7 @@ const makeSimulated = (options: SimulatedOptions) =>
           const info: RouterInfo = {
             id: RouterId.make(`${node}/sim-router-${counter}`),
             worker,
-            settings: key,
-            rtpCapabilities: routerRtpCapabilities(settings)
+            settings: key
           }
           routers.set(info.id, info)
           return Effect.succeed(info)
@@ -431,8 +450,7 @@ const makeSimulated = (options: SimulatedOptions) =>
         ),
       workers: Effect.sync(() => Array.from(workers.values(), (w) => w.info)),
       notices: Stream.fromPubSub(notices),
-      subscribe: PubSub.subscribe(notices),
-      local: { worker: () => undefined, router: () => undefined, pipe: () => undefined }
+      subscribe: PubSub.subscribe(notices)
     }
 
     const control: SimulatedWorkersShape = {

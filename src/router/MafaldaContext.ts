@@ -6,10 +6,11 @@
  */
 import { Cause, Effect, Exit, Runtime } from "effect"
 import type { types } from "mediasoup"
-import type { MafaldaRouterId, RouterId } from "../core/Ids.js"
-import type { ClusterStateShape } from "../services/ClusterState.js"
+import type { MafaldaRouterId, NodeId, RouterId } from "../core/Ids.js"
 import type { IndexServiceShape } from "../services/IndexService.js"
-import type { WorkerServiceShape } from "../services/WorkerService.js"
+import type { LocalMediasoupShape } from "../services/LocalMediasoup.js"
+import type { PlacementShape } from "../services/Placement.js"
+import type { SnapshotStoreShape } from "../services/SnapshotStore.js"
 import { type MafaldaRouterError, MediasoupCallError, toMediasoupError } from "./errors.js"
 
 export interface ProducerEntry {
@@ -25,10 +26,22 @@ export interface DataProducerEntry {
 }
 
 export interface MafaldaContext {
-  readonly cluster: ClusterStateShape
-  readonly workers: WorkerServiceShape
+  /** This Node. */
+  readonly node: NodeId
+  readonly placement: PlacementShape
+  readonly store: SnapshotStoreShape
+  /** The mediasoup objects of this process' Workers. */
+  readonly local: LocalMediasoupShape
   readonly index: IndexServiceShape
+  /** The application's runtime: every Effect of a Promise method runs there. */
   readonly runtime: Runtime.Runtime<never>
+  /**
+   * Runs an Effect in the background on the application's runtime (from a mediasoup event
+   * listener, say); a failure is logged, never lost.
+   */
+  readonly fork: (effect: Effect.Effect<void, unknown>) => void
+  /** Queues a write to the Index: writes are carried out one at a time, in order; failures are logged. */
+  readonly writeIndex: (effect: Effect.Effect<void, unknown>) => void
   readonly producers: Map<string, ProducerEntry>
   readonly dataProducers: Map<string, DataProducerEntry>
   /** The producers and data producers each Mafalda Router may consume (its own and those piped to it). */

@@ -19,7 +19,7 @@ import { Effect } from "effect"
 import type { types } from "mediasoup"
 import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
 import { lookup, type TransportKind, workerOfRouter } from "../core/Snapshot.js"
-import type { Placement } from "../services/ClusterState.js"
+import type { Placed } from "../services/Placement.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
 import { ClosedError, InvalidArgumentError, type MafaldaRouterError, MediasoupCallError } from "./errors.js"
 import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
@@ -99,7 +99,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
 
   /** The underlying Routers this Mafalda Router uses now (ids). */
   get routerIds(): ReadonlyArray<string> {
-    const m = this.#ctx.cluster.current().mafaldaRouters
+    const m = this.#ctx.store.current().mafaldaRouters
     for (const [id, value] of m) if (id === this.#id) return Array.from(value.routers)
     return []
   }
@@ -162,7 +162,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
   }): boolean {
     const entry = this.#ctx.producers.get(producerId)
     if (entry === undefined || !visibleTo(this.#ctx, this.#id).has(producerId)) return false
-    const router = this.#ctx.workers.local.router(entry.router)
+    const router = this.#ctx.local.router(entry.router)
     return router?.canConsume({ producerId, rtpCapabilities }) ?? false
   }
 
@@ -197,7 +197,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (key.startsWith(`${this.#id} `)) this.#ctx.sharedConsumers.delete(key)
     }
     this.#ctx.visible.delete(this.#id)
-    Effect.runFork(this.#ctx.cluster.closeMafaldaRouter(this.#id))
+    this.#ctx.fork(this.#ctx.placement.closeMafaldaRouter(this.#id))
     this.#onClose()
   }
 
@@ -205,15 +205,15 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     return this.#closed ? Effect.fail(new ClosedError({ message: "Router closed" })) : Effect.void
   }
 
-  #announce(placement: Placement): void {
+  #announce(placement: Placed): void {
     if (!placement.added) return
-    const router = this.#ctx.workers.local.router(placement.router)
-    const worker = this.#ctx.workers.local.worker(placement.worker)
+    const router = this.#ctx.local.router(placement.router)
+    const worker = this.#ctx.local.worker(placement.worker)
     this.emit("newrouter", router, worker)
   }
 
   #localRouter(id: RouterId): Effect.Effect<types.Router, MediasoupCallError> {
-    const router = this.#ctx.workers.local.router(id)
+    const router = this.#ctx.local.router(id)
     return router === undefined
       ? Effect.fail(
           new MediasoupCallError({ operation: "router", cause: new Error(`Router ${id} is not local`) })
@@ -235,7 +235,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     const ctx = this.#ctx
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
-      const placed = yield* ctx.cluster.placeTransport(
+      const placed = yield* ctx.placement.placeTransport(
         this.#id,
         kind,
         (routerId) => this.#onLocalRouter(routerId, operation, options, f),
@@ -260,7 +260,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
       // Created and recorded under the placement lock: the Router is in use from then on.
-      const placed = yield* ctx.cluster.placeRtpObserver(
+      const placed = yield* ctx.placement.placeRtpObserver(
         this.#id,
         (routerId) => this.#onLocalRouter(routerId, operation, options, f),
         (o) => o.id
@@ -271,7 +271,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       this.#rtpObservers.add(wrapped)
       observer.observer.once("close", () => {
         this.#rtpObservers.delete(wrapped)
-        ctx.cluster.recordNow({
+        ctx.store.recordNow({
           _tag: "RtpObserverClosed",
           observer: observer.id as RtpObserverId,
           router: placed.router
@@ -311,7 +311,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (!(target instanceof MafaldaRouter)) {
         // A plain mediasoup Router: a real pipe from the Router the producer lives on.
         const entry = producerId !== undefined ? ctx.producers.get(producerId) : ctx.dataProducers.get(id)
-        const from = entry === undefined ? undefined : ctx.workers.local.router(entry.router)
+        const from = entry === undefined ? undefined : ctx.local.router(entry.router)
         if (from === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
         return yield* call("pipeToRouter", () =>
           from.pipeToRouter({ ...options, router: target } as types.PipeToRouterOptions)
@@ -325,7 +325,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (dataProducerId !== undefined) return yield* this.#pipeDataToRouter(dataProducerId, target)
       const entry = ctx.producers.get(id)
       if (entry === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
-      const outcome = yield* ctx.cluster.pipeToMafaldaRouter(id as ProducerId, this.#id, target.#id)
+      const outcome = yield* ctx.placement.pipeToMafaldaRouter(id as ProducerId, this.#id, target.#id)
       destination.add(id)
       if (outcome._tag === "Shared") {
         target.#announce(outcome)
@@ -345,7 +345,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         }) as unknown as types.PipeToRouterResult
       }
       target.#announce(outcome.placement)
-      const pipe = ctx.workers.local.pipe(id as ProducerId, outcome.pipe.to)
+      const pipe = ctx.local.pipe(id as ProducerId, outcome.pipe.to)
       if (pipe === undefined) return {}
       pipe.producer.observer.once("close", () => destination.delete(id))
       return { pipeConsumer: pipe.consumer, pipeProducer: pipe.producer }
@@ -374,7 +374,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       const closeConsumersThere = () => {
         for (const c of Array.from(dataConsumersOf(ctx, target.#id, id))) c.close()
       }
-      const snapshot = ctx.cluster.current()
+      const snapshot = ctx.store.current()
       const carrier = lookup(snapshot.routers, entry.router)
       const to = lookup(snapshot.mafaldaRouters, target.#id)
       const shares =
@@ -384,7 +384,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         workerOfRouter(snapshot, entry.router)?.settings === to.workerSettings
       let piped: types.PipeToRouterResult | undefined
       if (!shares) {
-        const placement = yield* ctx.cluster.placeRouter(target.#id)
+        const placement = yield* ctx.placement.placeRouter(target.#id)
         target.#announce(placement)
         piped = yield* call("pipeToRouter", () => pinDataPipe(ctx, id, placement.router))
       }

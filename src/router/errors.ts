@@ -11,9 +11,9 @@ import type { InvalidEvent } from "../core/applyEvent.js"
 import type {
   MafaldaRouterClosedError,
   NoCapacityError,
-  ProducerNotFoundError
-} from "../services/ClusterState.js"
-import type { WorkerServiceError } from "../services/WorkerService.js"
+  ProducerNotFoundError,
+  WorkerServiceError
+} from "../services/errors.js"
 
 /** A mediasoup call threw or rejected; `cause` is mediasoup's own error. */
 export class MediasoupCallError extends Data.TaggedError("MediasoupCallError")<{

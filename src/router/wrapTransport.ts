@@ -42,7 +42,7 @@ export const ensureProducerOn = (
   producer: string,
   router: RouterId
 ): Effect.Effect<void, MafaldaRouterError> =>
-  Effect.asVoid(ctx.cluster.ensureProducer(producer as ProducerId, router))
+  Effect.asVoid(ctx.placement.ensureProducer(producer as ProducerId, router))
 
 /**
  * Makes `router` receive a data producer: a mediasoup `pipeToRouter` from the Router it was
@@ -64,8 +64,8 @@ const acquireDataPipe = async (
   if (closing !== undefined) await closing
   let pipe = ctx.dataPipes.get(key)
   if (pipe === undefined) {
-    const from = ctx.workers.local.router(entry.router)
-    const to = ctx.workers.local.router(router)
+    const from = ctx.local.router(entry.router)
+    const to = ctx.local.router(router)
     if (from === undefined || to === undefined) throw dataProducerNotFound(dataProducer)
     const made: DataPipe = {
       pending: from.pipeToRouter({ dataProducerId: dataProducer, router: to }),
@@ -245,24 +245,24 @@ export const wrapTransport = <T extends types.Transport>(
   router: RouterId,
   transport: T
 ): T => {
-  const cluster = ctx.cluster
+  const store = ctx.store
   const transportId = transport.id as TransportId
   const visible = visibleTo(ctx, owner)
 
   transport.observer.once("close", () => {
-    cluster.recordNow({ _tag: "TransportClosed", transport: transportId })
+    store.recordNow({ _tag: "TransportClosed", transport: transportId })
   })
 
   /** Records in the Index that this Mafalda Router owns a (data) producer made here. */
   const indexProducer = (id: string, kind: ProducerLocation["kind"]) =>
-    Effect.runFork(
-      ctx.index.add({ producer: id as ProducerId, node: cluster.node, mafaldaRouter: owner, router, kind })
+    ctx.writeIndex(
+      ctx.index.add({ producer: id as ProducerId, node: ctx.node, mafaldaRouter: owner, router, kind })
     )
 
   const produce = async (options: types.ProducerOptions): Promise<types.Producer> => {
     const producer = await transport.produce(options)
     const id = producer.id
-    cluster.recordNow({
+    store.recordNow({
       _tag: "ProducerCreated",
       producer: id as ProducerId,
       kind: producer.kind,
@@ -272,10 +272,10 @@ export const wrapTransport = <T extends types.Transport>(
     visible.add(id)
     indexProducer(id, producer.kind)
     producer.observer.once("close", () => {
-      cluster.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
+      store.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
       ctx.producers.delete(id)
       for (const set of ctx.visible.values()) set.delete(id)
-      Effect.runFork(ctx.index.remove(id as ProducerId))
+      ctx.writeIndex(ctx.index.remove(id as ProducerId))
     })
     return producer
   }
@@ -285,7 +285,7 @@ export const wrapTransport = <T extends types.Transport>(
     producerId: string
   ): types.Consumer | Promise<types.Consumer> => {
     const consumerId = consumer.id as ConsumerId
-    cluster.recordNow({
+    store.recordNow({
       _tag: "ConsumerCreated",
       consumer: consumerId,
       producer: producerId as ProducerId,
@@ -294,7 +294,7 @@ export const wrapTransport = <T extends types.Transport>(
     const entry = ctx.producers.get(producerId)
     if (entry === undefined || entry.owner === owner) {
       consumer.observer.once("close", () => {
-        cluster.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
+        store.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
       })
       return consumer
     }
@@ -309,7 +309,7 @@ export const wrapTransport = <T extends types.Transport>(
     shared.add(wrapped)
     const set = shared
     consumer.observer.once("close", () => {
-      cluster.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
+      store.recordNow({ _tag: "ConsumerClosed", consumer: consumerId })
       set.delete(wrapped)
     })
     if (!pausedMirrors.get(ctx)?.has(key)) return wrapped
@@ -322,7 +322,7 @@ export const wrapTransport = <T extends types.Transport>(
     const producerId = options?.producerId
     if (typeof producerId !== "string") return Promise.reject(new TypeError("missing producerId"))
     if (!visible.has(producerId)) return Promise.reject(producerNotFound(producerId))
-    const consumed = cluster.receives(producerId as ProducerId, router)
+    const consumed = store.receives(producerId as ProducerId, router)
       ? transport.consume(options)
       : runPromise(ctx, ensureProducerOn(ctx, producerId, router)).then(() => transport.consume(options))
     return consumed.then((consumer) => recordConsumer(consumer, producerId))
@@ -337,7 +337,7 @@ export const wrapTransport = <T extends types.Transport>(
     dataProducer.observer.once("close", () => {
       ctx.dataProducers.delete(id)
       for (const set of ctx.visible.values()) set.delete(id)
-      Effect.runFork(ctx.index.remove(id as ProducerId))
+      ctx.writeIndex(ctx.index.remove(id as ProducerId))
     })
     return dataProducer
   }

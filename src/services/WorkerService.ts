@@ -1,10 +1,10 @@
 /**
  * `WorkerService`: the mediasoup Workers and Routers of one Node, as data.
  *
- * Everything goes by id and settings key and every operation is an Effect returning plain
- * data, so that Workers of another machine can stand behind the same interface later. The
- * local mediasoup objects (to create transports on a Router, say) are reachable through
- * `local`, which only the local backend fills in.
+ * Everything goes by id and settings key and every operation is an Effect returning plain,
+ * `Schema`-typed data (and `Schema.TaggedError`s), so that Workers of another process or
+ * machine can stand behind the same interface. The mediasoup objects of this process' own
+ * Workers are behind `LocalMediasoup`, which only the real mediasoup layer provides.
  *
  * Backends: `layerMediasoup` (real Workers, one child process each) and `layerSimulated`
  * (in memory, CPU load from the core's cost model, time from Effect's `Clock`), both in
@@ -12,38 +12,38 @@
  *
  * @module
  */
-import { Context, Data, type Effect, type Queue, type Scope, type Stream } from "effect"
-import type { types } from "mediasoup"
-import type { NodeId, ProducerId, RouterId, SettingsKey, WorkerId } from "../core/Ids.js"
+import { Context, Data, type Effect, type Queue, Schema, type Scope, type Stream } from "effect"
+import { NodeId, ProducerId, RouterId, SettingsKey, WorkerId } from "../core/Ids.js"
+import type { WorkerServiceError } from "./errors.js"
 import type { RouterSettings, WorkerSettings } from "./SettingsKeys.js"
 
+export { WorkerServiceError } from "./errors.js"
+
 /** A Worker, as data. */
-export interface WorkerInfo {
-  readonly id: WorkerId
-  readonly node: NodeId
-  readonly settings: SettingsKey
+export const WorkerInfo = Schema.Struct({
+  id: WorkerId,
+  node: NodeId,
+  settings: SettingsKey,
   /** The process id (virtual for simulated Workers). */
-  readonly pid: number
-}
+  pid: Schema.Int
+})
+export type WorkerInfo = typeof WorkerInfo.Type
 
 /** A Router, as data. */
-export interface RouterInfo {
-  readonly id: RouterId
-  readonly worker: WorkerId
-  readonly settings: SettingsKey
-  readonly rtpCapabilities: types.RtpCapabilities
-}
+export const RouterInfo = Schema.Struct({ id: RouterId, worker: WorkerId, settings: SettingsKey })
+export type RouterInfo = typeof RouterInfo.Type
 
 /** A pipe of a producer from one Router to another, as data. */
-export interface PipeInfo {
-  readonly producer: ProducerId
-  readonly from: RouterId
-  readonly to: RouterId
+export const PipeInfo = Schema.Struct({
+  producer: ProducerId,
+  from: RouterId,
+  to: RouterId,
   /** The consumer on `from` that feeds the pipe. */
-  readonly pipeConsumer: string
+  pipeConsumer: Schema.String,
   /** The producer on `to` (its id is the original producer's id). */
-  readonly pipeProducer: string
-}
+  pipeProducer: Schema.String
+})
+export type PipeInfo = typeof PipeInfo.Type
 
 /**
  * Something that happened to the Workers without being asked: a Worker process died, or a
@@ -54,24 +54,6 @@ export type WorkerNotice = Data.TaggedEnum<{
   PipeClosed: { readonly producer: ProducerId; readonly to: RouterId; readonly at: number }
 }>
 export const WorkerNotice = Data.taggedEnum<WorkerNotice>()
-
-/** A Worker or Router operation failed. */
-export class WorkerServiceError extends Data.TaggedError("WorkerServiceError")<{
-  readonly operation: string
-  readonly message: string
-  readonly cause?: unknown
-}> {}
-
-/** The local mediasoup objects behind ids (nothing for simulated or remote Workers). */
-export interface LocalMediasoup {
-  readonly worker: (id: WorkerId) => types.Worker | undefined
-  readonly router: (id: RouterId) => types.Router | undefined
-  /** The pipe consumer (on `from`) and pipe producer (on `to`) of a pipe made by `pipe`. */
-  readonly pipe: (
-    producer: ProducerId,
-    to: RouterId
-  ) => { readonly consumer: types.Consumer; readonly producer: types.Producer } | undefined
-}
 
 export interface WorkerServiceShape {
   /** The Node these Workers run on. */
@@ -105,8 +87,6 @@ export interface WorkerServiceShape {
   readonly notices: Stream.Stream<WorkerNotice>
   /** A subscription to the notices, made now and ended with the scope. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<WorkerNotice>, never, Scope.Scope>
-  /** The local mediasoup objects. */
-  readonly local: LocalMediasoup
 }
 
 export class WorkerService extends Context.Tag("mafalda/WorkerService")<

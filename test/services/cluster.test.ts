@@ -1,16 +1,17 @@
 /**
- * The shell over simulated Workers: Tracker loads from the cost model and `TestClock`,
+ * The shell (Placement, SnapshotStore, ScaleDown, LocalNode) over simulated Workers: Tracker loads from the cost model and `TestClock`,
  * serialised placements and pipes, Worker death, scale-down.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, HashMap, Layer, TestClock } from "effect"
 import { MafaldaRouterId, ProducerId, type RouterId, TransportId } from "../../src/core/Ids.js"
 import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
-import * as ClusterStateLayer from "../../src/layers/ClusterState.js"
+import * as ClusterLayer from "../../src/layers/Cluster.js"
 import * as TrackerLayer from "../../src/layers/TrackerService.js"
 import { layerSimulated, SimulatedWorkers } from "../../src/layers/WorkerService.js"
-import { ClusterState } from "../../src/services/ClusterState.js"
+import { Placement } from "../../src/services/Placement.js"
 import { routerSettingsKey, workerSettingsKey } from "../../src/services/SettingsKeys.js"
+import { SnapshotStore } from "../../src/services/SnapshotStore.js"
 import { TrackerService } from "../../src/services/TrackerService.js"
 import { WorkerService } from "../../src/services/WorkerService.js"
 
@@ -19,7 +20,7 @@ const policy = Either.getOrThrow(
 )
 const workers = layerSimulated({ cpus: 3, costs: policy.costs })
 const tracker = TrackerLayer.layerMemory({ interval: "1 second" })
-const live = ClusterStateLayer.layer({ policy, scaleDownInterval: "250 millis" }).pipe(
+const live = ClusterLayer.layer({ policy, scaleDownInterval: "250 millis" }).pipe(
   Layer.provideMerge(tracker),
   Layer.provideMerge(workers)
 )
@@ -28,10 +29,11 @@ let transportCounter = 0
 const newTransport = () => Effect.sync(() => ({ id: `t-${++transportCounter}` }))
 
 const setup = Effect.gen(function* () {
-  const cluster = yield* ClusterState
+  const placement = yield* Placement
+  const store = yield* SnapshotStore
   const m = MafaldaRouterId.make("m1")
-  yield* cluster.createMafaldaRouter(m, {}, { mediaCodecs: [] })
-  return { cluster, m }
+  yield* placement.createMafaldaRouter(m, {}, { mediaCodecs: [] })
+  return { placement, store, m }
 })
 
 describe("settings keys", () => {
@@ -63,27 +65,27 @@ describe("TrackerService over simulated Workers", () => {
   )
 })
 
-describe("ClusterState over simulated Workers", () => {
+describe("The cluster services over simulated Workers", () => {
   it.scoped("20 simultaneous transports start one Worker, not twenty", () =>
     Effect.gen(function* () {
-      const { cluster, m } = yield* setup
+      const { placement, store, m } = yield* setup
       const placed = yield* Effect.all(
-        Array.from({ length: 20 }, () => cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)),
+        Array.from({ length: 20 }, () => placement.placeTransport(m, "webrtc", newTransport, (t) => t.id)),
         { concurrency: "unbounded" }
       )
       expect(new Set(placed.map((p) => p.worker)).size).toBe(1)
       expect(placed.filter((p) => p.added)).toHaveLength(1)
-      expect(HashMap.size((yield* cluster.snapshot).workers)).toBe(1)
+      expect(HashMap.size((yield* store.snapshot).workers)).toBe(1)
     }).pipe(Effect.provide(live))
   )
 
   it.scoped("50 simultaneous consumers of one producer on another Router make one pipe", () =>
     Effect.gen(function* () {
-      const { cluster, m } = yield* setup
+      const { placement, store, m } = yield* setup
       const sim = yield* SimulatedWorkers
-      const origin = yield* cluster.placeTransport(m, "plain", newTransport, (t) => t.id)
+      const origin = yield* placement.placeTransport(m, "plain", newTransport, (t) => t.id)
       const producer = ProducerId.make("p1")
-      yield* cluster.apply({
+      yield* store.apply({
         _tag: "ProducerCreated",
         producer,
         kind: "audio",
@@ -93,24 +95,24 @@ describe("ClusterState over simulated Workers", () => {
       // The origin Worker is full: the next transport goes to a new Worker.
       yield* sim.charge(origin.worker, 80)
       yield* TestClock.adjust("2 seconds")
-      const other = yield* cluster.placeTransport(m, "plain", newTransport, (t) => t.id)
+      const other = yield* placement.placeTransport(m, "plain", newTransport, (t) => t.id)
       expect(other.worker).not.toBe(origin.worker)
       const pipes = yield* Effect.all(
-        Array.from({ length: 50 }, () => cluster.ensureProducer(producer, other.router)),
+        Array.from({ length: 50 }, () => placement.ensureProducer(producer, other.router)),
         { concurrency: "unbounded" }
       )
       expect(pipes.flat()).toHaveLength(1)
-      const tree = HashMap.unsafeGet((yield* cluster.snapshot).trees, producer)
+      const tree = HashMap.unsafeGet((yield* store.snapshot).trees, producer)
       expect(HashMap.size(tree)).toBe(2)
-      expect(cluster.receives(producer, other.router as RouterId)).toBe(true)
+      expect(store.receives(producer, other.router as RouterId)).toBe(true)
     }).pipe(Effect.provide(live))
   )
 
   it.scoped("drops a killed Worker and starts a replacement when needed", () =>
     Effect.gen(function* () {
-      const { cluster, m } = yield* setup
+      const { placement, store, m } = yield* setup
       const sim = yield* SimulatedWorkers
-      const first = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      const first = yield* placement.placeTransport(m, "webrtc", newTransport, (t) => t.id)
       yield* sim.kill(first.worker)
       // The notice is handled by a fiber: wait until the snapshot no longer has the Worker.
       yield* Effect.iterate(true, {
@@ -118,10 +120,10 @@ describe("ClusterState over simulated Workers", () => {
         body: () =>
           Effect.zipRight(
             Effect.yieldNow(),
-            Effect.map(cluster.snapshot, (s) => HashMap.has(s.workers, first.worker))
+            Effect.map(store.snapshot, (s) => HashMap.has(s.workers, first.worker))
           )
       })
-      const next = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      const next = yield* placement.placeTransport(m, "webrtc", newTransport, (t) => t.id)
       expect(next.worker).not.toBe(first.worker)
       expect(next.added).toBe(true)
     }).pipe(Effect.provide(live))
@@ -129,18 +131,18 @@ describe("ClusterState over simulated Workers", () => {
 
   it.scoped("closes idle Routers and Workers after the grace period", () =>
     Effect.gen(function* () {
-      const { cluster, m } = yield* setup
+      const { placement, store, m } = yield* setup
       const ws = yield* WorkerService
-      const placed = yield* cluster.placeTransport(m, "webrtc", newTransport, (t) => t.id)
-      yield* cluster.apply({
+      const placed = yield* placement.placeTransport(m, "webrtc", newTransport, (t) => t.id)
+      yield* store.apply({
         _tag: "TransportClosed",
         transport: TransportId.make(placed.transport.id),
         at: 0
       })
       yield* TestClock.adjust("1500 millis")
-      expect(HashMap.has((yield* cluster.snapshot).routers, placed.router)).toBe(false)
+      expect(HashMap.has((yield* store.snapshot).routers, placed.router)).toBe(false)
       yield* TestClock.adjust("1500 millis")
-      expect(HashMap.size((yield* cluster.snapshot).workers)).toBe(0)
+      expect(HashMap.size((yield* store.snapshot).workers)).toBe(0)
       expect(yield* ws.workers).toHaveLength(0)
     }).pipe(Effect.provide(live))
   )

@@ -1,0 +1,248 @@
+/**
+ * `Placement` on this Node: decisions of the core carried out through `WorkerService`,
+ * recorded in the `SnapshotStore` through the core's interpreter, under `ClusterLocks`.
+ *
+ * @module
+ */
+import { Effect, Either, Layer } from "effect"
+import type { InvalidEvent } from "../core/applyEvent.js"
+import { decideConsumerPlacement } from "../core/consumerPlacement.js"
+import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, SettingsKey } from "../core/Ids.js"
+import { type PlacementPlan, pipeEvents, placementEvents, planTransportPlacement } from "../core/interpret.js"
+import type { PolicyOptions } from "../core/PolicyOptions.js"
+import { decidePipeToRouter } from "../core/pipeToRouter.js"
+import { lookup } from "../core/Snapshot.js"
+import { ClusterLocks } from "../services/ClusterLocks.js"
+import {
+  MafaldaRouterClosedError,
+  NoCapacityError,
+  ProducerNotFoundError,
+  type WorkerServiceError
+} from "../services/errors.js"
+import { PipeToRouterOutcome, type Placed, Placement, type PlacementShape } from "../services/Placement.js"
+import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
+import { routerSettingsKey, workerSettingsKey } from "../services/SettingsKeys.js"
+import { SnapshotStore } from "../services/SnapshotStore.js"
+import { type PipeInfo, WorkerService } from "../services/WorkerService.js"
+
+interface MafaldaSettings {
+  readonly worker: WorkerSettings
+  readonly router: RouterSettings
+  readonly workerKey: SettingsKey
+}
+
+const make = (policy: PolicyOptions) =>
+  Effect.gen(function* () {
+    const workers = yield* WorkerService
+    const store = yield* SnapshotStore
+    const locks = yield* ClusterLocks
+    const node = workers.node
+    const settingsOf = new Map<MafaldaRouterId, MafaldaSettings>()
+    const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+    const read = store.current
+
+    const settingsFor = (id: MafaldaRouterId) =>
+      Effect.suspend(() => {
+        const s = settingsOf.get(id)
+        return s === undefined
+          ? Effect.fail(
+              new MafaldaRouterClosedError({ mafaldaRouter: id, message: `Mafalda Router ${id} is closed` })
+            )
+          : Effect.succeed(s)
+      })
+
+    /**
+     * Carries out a placement plan (under the settings lock): starts the Worker and creates
+     * the Router it needs, recording each as soon as it exists; returns the Router to use.
+     */
+    const carryOut = (
+      settings: MafaldaSettings,
+      plan: PlacementPlan
+    ): Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent> =>
+      Effect.gen(function* () {
+        if (plan.node !== node) {
+          return yield* new NoCapacityError({ message: `no room on this Node (Node ${plan.node} has some)` })
+        }
+        let worker = plan.worker
+        if (worker === null) {
+          worker = (yield* workers.startWorker(settings.worker)).id
+          yield* store.apply(...placementEvents(plan, { worker }, yield* now))
+        }
+        const router = plan.router ?? (yield* workers.createRouter(worker, settings.router)).id
+        yield* store.apply(...placementEvents({ ...plan, worker }, { worker, router }, yield* now))
+        return { router, worker, added: plan.register }
+      })
+
+    const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
+      Effect.suspend(() => {
+        const plan = planTransportPlacement(read(), policy, { node, mafaldaRouter })
+        return Either.isLeft(plan)
+          ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
+          : carryOut(settings, plan.right)
+      })
+
+    /** Places, creates on the chosen Router and records, all under the placement lock. */
+    const placeAndCreate = <A, E>(
+      mafaldaRouter: MafaldaRouterId,
+      create: (router: RouterId) => Effect.Effect<A, E>,
+      record: (made: A, router: RouterId) => Effect.Effect<void, InvalidEvent>
+    ) =>
+      Effect.flatMap(settingsFor(mafaldaRouter), (settings) =>
+        locks.placement(settings.workerKey)(
+          Effect.gen(function* () {
+            const placed = yield* placeLocked(mafaldaRouter, settings)
+            const made = yield* create(placed.router)
+            yield* record(made, placed.router)
+            return { ...placed, transport: made }
+          })
+        )
+      )
+
+    const placeTransport: PlacementShape["placeTransport"] = (mafaldaRouter, kind, create, idOf) =>
+      placeAndCreate(mafaldaRouter, create, (transport, router) =>
+        Effect.flatMap(now, (at) =>
+          store.apply({
+            _tag: "TransportCreated",
+            transport: idOf(transport) as never,
+            kind,
+            router,
+            mafaldaRouter,
+            at
+          })
+        )
+      )
+
+    const placeRtpObserver: PlacementShape["placeRtpObserver"] = (mafaldaRouter, create, idOf) =>
+      placeAndCreate(mafaldaRouter, create, (observer, router) =>
+        Effect.flatMap(now, (at) =>
+          store.apply({ _tag: "RtpObserverCreated", observer: idOf(observer) as RtpObserverId, router, at })
+        )
+      )
+
+    const placeRouter: PlacementShape["placeRouter"] = (mafaldaRouter) =>
+      Effect.flatMap(settingsFor(mafaldaRouter), (settings) =>
+        locks.placement(settings.workerKey)(placeLocked(mafaldaRouter, settings))
+      )
+
+    const makePipe = (producer: ProducerId, from: RouterId, to: RouterId, pinned = false) =>
+      Effect.gen(function* () {
+        const pipe = yield* workers.pipe(producer, from, to)
+        yield* store.apply(...pipeEvents([{ producer, from, to }], yield* now, pinned))
+        return pipe
+      })
+
+    const noProducer = (producer: ProducerId, message: string) =>
+      new ProducerNotFoundError({ producer, message })
+
+    const ensureSlow = (producer: ProducerId, router: RouterId) =>
+      locks.pipes(producer)(
+        Effect.suspend(
+          (): Effect.Effect<
+            ReadonlyArray<PipeInfo>,
+            ProducerNotFoundError | WorkerServiceError | InvalidEvent
+          > => {
+            const decision = decideConsumerPlacement(read(), policy, { producer, router })
+            switch (decision._tag) {
+              case "ConsumeHere":
+                return Effect.succeed<ReadonlyArray<PipeInfo>>([])
+              case "PipeThenConsume":
+                return Effect.forEach(decision.pipes, (p) => makePipe(p.producer, p.from, p.to))
+              case "Reject":
+                return Effect.fail(noProducer(producer, decision.message))
+            }
+          }
+        )
+      )
+
+    const noPipes: ReadonlyArray<PipeInfo> = []
+    const ensureProducer: PlacementShape["ensureProducer"] = (producer, router) =>
+      Effect.suspend(() =>
+        // Fast path: the Router already receives the producer; two O(1) lookups, no lock.
+        store.receives(producer, router) ? Effect.succeed(noPipes) : ensureSlow(producer, router)
+      )
+
+    const pipeToMafaldaRouter: PlacementShape["pipeToMafaldaRouter"] = (producer, from, to) =>
+      Effect.gen(function* () {
+        yield* settingsFor(from)
+        const toSettings = yield* settingsFor(to)
+        return yield* locks.pipes(producer)(
+          Effect.gen(function* () {
+            const decision = decidePipeToRouter(read(), policy, { producer, from, to, node })
+            switch (decision._tag) {
+              case "Reject":
+                switch (decision.reason) {
+                  case "UnknownProducer":
+                    return yield* Effect.fail(noProducer(producer, decision.message))
+                  case "NoRoom":
+                  case "UnknownNode":
+                    return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
+                  default:
+                    return yield* Effect.fail(
+                      new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
+                    )
+                }
+              case "Share": {
+                if (decision.register) {
+                  yield* store.apply({
+                    _tag: "RouterRegistered",
+                    mafaldaRouter: to,
+                    router: decision.router,
+                    at: yield* now
+                  })
+                }
+                const worker = lookup(read().routers, decision.router)?.worker
+                return PipeToRouterOutcome.Shared({
+                  router: decision.router,
+                  added: decision.register,
+                  worker: worker as NonNullable<typeof worker>
+                })
+              }
+              case "Pipe": {
+                const placement = yield* locks.placement(toSettings.workerKey)(
+                  carryOut(toSettings, decision.plan)
+                )
+                const pipe = yield* makePipe(producer, decision.from, placement.router, true)
+                return PipeToRouterOutcome.Piped({ pipe, placement })
+              }
+            }
+          })
+        )
+      })
+
+    const createMafaldaRouter: PlacementShape["createMafaldaRouter"] = (id, workerSettings, routerSettings) =>
+      Effect.gen(function* () {
+        const workerKey = workerSettingsKey(workerSettings)
+        yield* store.apply({
+          _tag: "MafaldaRouterCreated",
+          mafaldaRouter: id,
+          workerSettings: workerKey,
+          routerSettings: routerSettingsKey(routerSettings),
+          at: yield* now
+        })
+        settingsOf.set(id, { worker: workerSettings, router: routerSettings, workerKey })
+      })
+
+    const closeMafaldaRouter: PlacementShape["closeMafaldaRouter"] = (id) =>
+      Effect.gen(function* () {
+        settingsOf.delete(id)
+        yield* store.record({ _tag: "MafaldaRouterClosed", mafaldaRouter: id, at: yield* now })
+      })
+
+    const service: PlacementShape = {
+      node,
+      options: policy,
+      createMafaldaRouter,
+      closeMafaldaRouter,
+      placeTransport,
+      placeRtpObserver,
+      placeRouter,
+      ensureProducer,
+      pipeToMafaldaRouter
+    }
+    return service
+  })
+
+export const layer = (
+  policy: PolicyOptions
+): Layer.Layer<Placement, never, WorkerService | SnapshotStore | ClusterLocks> =>
+  Layer.effect(Placement, make(policy))
