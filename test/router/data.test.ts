@@ -11,7 +11,7 @@ import type { TransportId } from "../../src/core/Ids.js"
 import { lookup } from "../../src/core/Snapshot.js"
 import type { MafaldaInstance } from "../../src/promise.js"
 import { useMafaldaHarness } from "../support/mafaldaHarness.js"
-import { opus } from "./support.js"
+import { once, opus } from "./support.js"
 
 const harness = useMafaldaHarness()
 
@@ -40,6 +40,10 @@ const watchPipeDataProducers = () => {
     get open() {
       return open.size
     },
+    /** The ones open now. */
+    get openProducers(): ReadonlyArray<types.DataProducer> {
+      return [...open]
+    },
     get made() {
       return made
     },
@@ -47,7 +51,7 @@ const watchPipeDataProducers = () => {
   }
 }
 
-/** Sends `message` every 20 ms until `consumer` has received it, or fails after `ms`. */
+/** Sends `message` every 20 ms until every one of `consumers` has received it, or fails after `ms`. */
 const sendUntilReceived = (
   producer: types.DataProducer,
   consumers: ReadonlyArray<types.DataConsumer>,
@@ -57,8 +61,11 @@ const sendUntilReceived = (
   new Promise((resolve, reject) => {
     const got = new Map<types.DataConsumer, string>()
     const listeners = consumers.map((consumer) => {
+      // Earlier messages may still be on their way: count this one only.
       const listener = (data: Buffer) => {
-        got.set(consumer, data.toString("utf8"))
+        const text = data.toString("utf8")
+        if (text !== message) return
+        got.set(consumer, text)
         if (got.size === consumers.length) finish()
       }
       consumer.on("message", listener)
@@ -113,12 +120,22 @@ describe("data producers and consumers through a Mafalda Router", () => {
     expect(watch.made).toBe(1)
     expect(await sendUntilReceived(dataProducer, [local], "hello next door")).toEqual(["hello next door"])
 
-    // The pipe stays while a consumer uses it, and goes with the last one.
-    first.close()
+    // The pipe stays while a consumer uses it: once first's close has been handled (its
+    // release runs on its close event; a pipe it wrongly closed would be gone before a
+    // message could cross), second still receives through the same pipe.
+    const [pipeDataProducer] = watch.openProducers
     expect(watch.open).toBe(1)
+    const firstClosed = once(first.observer, "close", 5_000)
+    first.close()
+    await firstClosed
+    expect(await sendUntilReceived(dataProducer, [second], "still piped")).toEqual(["still piped"])
+    expect(watch.open).toBe(1)
+    expect(watch.made).toBe(1)
+    expect(pipeDataProducer!.closed).toBe(false)
+    // ... and goes with the last one.
+    const unpiped = once(pipeDataProducer!.observer, "close", 5_000)
     second.close()
-    const deadline = Date.now() + 5_000
-    while (watch.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await unpiped
     expect(watch.open).toBe(0)
 
     // Consuming again pipes again, and messages flow again.

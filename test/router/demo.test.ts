@@ -20,7 +20,9 @@ describe("broadcast demo", () => {
     expect(result.workers.reduce((sum, w) => sum + w.consumers, 0)).toBe(300)
     const share = Math.ceil(301 / cpus)
     for (const w of result.workers) expect(w.consumers).toBeLessThanOrEqual(share)
-    for (const w of result.workers) expect(w.pid).toBeGreaterThan(0)
+    // One process per Worker.
+    expect(new Set(result.workers.map((w) => w.pid)).size).toBe(result.workers.length)
+    for (const w of result.workers) expect(w.pid).toBeTypeOf("number")
 
     // One tree: the origin Router and one pipe to each other Worker's Router.
     expect(result.tree[0]?.parent).toBeNull()

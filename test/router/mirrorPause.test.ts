@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { startPipedBroadcast, useMafaldaHarness } from "../support/mafaldaHarness.js"
-import { type Listener, listen, sendUntilReceived } from "./support.js"
+import { type Listener, listen, once, sendUntilReceived } from "./support.js"
 
 const harness = useMafaldaHarness()
 
@@ -15,7 +15,33 @@ const harness = useMafaldaHarness()
 const received = async (l: Listener): Promise<number> =>
   (await Effect.runPromise(l.receiver.packets)).filter((p) => p.ssrc === l.ssrc).length
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** The RTP packets mediasoup's consumer of `l` has sent so far: the Worker's count, ahead of UDP. */
+const sent = async (l: Listener): Promise<number> =>
+  (await l.consumer.getStats())
+    .filter((s) => s.type === "outbound-rtp")
+    .reduce((sum, s) => sum + s.packetCount, 0)
+
+/**
+ * Waits until `l` has received every packet its consumer has sent (none is on its way any
+ * more), failing after 5 s; returns that count.
+ */
+const drained = async (l: Listener): Promise<number> => {
+  const n = await sent(l)
+  await Effect.runPromise(
+    l.receiver.awaitPackets(n, { timeout: "5 seconds", where: (p) => p.ssrc === l.ssrc })
+  )
+  return n
+}
+
+/**
+ * `l` got nothing since it had `count` packets: the Worker has sent its consumer nothing more
+ * (asked after the Worker forwarded other consumers' packets of the same stream), and
+ * nothing more arrived.
+ */
+const expectNothingSince = async (l: Listener, count: number): Promise<void> => {
+  expect(await sent(l)).toBe(count)
+  expect(await received(l)).toBe(count)
+}
 
 describe("pausing a mirrored pipe producer", () => {
   it("gives the destination's consumers producerPaused and stops their RTP only", async () => {
@@ -51,12 +77,11 @@ describe("pausing a mirrored pipe producer", () => {
     expect(onA.consumer.paused).toBe(false)
     expect(aEvents).toEqual([])
 
-    // RTP reaches a's consumer, not b's.
-    await sleep(50)
-    const bPaused = await received(onB)
+    // RTP reaches a's consumer, not b's: once b has all its consumer sent before the pause,
+    // a receives 30 packets more and b none (a's and b's consumers share the Worker's Router).
+    const bPaused = await drained(onB)
     await sendUntilReceived(broadcast, [onA], (await received(onA)) + 30)
-    await sleep(100)
-    expect(await received(onB)).toBe(bPaused)
+    await expectNothingSince(onB, bPaused)
 
     // A consumer made on b meanwhile starts producer-paused.
     const late = await listen(resources, b, broadcast.producer.id)
@@ -72,8 +97,7 @@ describe("pausing a mirrored pipe producer", () => {
     expect(onB.consumer.producerPaused).toBe(true)
     expect(observed).toEqual(["pause"])
     await sendUntilReceived(broadcast, [onA], (await received(onA)) + 20)
-    await sleep(100)
-    expect(await received(onB)).toBe(bPaused)
+    await expectNothingSince(onB, bPaused)
 
     // Paused by the application, then the mirror resumes: producerresume, still no RTP.
     await onB.consumer.pause()
@@ -82,8 +106,7 @@ describe("pausing a mirrored pipe producer", () => {
     expect(onB.consumer.producerPaused).toBe(false)
     expect(onB.consumer.paused).toBe(true)
     await sendUntilReceived(broadcast, [onA, late], (await received(onA)) + 20)
-    await sleep(100)
-    expect(await received(onB)).toBe(bPaused)
+    await expectNothingSince(onB, bPaused)
 
     // The application resumes: RTP again.
     await onB.consumer.resume()
@@ -100,12 +123,19 @@ describe("pausing a mirrored pipe producer", () => {
     await pipeConsumer!.resume()
     expect(onB.consumer.producerPaused).toBe(false)
     expect(late.consumer.producerPaused).toBe(false)
-    const [m] = await sendUntilReceived(broadcast, [late, onB], (await received(onB)) + 10)
-    expect(m).toBeGreaterThan(0)
+    const lateBefore = await received(late)
+    const target = Math.max(lateBefore, await received(onB)) + 10
+    const [lateNow, bNow] = await sendUntilReceived(broadcast, [late, onB], target)
+    expect(lateNow).toBeGreaterThanOrEqual(lateBefore + 10)
+    expect(bNow).toBeGreaterThanOrEqual(target)
 
     // Pausing the real producer still gives everyone mediasoup's own producerPaused.
+    const producerPaused = Promise.all([
+      once(onA.consumer, "producerpause", 5_000),
+      once(onB.consumer, "producerpause", 5_000)
+    ])
     await broadcast.producer.pause()
-    await sleep(100)
+    await producerPaused
     expect(onA.consumer.producerPaused).toBe(true)
     expect(onB.consumer.producerPaused).toBe(true)
   })
