@@ -1,26 +1,25 @@
 /**
- * Benchmark of the Mafalda Router against raw mediasoup on this machine.
+ * Benchmark of the Mafalda Router against raw mediasoup on this machine, side by side in one
+ * process: both set up at once, then blocks alternate between them (each going first in
+ * turn, each after a 25 ms pause), so that both see the same machine, heap and noise.
  *
- * - `consume()` latency when no pipe is needed (the consumer's Router already receives the
- *   producer): raw `transport.consume()` vs the Mafalda transport's `consume()`, measured
- *   side by side in one process, in alternating blocks of 25. Mafalda records each consumer
- *   write-behind (`ConsumerCreated` is applied to its snapshot at the next decision or 20 ms
- *   later): after each Mafalda block that bookkeeping is forced through the public API
- *   (`mafalda.snapshot()` applies what is pending) and timed, so each consume is reported
- *   twice: the `consume()` call only, and including its deferred bookkeeping. Each block
- *   starts after a 25 ms pause (both sides alike), so that no Mafalda timer fires inside a
- *   raw mediasoup block;
- * - `consume()` latency when a pipe is needed: raw `router.pipeToRouter()` + `consume()` vs
- *   the Mafalda transport's `consume()` (which pipes on its own), its deferred bookkeeping
- *   applied inside the timing;
- * - consumers per second (sequential and 100 at a time), Mafalda's deferred bookkeeping
- *   applied inside the timing;
- * - memory per 1,000 consumers (Node heap, and the Worker process' RSS).
+ * - `consume()` when no pipe is needed (the consumer's Router already receives the producer):
+ *   raw `transport.consume()` vs the Mafalda transport's `consume()`, blocks of 25. Mafalda
+ *   records each consumer write-behind (`ConsumerCreated` is applied to its snapshot at the
+ *   next decision or 20 ms later): after each Mafalda block that bookkeeping is forced through
+ *   the public API (`mafalda.snapshot()` applies what is pending) and timed, so each consume
+ *   is reported twice: the `consume()` call only, and including its deferred bookkeeping.
+ *   Nothing of it is left for the raw block that follows (and the pause outlasts the timer);
+ * - consumers per second: one at a time (from those blocks, bookkeeping included), and 100
+ *   at a time (batches of 100 concurrent consumes, alternating, bookkeeping included);
+ * - `consume()` when a pipe is needed: raw `router.pipeToRouter()` + `consume()` vs the
+ *   Mafalda transport's `consume()` (which decides, pipes and records on its own; its
+ *   bookkeeping inside the timing), blocks of 10;
+ * - memory per 1,000 consumers (Node heap, and the Worker process' RSS), one side at a time.
  *
- * Rounds alternate raw and Mafalda (each going first in turn) so that both see the same
- * machine state. Ratios are Mafalda / raw.
+ * Ratios are Mafalda / raw; the spread of the ratio over adjacent block pairs is printed too.
  *
- *   npm run bench:router            human-readable
+ *   npm run bench:router            a table
  *   npm run bench:router -- --json  one JSON object
  */
 import { readFileSync } from "node:fs"
@@ -39,10 +38,15 @@ const gc = runInNewContext("gc") as () => void
 
 const json = process.argv.includes("--json")
 const ROUNDS = 3
+/** Sequential no-pipe consumes per side and round, in blocks of `BLOCK`. */
 const CONSUMERS = 500
-const PIPED = 60
-/** Consumes per block in the side-by-side no-pipe comparison. */
 const BLOCK = 25
+/** Batches of `BATCH` concurrent consumes per side and round. */
+const BATCHES = 10
+const BATCH = 100
+/** Piped consumes per side and round, in blocks of `PIPE_BLOCK`. */
+const PIPED = 60
+const PIPE_BLOCK = 10
 /** The pause before each block: longer than Mafalda's 20 ms write-behind timer. */
 const PAUSE_MS = 25
 const listenInfo: types.TransportListenInfo = { protocol: "udp", ip: "127.0.0.1" }
@@ -76,11 +80,13 @@ const quantile = (sorted: ReadonlyArray<number>, q: number): number => {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
   return sorted[i]!
 }
+const sorted = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)
+const round4 = (x: number) => Math.round(x * 10000) / 10000
 const summary = (samples: ReadonlyArray<number>) => {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const r = (x: number) => Math.round(x * 10000) / 10000
-  return { samples: sorted.length, medianMs: r(quantile(sorted, 0.5)), p95Ms: r(quantile(sorted, 0.95)) }
+  const s = sorted(samples)
+  return { samples: s.length, medianMs: round4(quantile(s, 0.5)), p95Ms: round4(quantile(s, 0.95)) }
 }
+const median = (xs: ReadonlyArray<number>) => quantile(sorted(xs), 0.5)
 
 const rssKb = (pid: number): number => {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
@@ -100,9 +106,10 @@ interface Measure {
   noPipeBlockBookkeeping: Array<number>
   /** ... and both: the block from its first call to the end of its bookkeeping. */
   noPipeBlockTotal: Array<number>
-  pipe: Array<number>
-  sequentialPerSecond: Array<number>
+  /** Per batch of `BATCH` concurrent consumes, bookkeeping included. */
   concurrentPerSecond: Array<number>
+  /** One sample per piped consume (Mafalda: bookkeeping included). */
+  pipe: Array<number>
   heapBytesPer1000: Array<number>
   workerRssKbPer1000: Array<number>
 }
@@ -111,80 +118,19 @@ const empty = (): Measure => ({
   noPipeBlockCalls: [],
   noPipeBlockBookkeeping: [],
   noPipeBlockTotal: [],
-  pipe: [],
-  sequentialPerSecond: [],
   concurrentPerSecond: [],
+  pipe: [],
   heapBytesPer1000: [],
   workerRssKbPer1000: []
 })
 
 /**
- * Applies what a setup deferred (Mafalda's write-behind consumer bookkeeping); nothing for raw
- * mediasoup. Called inside the timings, so that each side pays for all of its work.
+ * Applies what a side deferred (Mafalda's write-behind consumer bookkeeping: reading the
+ * snapshot applies what is pending); nothing for raw mediasoup. Called inside the timings,
+ * so that each side pays for all of its work, and before the other side's next block.
  */
 type Settle = () => void
 const nothingDeferred: Settle = () => {}
-
-/** Throughput and memory of one setup: `CONSUMERS` sequential, then `CONSUMERS` 100 at a time. */
-const consumeMany = async (
-  m: Measure,
-  router: RouterLike,
-  producer: types.Producer,
-  workerPid: number,
-  settle: Settle
-) => {
-  const transports = await Promise.all(Array.from({ length: 10 }, () => plain(router)))
-  const caps = router.rtpCapabilities
-  // Warm-up.
-  for (let i = 0; i < 20; i++)
-    await transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
-  settle()
-  const heapBefore = heap()
-  const rssBefore = rssKb(workerPid)
-  const start = performance.now()
-  for (let i = 0; i < CONSUMERS; i++) {
-    await transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
-  }
-  settle()
-  m.sequentialPerSecond.push(CONSUMERS / ((performance.now() - start) / 1000))
-  const startBatch = performance.now()
-  for (let b = 0; b < CONSUMERS / 100; b++) {
-    await Promise.all(
-      Array.from({ length: 100 }, (_, i) =>
-        transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
-      )
-    )
-  }
-  settle()
-  m.concurrentPerSecond.push(CONSUMERS / ((performance.now() - startBatch) / 1000))
-  m.heapBytesPer1000.push(((heap() - heapBefore) / (2 * CONSUMERS)) * 1000)
-  m.workerRssKbPer1000.push(((rssKb(workerPid) - rssBefore) / (2 * CONSUMERS)) * 1000)
-}
-
-const rawRound = async (m: Measure) => {
-  const w1 = await mediasoup.createWorker(workerSettings)
-  const w2 = await mediasoup.createWorker(workerSettings)
-  try {
-    const r1 = await w1.createRouter({ mediaCodecs: [opus] })
-    const r2 = await w2.createRouter({ mediaCodecs: [opus] })
-    const ingress = await plain(r1)
-    const producer = await produce(ingress, 1)
-    await consumeMany(m, r1, producer, w1.pid, nothingDeferred)
-    // Pipe needed: every producer is new on r2.
-    const producers = await Promise.all(Array.from({ length: PIPED }, (_, i) => produce(ingress, 1000 + i)))
-    await produce(await plain(r2), 99) // as in Mafalda: r2 already exists and is in use
-    const egress = await plain(r2)
-    for (const p of producers) {
-      const t0 = performance.now()
-      await r1.pipeToRouter({ producerId: p.id, router: r2 })
-      await egress.consume({ producerId: p.id, rtpCapabilities: r2.rtpCapabilities })
-      m.pipe.push(performance.now() - t0)
-    }
-  } finally {
-    w1.close()
-    w2.close()
-  }
-}
 
 /** A Mafalda with these limits, load sampling off (placement follows the costs alone). */
 const mafaldaWith = (
@@ -196,80 +142,85 @@ const mafaldaWith = (
 /** Everything on one Worker, nothing ever piped. */
 const oneWorkerMafalda = () => mafaldaWith(1, 100, { consumer: 0, transport: 0, producer: 0, pipe: 0 })
 
-const mafaldaRound = async (m: Measure) => {
-  // No pipe: one Worker takes everything.
-  const single = await oneWorkerMafalda()
-  try {
-    const router = await single.createRouter({ mediaCodecs: [opus] })
-    const ingress = await plain(router)
-    const producer = await produce(ingress, 1)
-    const [worker] = await single.workers()
-    await consumeMany(m, router, producer, worker!.pid, () => void single.snapshot())
-  } finally {
-    await single.close()
-  }
-  // Pipe needed: a transport costs more than the watermark, so the egress transport lands on
-  // the second Worker and every producer of the first must be piped to it.
-  const double = await mafaldaWith(2, 50, { transport: 60, consumer: 0, producer: 0, pipe: 0 })
-  try {
-    const router = await double.createRouter({ mediaCodecs: [opus] })
-    const ingress = await plain(router)
-    const producers = await Promise.all(Array.from({ length: PIPED }, (_, i) => produce(ingress, 1000 + i)))
-    const egress = await plain(router)
-    if ((await double.workers()).length !== 2) throw new Error("expected a second Worker")
-    for (const p of producers) {
-      const t0 = performance.now()
-      await egress.consume({ producerId: p.id, rtpCapabilities: router.rtpCapabilities })
-      double.snapshot() // its deferred bookkeeping, inside the timing
-      m.pipe.push(performance.now() - t0)
+/**
+ * Pipe needed: a transport costs more than the watermark, so the egress transport lands on the
+ * second Worker and every producer of the first must be piped to it.
+ */
+const twoWorkerMafalda = () => mafaldaWith(2, 50, { transport: 60, consumer: 0, producer: 0, pipe: 0 })
+
+/**
+ * Runs `blocks` pairs of blocks, raw mediasoup and Mafalda taking turns going first, each
+ * block after a pause (so that any timer a block set has fired before the next one starts).
+ * `run` returns a figure per block; the result is Mafalda / raw for each pair.
+ */
+const alternate = async <A>(
+  blocks: number,
+  run: (side: "raw" | "mafalda", record: boolean) => Promise<A>,
+  ratio: (raw: A, mafalda: A) => number
+): Promise<Array<number>> => {
+  for (const side of ["raw", "mafalda"] as const) {
+    for (let w = 0; w < 2; w++) {
+      await sleep(PAUSE_MS)
+      await run(side, false) // warm-up
     }
-    const status = await double.status()
-    if (status.pipes.length !== PIPED) throw new Error(`expected ${PIPED} pipes, got ${status.pipes.length}`)
-  } finally {
-    await double.close()
   }
+  const ratios: Array<number> = []
+  for (let b = 0; b < blocks; b++) {
+    const order = b % 2 === 0 ? (["raw", "mafalda"] as const) : (["mafalda", "raw"] as const)
+    const figures = new Map<string, A>()
+    for (const side of order) {
+      await sleep(PAUSE_MS)
+      figures.set(side, await run(side, true))
+    }
+    ratios.push(ratio(figures.get("raw")!, figures.get("mafalda")!))
+  }
+  return ratios
+}
+
+/** Mafalda / raw per pair of adjacent blocks, for each comparison. */
+interface Pairs {
+  noPipeCalls: Array<number>
+  noPipeTotal: Array<number>
+  concurrent: Array<number>
+  pipe: Array<number>
 }
 
 /**
- * The no-pipe `consume()` latency, raw mediasoup and Mafalda side by side in one process:
- * both set up at once, then blocks of `BLOCK` consumes alternate between them (in turn
- * first), so that both see the same machine, the same heap and the same noise. After each
- * block its side settles (Mafalda applies its pending consumer bookkeeping), timed; every
- * block starts after a pause longer than Mafalda's write-behind timer, so that the timer
- * never fires inside the other side's block. Returns the per-pair ratios (Mafalda / raw,
- * per consume, the calls only and including the bookkeeping).
+ * No pipe needed, raw mediasoup and Mafalda side by side in one process: both set up at
+ * once; blocks of `BLOCK` sequential consumes alternate between them, then batches of
+ * `BATCH` concurrent ones. After each block its side settles (timed); the block's figures
+ * are per consume: the calls only, the bookkeeping, and both.
  */
-const interleavedNoPipe = async (raw: Measure, maf: Measure, pairs: Array<Pair>) => {
+const sideBySideNoPipe = async (raw: Measure, maf: Measure, pairs: Pairs) => {
   const worker = await mediasoup.createWorker(workerSettings)
   const mafalda = await oneWorkerMafalda()
   try {
-    const setup = async (router: RouterLike) => {
+    const setup = async (m: Measure, settle: Settle, router: RouterLike) => {
       const producer = await produce(await plain(router), 1)
       const transports = await Promise.all(Array.from({ length: 10 }, () => plain(router)))
-      return { producer, transports, caps: router.rtpCapabilities }
+      const caps = router.rtpCapabilities
+      const consume = (i: number) =>
+        transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
+      return { m, settle, consume }
     }
-    const sides = [
-      {
-        m: raw,
-        settle: nothingDeferred,
-        ...(await setup(await worker.createRouter({ mediaCodecs: [opus] })))
-      },
-      {
-        m: maf,
-        settle: () => void mafalda.snapshot(),
-        ...(await setup(await mafalda.createRouter({ mediaCodecs: [opus] })))
-      }
-    ]
+    const sides = {
+      raw: await setup(raw, nothingDeferred, await worker.createRouter({ mediaCodecs: [opus] })),
+      mafalda: await setup(
+        maf,
+        () => void mafalda.snapshot(),
+        await mafalda.createRouter({ mediaCodecs: [opus] })
+      )
+    }
     const consumersRecorded = () => HashMap.size(mafalda.snapshot().consumers)
     const before = consumersRecorded()
-    /** One block; returns ms per consume: the calls only, and including the bookkeeping. */
-    const block = async (side: (typeof sides)[number], record: boolean) => {
-      await sleep(PAUSE_MS)
+    let made = 0
+    const sequential = async (name: "raw" | "mafalda", record: boolean) => {
+      const side = sides[name]
       const samples: Array<number> = []
       const start = performance.now()
       for (let i = 0; i < BLOCK; i++) {
         const t0 = performance.now()
-        await side.transports[i % 10]!.consume({ producerId: side.producer.id, rtpCapabilities: side.caps })
+        await side.consume(i)
         samples.push(performance.now() - t0)
       }
       const called = performance.now()
@@ -283,20 +234,29 @@ const interleavedNoPipe = async (raw: Measure, maf: Measure, pairs: Array<Pair>)
         side.m.noPipeBlockBookkeeping.push((end - called) / BLOCK)
         side.m.noPipeBlockTotal.push(total)
       }
+      if (name === "mafalda") made += BLOCK
       return { calls, total }
     }
-    for (const side of sides) for (let w = 0; w < 2; w++) await block(side, false) // warm-up
-    for (let b = 0; b < CONSUMERS / BLOCK; b++) {
-      const rawFirst = b % 2 === 0
-      const first = await block(rawFirst ? sides[0]! : sides[1]!, true)
-      const second = await block(rawFirst ? sides[1]! : sides[0]!, true)
-      const [r, m] = rawFirst ? [first, second] : [second, first]
-      pairs.push({ calls: m.calls / r.calls, total: m.total / r.total })
+    const seq = await alternate(CONSUMERS / BLOCK, sequential, (r, m) => m.calls / r.calls)
+    pairs.noPipeCalls.push(...seq)
+    // The same pairs, bookkeeping included (kept from the blocks just run).
+    const totals = (m: Measure) => m.noPipeBlockTotal.slice(-seq.length)
+    const [rt, mt] = [totals(raw), totals(maf)]
+    pairs.noPipeTotal.push(...rt.map((r, i) => mt[i]! / r))
+    const concurrent = async (name: "raw" | "mafalda", record: boolean) => {
+      const side = sides[name]
+      const start = performance.now()
+      await Promise.all(Array.from({ length: BATCH }, (_, i) => side.consume(i)))
+      side.settle()
+      const perSecond = BATCH / ((performance.now() - start) / 1000)
+      if (record) side.m.concurrentPerSecond.push(perSecond)
+      if (name === "mafalda") made += BATCH
+      return perSecond
     }
+    pairs.concurrent.push(...(await alternate(BATCHES, concurrent, (r, m) => m / r)))
     // Every consumer made on the Mafalda side is in its snapshot: the bookkeeping counted
     // above is the whole of it.
     const recorded = consumersRecorded() - before
-    const made = 2 * BLOCK + CONSUMERS
     if (recorded !== made) throw new Error(`Mafalda recorded ${recorded} consumers, expected ${made}`)
   } finally {
     worker.close()
@@ -304,32 +264,126 @@ const interleavedNoPipe = async (raw: Measure, maf: Measure, pairs: Array<Pair>)
   }
 }
 
-/** Mafalda / raw for one pair of adjacent blocks, per consume. */
-interface Pair {
-  readonly calls: number
-  readonly total: number
+/**
+ * Pipe needed, side by side: raw `router.pipeToRouter()` + `consume()` on a second Worker's
+ * Router, against a Mafalda `consume()` that decides, pipes and records on its own (its
+ * bookkeeping applied inside the timing). Blocks of `PIPE_BLOCK` alternate.
+ */
+const sideBySidePipe = async (raw: Measure, maf: Measure, pairs: Pairs) => {
+  const w1 = await mediasoup.createWorker(workerSettings)
+  const w2 = await mediasoup.createWorker(workerSettings)
+  const double = await twoWorkerMafalda()
+  const warm = 2 * PIPE_BLOCK // the warm-up blocks of `alternate`
+  const count = PIPED + warm
+  try {
+    const r1 = await w1.createRouter({ mediaCodecs: [opus] })
+    const r2 = await w2.createRouter({ mediaCodecs: [opus] })
+    const rawIngress = await plain(r1)
+    const rawProducers = await Promise.all(
+      Array.from({ length: count }, (_, i) => produce(rawIngress, 1000 + i))
+    )
+    await produce(await plain(r2), 99) // as in Mafalda: r2 already exists and is in use
+    const rawEgress = await plain(r2)
+    const router = await double.createRouter({ mediaCodecs: [opus] })
+    const ingress = await plain(router)
+    const producers = await Promise.all(Array.from({ length: count }, (_, i) => produce(ingress, 1000 + i)))
+    const egress = await plain(router)
+    if ((await double.workers()).length !== 2) throw new Error("expected a second Worker")
+    const sides = {
+      raw: {
+        m: raw,
+        next: 0,
+        consume: async (i: number) => {
+          const p = rawProducers[i]!
+          await r1.pipeToRouter({ producerId: p.id, router: r2 })
+          await rawEgress.consume({ producerId: p.id, rtpCapabilities: r2.rtpCapabilities })
+        }
+      },
+      mafalda: {
+        m: maf,
+        next: 0,
+        consume: async (i: number) => {
+          await egress.consume({ producerId: producers[i]!.id, rtpCapabilities: router.rtpCapabilities })
+          double.snapshot() // its deferred bookkeeping, inside the timing
+        }
+      }
+    }
+    const block = async (name: "raw" | "mafalda", record: boolean) => {
+      const side = sides[name]
+      const samples: Array<number> = []
+      for (let i = 0; i < PIPE_BLOCK; i++) {
+        const t0 = performance.now()
+        await side.consume(side.next++)
+        samples.push(performance.now() - t0)
+      }
+      if (record) side.m.pipe.push(...samples)
+      return median(samples)
+    }
+    pairs.pipe.push(...(await alternate(PIPED / PIPE_BLOCK, block, (r, m) => m / r)))
+    const status = await double.status()
+    if (status.pipes.length !== count) throw new Error(`expected ${count} pipes, got ${status.pipes.length}`)
+  } finally {
+    w1.close()
+    w2.close()
+    await double.close()
+  }
+}
+
+/** Node heap and Worker RSS per 1,000 consumers of one side (the sides take turns). */
+const memory = async (m: Measure, router: RouterLike, workerPid: () => Promise<number>, settle: Settle) => {
+  const producer = await produce(await plain(router), 1)
+  const transports = await Promise.all(Array.from({ length: 10 }, () => plain(router)))
+  const pid = await workerPid() // Mafalda starts its Worker with the first transport
+  const caps = router.rtpCapabilities
+  const consume = (i: number) =>
+    transports[i % 10]!.consume({ producerId: producer.id, rtpCapabilities: caps })
+  for (let i = 0; i < 20; i++) await consume(i) // warm-up
+  settle()
+  const heapBefore = heap()
+  const rssBefore = rssKb(pid)
+  for (let i = 0; i < 1000; i++) await consume(i)
+  settle()
+  m.heapBytesPer1000.push(heap() - heapBefore)
+  m.workerRssKbPer1000.push(rssKb(pid) - rssBefore)
+}
+const rawMemory = async (m: Measure) => {
+  const worker = await mediasoup.createWorker(workerSettings)
+  try {
+    const router = await worker.createRouter({ mediaCodecs: [opus] })
+    await memory(m, router, async () => worker.pid, nothingDeferred)
+  } finally {
+    worker.close()
+  }
+}
+const mafaldaMemory = async (m: Measure) => {
+  const mafalda = await oneWorkerMafalda()
+  try {
+    const router = await mafalda.createRouter({ mediaCodecs: [opus] })
+    const pid = async () => {
+      const [worker] = await mafalda.workers()
+      return worker!.pid
+    }
+    await memory(m, router, pid, () => void mafalda.snapshot())
+  } finally {
+    await mafalda.close()
+  }
 }
 
 const main = async () => {
   const raw = empty()
   const maf = empty()
-  const pairs: Array<Pair> = []
+  const pairs: Pairs = { noPipeCalls: [], noPipeTotal: [], concurrent: [], pipe: [] }
   for (let round = 0; round < ROUNDS; round++) {
-    // The throughput and pipe rounds take turns going first, as the no-pipe blocks do.
+    await sideBySideNoPipe(raw, maf, pairs)
+    await sideBySidePipe(raw, maf, pairs)
     if (round % 2 === 0) {
-      await rawRound(raw)
-      await mafaldaRound(maf)
+      await rawMemory(raw)
+      await mafaldaMemory(maf)
     } else {
-      await mafaldaRound(maf)
-      await rawRound(raw)
+      await mafaldaMemory(maf)
+      await rawMemory(raw)
     }
-    await interleavedNoPipe(raw, maf, pairs)
   }
-  const median = (xs: ReadonlyArray<number>) =>
-    quantile(
-      [...xs].sort((a, b) => a - b),
-      0.5
-    )
   const report = (m: Measure) => ({
     consumeNoPipe: summary(m.noPipe),
     consumeNoPipePerBlock: {
@@ -339,7 +393,8 @@ const main = async () => {
     },
     consumeWithPipe: summary(m.pipe),
     consumersPerSecond: {
-      sequential: Math.round(median(m.sequentialPerSecond)),
+      /** Sequential: from the no-pipe blocks, bookkeeping included. */
+      sequential: Math.round(1000 / median(m.noPipeBlockTotal)),
       concurrent100: Math.round(median(m.concurrentPerSecond))
     },
     memoryPer1000Consumers: {
@@ -350,24 +405,30 @@ const main = async () => {
   const rawReport = report(raw)
   const mafReport = report(maf)
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000
-  const pairQuantiles = (xs: ReadonlyArray<number>) => {
-    const sorted = [...xs].sort((a, b) => a - b)
+  const spread = (xs: ReadonlyArray<number>) => {
+    const s = sorted(xs)
     return {
-      p05: ratio(quantile(sorted, 0.05), 1),
-      median: ratio(quantile(sorted, 0.5), 1),
-      p95: ratio(quantile(sorted, 0.95), 1)
+      pairs: s.length,
+      p05: ratio(quantile(s, 0.05), 1),
+      median: ratio(quantile(s, 0.5), 1),
+      p95: ratio(quantile(s, 0.95), 1)
     }
   }
   const result = {
     machine: { cpus: (await import("node:os")).availableParallelism(), node: process.version },
     mediasoup: mediasoup.version,
     rounds: ROUNDS,
-    consumersPerRound: CONSUMERS,
-    consumesPerBlock: BLOCK,
-    pipedConsumesPerRound: PIPED,
+    perRoundAndSide: {
+      sequentialConsumes: CONSUMERS,
+      consumesPerBlock: BLOCK,
+      concurrentBatches: BATCHES,
+      consumesPerBatch: BATCH,
+      pipedConsumes: PIPED,
+      pipedConsumesPerBlock: PIPE_BLOCK
+    },
     raw: rawReport,
     mafalda: mafReport,
-    /** Mafalda / raw mediasoup (1.10 = Mafalda takes 10 % longer; for throughput, 10 % more). */
+    /** Mafalda / raw mediasoup (times: 1.10 = Mafalda takes 10 % longer; per second: 10 % more). */
     ratios: {
       noPipeCallMedian: ratio(mafReport.consumeNoPipe.medianMs, rawReport.consumeNoPipe.medianMs),
       noPipeCallP95: ratio(mafReport.consumeNoPipe.p95Ms, rawReport.consumeNoPipe.p95Ms),
@@ -379,9 +440,6 @@ const main = async () => {
         mafReport.consumeNoPipePerBlock.includingBookkeeping.medianMs,
         rawReport.consumeNoPipePerBlock.includingBookkeeping.medianMs
       ),
-      /** Over adjacent block pairs (same moment of the run): spread of the ratio. */
-      noPipePairsCallsOnly: pairQuantiles(pairs.map((p) => p.calls)),
-      noPipePairsIncludingBookkeeping: pairQuantiles(pairs.map((p) => p.total)),
       pipeMedian: ratio(mafReport.consumeWithPipe.medianMs, rawReport.consumeWithPipe.medianMs),
       pipeP95: ratio(mafReport.consumeWithPipe.p95Ms, rawReport.consumeWithPipe.p95Ms),
       sequentialPerSecond: ratio(
@@ -392,6 +450,13 @@ const main = async () => {
         mafReport.consumersPerSecond.concurrent100,
         rawReport.consumersPerSecond.concurrent100
       )
+    },
+    /** Mafalda / raw over each pair of adjacent blocks (the same moment of the run): the spread. */
+    pairRatios: {
+      noPipeCallsOnly: spread(pairs.noPipeCalls),
+      noPipeIncludingBookkeeping: spread(pairs.noPipeTotal),
+      concurrent100PerSecond: spread(pairs.concurrent),
+      pipeMedian: spread(pairs.pipe)
     }
   }
   if (json) {
@@ -431,13 +496,13 @@ const main = async () => {
   console.log(`${"".padEnd(42)}${"raw".padStart(12)}${"Mafalda".padStart(12)}${"Mafalda/raw".padStart(13)}`)
   for (const [label, a, b, r] of rows)
     console.log(`${label.padEnd(42)}${a.padStart(12)}${b.padStart(12)}${String(r).padStart(13)}`)
-  const spread = (q: { p05: number; median: number; p95: number }) =>
-    `${q.median} (5-95 %: ${q.p05}-${q.p95})`
-  console.log(
-    `\nMafalda/raw per pair of adjacent blocks (${pairs.length} pairs): calls only ${spread(
-      result.ratios.noPipePairsCallsOnly
-    )}, incl. bookkeeping ${spread(result.ratios.noPipePairsIncludingBookkeeping)}`
-  )
+  const pairLine = (label: string, q: ReturnType<typeof spread>) =>
+    console.log(`  ${label.padEnd(40)}${q.median} (5-95 %: ${q.p05}-${q.p95}, ${q.pairs} pairs)`)
+  console.log("\nMafalda/raw per pair of adjacent blocks: median (spread)")
+  pairLine("no pipe, per consume, calls only", result.pairRatios.noPipeCallsOnly)
+  pairLine("no pipe, per consume, incl. bookkeeping", result.pairRatios.noPipeIncludingBookkeeping)
+  pairLine("consumers per second, 100 at a time", result.pairRatios.concurrent100PerSecond)
+  pairLine("consume(), pipe needed: block median", result.pairRatios.pipeMedian)
 }
 
 await main()
