@@ -7,8 +7,9 @@
  *   hand-written `pipeToRouter`;
  * - `mafalda`: one Mafalda Router, default options, `consume()` only.
  *
- * A video-like VP8 stream (30 fps, about 1 Mbit/s, a keyframe every 2 s) is sent paced from a
- * worker thread. Each set-up grows by `--step` consumers while its stream runs, settles, and
+ * A video-like VP8 stream (30 fps, about 1 Mbit/s, a keyframe every 2 s) is sent from a worker
+ * thread, frames at 30 fps and their packets paced at 2.5 times the bitrate (as a browser's
+ * pacer sends them: a keyframe's 25 packets over about 80 ms, not in one burst). Each set-up grows by `--step` consumers while its stream runs, settles, and
  * is measured over a window (see `src/media/fanout.ts`): it serves the audience if the loss is
  * under 1 %, Worker-side (mediasoup's counters, every consumer) and in the sample (16
  * consumers the harness reads), and the sample's p99 one-way delay is under 50 ms. A failed
@@ -30,6 +31,7 @@
  *   options: --passes 2 --start 100 --step 100 --max 2900 --window 5000
  *            --audio-consumers 400 --calibrations 3 --sample 16 --no-calibration
  *            --warmup 2200 --settle 1000 --retries 2 --max-foreign 30 --max-voids 4
+ *            --pacing 2.5 (packets leave at 2.5 x the bitrate, as libwebrtc's pacer; 0 = frame bursts)
  *            --watermark W (only to see what another Mafalda watermark does; default: none)
  */
 import { availableParallelism, cpus, loadavg } from "node:os"
@@ -82,6 +84,8 @@ const RETRIES = num("--retries", 2)
 const MAX_FOREIGN = num("--max-foreign", 30)
 const MAX_VOIDS = num("--max-voids", 4)
 const VOID_PAUSE_MS = 5000
+/** Pacing rate over the video bitrate (libwebrtc's 2.5); 0 sends each frame in one burst. */
+const PACING = num("--pacing", 2.5)
 const WATERMARK = argv.includes("--watermark") ? num("--watermark", 60) : undefined
 
 /** RTC ports per set-up, apart from the tests' ranges where possible. */
@@ -110,6 +114,7 @@ const setupOptions = (name: SetupName, kind: "audio" | "video") => ({
   kind,
   ports: PORTS[name],
   sampleSize: SAMPLE,
+  pacing: PACING,
   mafaldaOptions: name === "mafalda" && WATERMARK !== undefined ? { watermark: WATERMARK } : undefined
 })
 
@@ -407,6 +412,7 @@ const main = async () => {
       warmupMs: WARMUP_MS,
       settleMs: SETTLE_MS,
       sample: SAMPLE,
+      pacing: PACING,
       retries: RETRIES,
       voidWhenForeignCpuAbove: MAX_FOREIGN,
       maxVoidsPerStep: MAX_VOIDS,

@@ -2,8 +2,9 @@
  * The two threads of the fan-out harness, so that pacing and timing do not wait on the main
  * thread (which drives mediasoup) and the harness reads only what it must:
  *
- * - the **media thread** sends the streams, paced (whole frames at their due times, late
- *   frames sent as soon as possible and their lateness recorded), and reads the **sample**
+ * - the **media thread** sends the streams, paced (frames at their due times, their packets
+ *   spread at a pacing rate as a WebRTC sender's pacer does; late packets sent as soon as
+ *   possible and their lateness recorded), and reads the **sample**
  *   sockets: for each, the distinct packets of the current window and their one-way delays
  *   (send time and arrival time are both that thread's `performance.now()`);
  * - the **sink thread** binds the sockets where every other consumer sends, with a tiny
@@ -38,7 +39,10 @@ sender.on("error", () => {})
 sender.on("message", () => {}) // RTCP from the ingress transports: read and ignored
 const senderReady = new Promise((resolve) => sender.bind(0, "127.0.0.1", resolve))
 
-const sendFrame = (a) => {
+// Frames are due every frameIntervalMs; their packets leave one after the other at the
+// stream's pacing rate (msPerByte, 0 = the whole frame at once), as a WebRTC sender's pacer
+// spreads them. Each packet gets its index and send time as it leaves.
+const enqueueFrame = (a, due) => {
   const s = a.stream
   const frame = s.frames[a.frame]
   a.frame = (a.frame + 1) % s.frames.length
@@ -46,6 +50,7 @@ const sendFrame = (a) => {
   s.ts = (s.ts + s.timestampStep) >>> 0
   const pid = s.pictureId
   s.pictureId = (s.pictureId + 1) & 0x7fff
+  let at = Math.max(due, a.pacerFreeAt)
   for (const template of frame) {
     const p = Buffer.from(template)
     p.writeUInt16BE(s.seq, 2)
@@ -55,17 +60,31 @@ const sendFrame = (a) => {
       p[s.pictureIdOffset] = 0x80 | ((pid >> 8) & 0x7f)
       p[s.pictureIdOffset + 1] = pid & 0xff
     }
+    a.queue.push({ p, due: at })
+    at += s.msPerByte * p.length
+  }
+  a.pacerFreeAt = at
+  if (win.open) win.frames++
+}
+
+const sendDue = (a, now) => {
+  const s = a.stream
+  while (a.head < a.queue.length && a.queue[a.head].due <= now) {
+    const q = a.queue[a.head++]
+    const p = q.p
+    if (win.open) win.lags.push(now - q.due)
     p.writeUInt32BE(nextIndex++, p.length - 4)
     p.writeDoubleBE(performance.now(), p.length - 12)
     sender.send(p, s.target.port, s.target.address)
     if (win.open) {
       win.packets++
       win.bytes += p.length
+      win.lastAt = performance.now()
     }
   }
-  if (win.open) {
-    win.frames++
-    win.lastAt = performance.now()
+  if (a.head > 4096) {
+    a.queue = a.queue.slice(a.head)
+    a.head = 0
   }
 }
 
@@ -73,33 +92,57 @@ const tick = () => {
   const a = active
   if (a === undefined) return
   const now = performance.now()
-  while (a.nextDue <= now) {
-    if (win.open) win.lags.push(now - a.nextDue)
-    sendFrame(a)
-    a.nextDue += a.stream.frameIntervalMs
+  if (!a.stopping) {
+    while (a.nextDue <= now) {
+      enqueueFrame(a, a.nextDue)
+      a.nextDue += a.stream.frameIntervalMs
+    }
   }
-  a.timer = setTimeout(tick, Math.max(0, a.nextDue - performance.now()))
+  sendDue(a, now)
+  if (a.stopping && a.head === a.queue.length) {
+    finish()
+    return
+  }
+  const nextPacket = a.head < a.queue.length ? a.queue[a.head].due : Infinity
+  const next = Math.min(a.stopping ? Infinity : a.nextDue, nextPacket)
+  a.timer = setTimeout(tick, Math.max(0, next - performance.now()))
 }
 
-const stop = () => {
+let drained = []
+const finish = () => {
   if (active !== undefined) clearTimeout(active.timer)
   active = undefined
-  if (!win.open) return undefined
-  win.open = false
-  win.end = nextIndex
-  const lags = win.lags.sort((x, y) => x - y)
-  const q = (f) => (lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(f * lags.length) - 1)])
-  return {
-    firstIndex: win.first,
-    endIndex: win.end,
-    packets: win.packets,
-    bytes: win.bytes,
-    frames: win.frames,
-    ms: win.lastAt - win.startAt,
-    lagP99Ms: q(0.99),
-    lagMaxMs: lags.length === 0 ? 0 : lags[lags.length - 1]
+  let result
+  if (win.open) {
+    win.open = false
+    win.end = nextIndex
+    const lags = win.lags.sort((x, y) => x - y)
+    const q = (f) => (lags.length === 0 ? 0 : lags[Math.min(lags.length - 1, Math.ceil(f * lags.length) - 1)])
+    result = {
+      firstIndex: win.first,
+      endIndex: win.end,
+      packets: win.packets,
+      bytes: win.bytes,
+      frames: win.frames,
+      ms: win.lastAt - win.startAt,
+      lagP99Ms: q(0.99),
+      lagMaxMs: lags.length === 0 ? 0 : lags[lags.length - 1]
+    }
   }
+  const waiting = drained
+  drained = []
+  for (const resolve of waiting) resolve(result)
 }
+
+/** Stops after the frames already due have left; resolves with the window's figures, if one was open. */
+const stop = () =>
+  new Promise((resolve) => {
+    if (active === undefined) return resolve(undefined)
+    drained.push(resolve)
+    active.stopping = true
+    clearTimeout(active.timer)
+    tick()
+  })
 
 const onSample = (s) => (msg) => {
   const now = performance.now()
@@ -159,8 +202,8 @@ const handlers = {
     streams.set(m.stream, { ...m.spec, target: m.target, seq: 1000, ts: 0, pictureId: 0 })
     return {}
   },
-  start(m) {
-    stop()
+  async start(m) {
+    await stop()
     const stream = streams.get(m.stream)
     if (stream === undefined) throw new Error("unknown stream " + m.stream)
     if (m.window) {
@@ -175,12 +218,13 @@ const handlers = {
       win.startAt = performance.now()
       win.lastAt = win.startAt
     }
-    active = { stream, frame: 0, nextDue: performance.now(), timer: undefined }
+    const now = performance.now()
+    active = { stream, frame: 0, nextDue: now, pacerFreeAt: now, queue: [], head: 0, stopping: false, timer: undefined }
     tick()
     return {}
   },
-  stop() {
-    return { window: stop() }
+  async stop() {
+    return { window: await stop() }
   },
   async samples(m) {
     const ports = []
@@ -201,7 +245,7 @@ const handlers = {
     return { stats: out, transfer }
   },
   async close() {
-    stop()
+    await stop()
     const all = [sender, ...Array.from(samples.values(), (s) => s.socket)]
     await Promise.all(all.map((s) => new Promise((resolve) => { try { s.close(resolve) } catch { resolve() } })))
     return {}
@@ -241,6 +285,9 @@ for (let i = 0; i < workerData.count; i++) {
 }
 `
 
+/** Pacing rate over the nominal bitrate, as libwebrtc's pacer (its default pacing factor). */
+export const DEFAULT_PACING = 2.5
+
 /** What the media thread sent during a measurement window. */
 export interface WindowSent {
   /** Index of the first packet sent in the window, and one past the last. */
@@ -250,9 +297,9 @@ export interface WindowSent {
   /** RTP bytes sent. */
   readonly bytes: number
   readonly frames: number
-  /** From the first frame sent to the last. */
+  /** From the first packet sent to the last. */
   readonly ms: number
-  /** How late frames were sent after their due time: 99th percentile and maximum. */
+  /** How late packets were sent after their due time (frame time plus pacing): p99 and maximum. */
   readonly lagP99Ms: number
   readonly lagMaxMs: number
 }
@@ -278,8 +325,17 @@ export interface SampleStats {
 export interface MediaThread {
   /** The local port the streams are sent from. */
   readonly senderPort: number
-  /** Gives the thread a stream to send to `target` (e.g. an ingress PlainTransport's tuple). */
-  readonly defineStream: (name: string, stream: FanoutStream, target: UdpEndpoint) => Promise<void>
+  /**
+   * Gives the thread a stream to send to `target` (e.g. an ingress PlainTransport's tuple).
+   * Its packets are paced at `pacing` times its nominal bitrate (default 2.5, as libwebrtc's
+   * pacer does); 0 sends each frame's packets in one burst.
+   */
+  readonly defineStream: (
+    name: string,
+    stream: FanoutStream,
+    target: UdpEndpoint,
+    pacing?: number
+  ) => Promise<void>
   /**
    * Starts sending `name` from the start of its cycle (a keyframe), stopping any other
    * stream; with `window`, also starts a measurement window (sample counters reset).
@@ -325,11 +381,12 @@ export const openMediaThread = async (): Promise<MediaThread> => {
   let closed = false
   return {
     senderPort: port,
-    defineStream: async (name, stream, target) => {
+    defineStream: async (name, stream, target, pacing = DEFAULT_PACING) => {
       const { frames, frameIntervalMs, timestampStep, pictureIdOffset } = stream
+      const msPerByte = pacing > 0 ? 8000 / (pacing * stream.nominal.bitsPerSecond) : 0
       await call("stream", {
         stream: name,
-        spec: { frames, frameIntervalMs, timestampStep, pictureIdOffset },
+        spec: { frames, frameIntervalMs, timestampStep, pictureIdOffset, msPerByte },
         target: { address: target.address, port: target.port }
       })
     },
