@@ -168,7 +168,7 @@ const round = (x: number, digits: number) => Number(x.toFixed(digits))
 
 const measure = (workers: number) => {
   const built = performance.now()
-  const cluster = buildPlacementCluster(workers, options.costs, workers)
+  const cluster = buildPlacementCluster(workers, workers)
   const buildMs = performance.now() - built
   const requests = drawRequests(cluster, new Prng(workers + 1))
   // Classify every request once (this is also the warm-up): decisions are pure, so a request
