@@ -8,8 +8,8 @@
  */
 import * as fs from "node:fs"
 import { Effect, Either } from "effect"
-import { type PolicyName, policyNames } from "../sim/Engine.js"
 import type { SimResult } from "../sim/Metrics.js"
+import { type PolicyName, policyNames } from "../sim/policies/Policy.js"
 import { htmlReport, resultJson, summaryTable } from "../sim/report.js"
 import { simulate } from "../sim/run.js"
 import { loadScenarioFile, type Scenario } from "../sim/Scenario.js"

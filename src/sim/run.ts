@@ -4,31 +4,33 @@
  * The loop itself is synchronous (no fiber switch per event).
  */
 import { Effect } from "effect"
-import { Engine, type PolicyName, type SimPolicy } from "./Engine.js"
+import type { PolicyCluster } from "./Cluster.js"
+import { Engine } from "./Engine.js"
 import type { SimResult } from "./Metrics.js"
 import { chainPolicy } from "./policies/chain.js"
 import { leastLoadedPolicy } from "./policies/leastLoaded.js"
 import { mafaldaPolicy } from "./policies/mafalda.js"
 import { meshPolicy } from "./policies/mesh.js"
+import type { PolicyName, SimPolicy } from "./policies/Policy.js"
 import { roomPerNodePolicy } from "./policies/roomPerNode.js"
 import { roundRobinPolicy } from "./policies/roundRobin.js"
 import type { Scenario } from "./Scenario.js"
 import { VirtualClock } from "./VirtualClock.js"
 
-export const makePolicy = (name: PolicyName, engine: Engine): SimPolicy => {
+export const makePolicy = (name: PolicyName, cluster: PolicyCluster, scenario: Scenario): SimPolicy => {
   switch (name) {
     case "mafalda":
-      return mafaldaPolicy(engine)
+      return mafaldaPolicy(cluster)
     case "round-robin":
-      return roundRobinPolicy(engine)
+      return roundRobinPolicy(cluster)
     case "least-loaded":
-      return leastLoadedPolicy(engine)
+      return leastLoadedPolicy(cluster)
     case "mesh":
-      return meshPolicy(engine)
+      return meshPolicy(cluster, scenario.meshPeersPerRouter)
     case "chain":
-      return chainPolicy(engine)
+      return chainPolicy(cluster)
     case "room-per-node":
-      return roomPerNodePolicy(engine)
+      return roomPerNodePolicy(cluster)
   }
 }
 
@@ -53,7 +55,7 @@ export const runWithClock = (
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
       })
-      const result = engine.run(makePolicy(policy, engine))
+      const result = engine.run(makePolicy(policy, engine.cluster, scenario))
       options.inspect?.(engine)
       return result
     })

@@ -6,9 +6,10 @@ import { Effect, Either, HashMap, TestClock } from "effect"
 import { runSimulateCommand } from "../../src/cli/simulate.js"
 import type { RouterId, WorkerId } from "../../src/core/Ids.js"
 import { lookup, workerOfRouter } from "../../src/core/Snapshot.js"
-import type { Engine, PolicyName } from "../../src/sim/Engine.js"
+import type { Engine } from "../../src/sim/Engine.js"
 import type { SimResult } from "../../src/sim/Metrics.js"
 import { Prng } from "../../src/sim/Prng.js"
+import { type PolicyName, policyNames } from "../../src/sim/policies/Policy.js"
 import { runWithClock, simulateSync } from "../../src/sim/run.js"
 import { decodeScenario, InvalidScenario, type Scenario, type ScenarioInput } from "../../src/sim/Scenario.js"
 import { VirtualClock } from "../../src/sim/VirtualClock.js"
@@ -87,14 +88,7 @@ describe("Prng", () => {
 describe("determinism", () => {
   it("gives the same metrics for the same seed, for every policy", () => {
     const joins = new Set<number>()
-    for (const policy of [
-      "mafalda",
-      "round-robin",
-      "least-loaded",
-      "mesh",
-      "chain",
-      "room-per-node"
-    ] as const) {
+    for (const policy of policyNames) {
       const a = simulateSync(meetings(), policy, { seed: 7 })
       const b = simulateSync(meetings(), policy, { seed: 7 })
       expect(stable(a)).toEqual(stable(b))
@@ -145,12 +139,12 @@ describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, w
   })
 
   it("places the viewers 198 / 199 / 199 / 4 and charges the origin for its pipes", () => {
-    const s = engine.snapshot
+    const s = engine.cluster.snapshot
     const perWorker = [...HashMap.values(s.workers)]
       .map((w) => ({
         id: w.id,
-        consumers: engine.workerStat(w.id)!.consumers,
-        load: engine.workerStat(w.id)!.load
+        consumers: engine.cluster.workerStat(w.id)!.consumers,
+        load: engine.cluster.workerStat(w.id)!.load
       }))
       .sort((a, b) => (a.id < b.id ? -1 : 1))
     expect(perWorker.map((w) => w.consumers)).toEqual([198, 199, 199, 4])
@@ -174,14 +168,14 @@ describe("every policy follows its own definition", () => {
       rooms: [{ rooms: 9, size: { min: 4, max: 4 }, publishers: "all", joinsPerSecond: 5, fill: "inOrder" }]
     })
     const { engine } = withEngine(s, "round-robin")
-    const rooms = engine.groups[0]!.rooms
+    const rooms = engine.workload.groups[0]!.rooms
     const workers = rooms.map((room) => {
-      const m = lookup(engine.snapshot.mafaldaRouters, room.id)!
+      const m = lookup(engine.cluster.snapshot.mafaldaRouters, room.id)!
       expect([...m.routers]).toHaveLength(1)
-      return workerOfRouter(engine.snapshot, first([...m.routers]))!
+      return workerOfRouter(engine.cluster.snapshot, first([...m.routers]))!
     })
     // Rooms open in order (inOrder fill), so room k sits on slot k mod 6: Node k mod 6 < 3 ? 0 : 1.
-    const slots = engine.slots
+    const slots = engine.cluster.slots
     rooms.forEach((_, k) => {
       expect(workers[k]!.id).toBe(slots[k % slots.length]!.worker)
     })
@@ -193,11 +187,11 @@ describe("every policy follows its own definition", () => {
     const { result, engine } = withEngine(s, "mesh")
     expect(result.pipeConsumers).toBeGreaterThan(0)
     let checked = 0
-    for (const room of engine.groups[0]!.rooms) {
-      const m = lookup(engine.snapshot.mafaldaRouters, room.id)
+    for (const room of engine.workload.groups[0]!.rooms) {
+      const m = lookup(engine.cluster.snapshot.mafaldaRouters, room.id)
       if (m === undefined) continue
       for (const producer of room.producers) {
-        const tree = lookup(engine.snapshot.trees, producer.id)!
+        const tree = lookup(engine.cluster.snapshot.trees, producer.id)!
         for (const router of m.routers) {
           expect(HashMap.has(tree, router)).toBe(true)
           checked++
@@ -210,20 +204,20 @@ describe("every policy follows its own definition", () => {
 
   it("chain links Workers one after another: depth is the position in the chain", () => {
     const { result, engine } = withEngine(broadcast(1000, 8), "chain")
-    const room = first(first(engine.groups).rooms)
+    const room = first(first(engine.workload.groups).rooms)
     const links = (room.data as { links: Array<RouterId> }).links
     // Link 0: 0.6 % + 198 viewers; links 1-4: a pipe in (0.2 %) + 200 viewers; the last 2 on link 5.
     expect(links.length).toBe(6)
     expect(result.maxDepth).toBe(links.length - 1)
     const producer = room.producers[0]!
-    const tree = lookup(engine.snapshot.trees, producer.id)!
+    const tree = lookup(engine.cluster.snapshot.trees, producer.id)!
     links.forEach((router, position) => {
       const hop = lookup(tree, router)!
       expect(hop.depth).toBe(position)
       expect(hop.parent).toBe(position === 0 ? null : links[position - 1])
     })
     // One Router per Worker.
-    const workers = new Set<WorkerId>(links.map((r) => lookup(engine.snapshot.routers, r)!.worker))
+    const workers = new Set<WorkerId>(links.map((r) => lookup(engine.cluster.snapshot.routers, r)!.worker))
     expect(workers.size).toBe(links.length)
   })
 
@@ -231,10 +225,10 @@ describe("every policy follows its own definition", () => {
     const s = meetings({ nodes: { count: 4, cpus: 2 } })
     const { engine } = withEngine(s, "room-per-node")
     let rooms = 0
-    for (const room of engine.groups[0]!.rooms) {
-      const m = lookup(engine.snapshot.mafaldaRouters, room.id)
+    for (const room of engine.workload.groups[0]!.rooms) {
+      const m = lookup(engine.cluster.snapshot.mafaldaRouters, room.id)
       if (m === undefined) continue
-      const nodes = new Set([...m.routers].map((r) => workerOfRouter(engine.snapshot, r)!.node))
+      const nodes = new Set([...m.routers].map((r) => workerOfRouter(engine.cluster.snapshot, r)!.node))
       expect(nodes.size).toBeLessThanOrEqual(1)
       rooms++
     }
@@ -244,8 +238,8 @@ describe("every policy follows its own definition", () => {
   it("least-loaded pins subscribers to their producer's Router", () => {
     const { result, engine } = withEngine(meetings(), "least-loaded")
     expect(result.pipeConsumers).toBe(0)
-    for (const consumer of HashMap.values(engine.snapshot.consumers)) {
-      const producer = lookup(engine.snapshot.producers, consumer.producer)!
+    for (const consumer of HashMap.values(engine.cluster.snapshot.consumers)) {
+      const producer = lookup(engine.cluster.snapshot.producers, consumer.producer)!
       expect(consumer.router).toBe(producer.origin)
     }
   })
@@ -270,14 +264,7 @@ describe("failures", () => {
       workerFailures: [{ atSeconds: 90, target: "random" }],
       rooms: [{ rooms: 4, size: { min: 30, max: 30 }, publishers: 1, joinsPerSecond: 5 }]
     })
-    for (const policy of [
-      "mafalda",
-      "round-robin",
-      "least-loaded",
-      "mesh",
-      "chain",
-      "room-per-node"
-    ] as const) {
+    for (const policy of policyNames) {
       const r = simulateSync(s, policy)
       expect(r.reconnects).toBeGreaterThan(0)
       // Every client joins once (4 rooms of 30), then once more per reconnect.

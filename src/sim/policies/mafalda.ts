@@ -17,71 +17,73 @@ import type { SettingsKey } from "../../core/Ids.js"
 import { planTransportPlacement, scaleDownEvent } from "../../core/interpret.js"
 import { lookup, type MediaKind } from "../../core/Snapshot.js"
 import { decideScaleDown, isScaleDownDue } from "../../core/scaleDown.js"
-import type { Engine, ProducerRef, SimPolicy } from "../Engine.js"
+import type { PolicyCluster } from "../Cluster.js"
+import type { ProducerRef } from "../Rooms.js"
+import type { SimPolicy } from "./Policy.js"
 
 const ROUTER_SETTINGS = "r" as SettingsKey
 
-export const mafaldaPolicy = (engine: Engine): SimPolicy => {
-  const options = engine.options
+export const mafaldaPolicy = (cluster: PolicyCluster): SimPolicy => {
+  const options = cluster.options
   return {
     name: "mafalda",
     openRoom(room) {
-      engine.openMafaldaRouter(room, ROUTER_SETTINGS)
+      cluster.openMafaldaRouter(room, ROUTER_SETTINGS)
     },
     join(p) {
       const room = p.room
-      const entry = room.entry ?? engine.nodesWithRoom(1)[0] ?? engine.nodes[0]!.id
-      const snapshot = engine.snapshot
-      const plan = engine.decide(() =>
+      const entry = room.entry ?? cluster.nodesWithRoom(1)[0] ?? cluster.nodes[0]!.id
+      const snapshot = cluster.snapshot
+      const plan = cluster.decide(() =>
         planTransportPlacement(snapshot, options, { node: entry, mafaldaRouter: room.id })
       )
       if (Either.isLeft(plan)) return false
-      const router = engine.carryOut(plan.right)
-      p.transport = engine.createTransport(room, router)
+      const router = cluster.carryOut(plan.right)
+      p.transport = cluster.createTransport(room, router)
       p.router = router
       room.entry = plan.right.node
       room.nodes.add(plan.right.node)
       return true
     },
     produce(p, kind: MediaKind) {
-      return engine.createProducer(p, kind)
+      return cluster.createProducer(p, kind)
     },
     consume(p, producer: ProducerRef) {
       if (p.transport === null || p.router === null) return false
       const router = p.router
-      const snapshot = engine.snapshot
-      const d = engine.decide(() =>
+      const snapshot = cluster.snapshot
+      const d = cluster.decide(() =>
         decideConsumerPlacement(snapshot, options, { producer: producer.id, router })
       )
       switch (d._tag) {
         case "ConsumeHere":
-          engine.createConsumer(p, p.transport, router, producer)
+          cluster.createConsumer(p, p.transport, router, producer)
           return true
         case "PipeThenConsume":
-          engine.pipes(d.pipes)
-          engine.createConsumer(p, p.transport, router, producer)
+          cluster.pipes(d.pipes)
+          cluster.createConsumer(p, p.transport, router, producer)
           return true
         case "Reject":
           return false
       }
     },
     connected(p) {
-      return engine.hasTransport(p.transport)
+      return cluster.hasTransport(p.transport)
     },
     closeRoom(room) {
-      engine.closeMafaldaRouter(room, false)
+      cluster.closeMafaldaRouter(room, false)
     },
     tick(now) {
-      const snapshot = engine.snapshot
-      const actions = engine.decide(() => decideScaleDown(snapshot, options, now))
+      const snapshot = cluster.snapshot
+      const actions = cluster.decide(() => decideScaleDown(snapshot, options, now))
       for (const action of actions) {
-        const s = engine.snapshot
+        const s = cluster.snapshot
         if (!isScaleDownDue(s, options, action, now)) continue
         const worker =
           action._tag === "CloseWorker" ? action.worker : lookup(s.routers, action.router)?.worker
         const node = worker === undefined ? undefined : lookup(s.workers, worker)?.node
-        engine.emit(scaleDownEvent(action, now))
-        if (action._tag !== "ClosePipe" && node !== undefined) engine.touchNode(node)
+        cluster.emit(scaleDownEvent(action, now))
+        if (action._tag !== "ClosePipe" && node !== undefined) cluster.touchNode(node)
       }
     }
   }

@@ -7,23 +7,23 @@
 import { HashMap } from "effect"
 import type { RouterId, WorkerId } from "../../core/Ids.js"
 import { lookup } from "../../core/Snapshot.js"
-import type { Engine, SimPolicy } from "../Engine.js"
+import type { PolicyCluster } from "../Cluster.js"
 import { bestSlot, consumeOnOwnRouter, roomRouterOn, roomSettings, slotLiveWorker } from "./common.js"
+import type { SimPolicy } from "./Policy.js"
 
 interface MeshRoom {
   readonly routers: Array<RouterId>
   readonly byWorker: Map<WorkerId, RouterId>
 }
 
-export const meshPolicy = (engine: Engine): SimPolicy => {
-  const limit = engine.scenario.meshPeersPerRouter
+export const meshPolicy = (cluster: PolicyCluster, peersPerRouter: number): SimPolicy => {
   const peers = (worker: WorkerId | undefined): number =>
-    worker === undefined ? 0 : (engine.workerStat(worker)?.transports ?? 0)
-  const live = (router: RouterId) => HashMap.has(engine.snapshot.routers, router)
+    worker === undefined ? 0 : (cluster.workerStat(worker)?.transports ?? 0)
+  const live = (router: RouterId) => HashMap.has(cluster.snapshot.routers, router)
   return {
     name: "mesh",
     openRoom(room) {
-      engine.openMafaldaRouter(room, roomSettings(room))
+      cluster.openMafaldaRouter(room, roomSettings(room))
       room.data = { routers: [], byWorker: new Map() } satisfies MeshRoom
     },
     join(p) {
@@ -37,21 +37,21 @@ export const meshPolicy = (engine: Engine): SimPolicy => {
         }
       }
       const currentWorker =
-        current === undefined ? undefined : lookup(engine.snapshot.routers, current)?.worker
+        current === undefined ? undefined : lookup(cluster.snapshot.routers, current)?.worker
       const currentNode =
-        currentWorker === undefined ? undefined : lookup(engine.snapshot.workers, currentWorker)?.node
+        currentWorker === undefined ? undefined : lookup(cluster.snapshot.workers, currentWorker)?.node
       let router: RouterId
       if (
         current !== undefined &&
         currentNode !== undefined &&
-        engine.nodeUp(currentNode) &&
-        peers(currentWorker) < limit
+        cluster.nodeUp(currentNode) &&
+        peers(currentWorker) < peersPerRouter
       ) {
         router = current
       } else {
-        const slot = bestSlot(engine, (s) => peers(slotLiveWorker(engine, s)))
+        const slot = bestSlot(cluster, (s) => peers(slotLiveWorker(cluster, s)))
         if (slot === undefined) return false
-        const got = roomRouterOn(engine, room, data.byWorker, engine.slotWorker(slot))
+        const got = roomRouterOn(cluster, room, data.byWorker, cluster.slotWorker(slot))
         router = got.router
         if (got.created) {
           for (let i = 0; i < data.routers.length; i++)
@@ -59,28 +59,28 @@ export const meshPolicy = (engine: Engine): SimPolicy => {
           data.routers.push(router)
           // Full mesh: every producer of the room reaches the new Router.
           for (const producer of room.producers) {
-            const prod = lookup(engine.snapshot.producers, producer.id)
-            if (prod !== undefined && !engine.carries(router, producer.id))
-              engine.pipe(producer.id, prod.origin, router)
+            const prod = lookup(cluster.snapshot.producers, producer.id)
+            if (prod !== undefined && !cluster.carries(router, producer.id))
+              cluster.pipe(producer.id, prod.origin, router)
           }
         }
       }
-      p.transport = engine.createTransport(room, router)
+      p.transport = cluster.createTransport(room, router)
       p.router = router
       return true
     },
     produce(p, kind) {
-      const producer = engine.createProducer(p, kind)
+      const producer = cluster.createProducer(p, kind)
       if (producer === undefined || p.router === null) return producer
       for (const r of (p.room.data as MeshRoom).routers) {
-        if (r !== p.router && live(r) && !engine.carries(r, producer.id))
-          engine.pipe(producer.id, p.router, r)
+        if (r !== p.router && live(r) && !cluster.carries(r, producer.id))
+          cluster.pipe(producer.id, p.router, r)
       }
       return producer
     },
-    consume: (p, producer) => consumeOnOwnRouter(engine, p, producer),
-    connected: (p) => engine.hasTransport(p.transport),
-    closeRoom: (room) => engine.closeMafaldaRouter(room, true),
+    consume: (p, producer) => consumeOnOwnRouter(cluster, p, producer),
+    connected: (p) => cluster.hasTransport(p.transport),
+    closeRoom: (room) => cluster.closeMafaldaRouter(room, true),
     tick: () => {}
   }
 }

@@ -5,48 +5,49 @@
  */
 import { HashMap } from "effect"
 import type { RouterId } from "../../core/Ids.js"
-import type { Engine, SimPolicy, Slot } from "../Engine.js"
+import type { PolicyCluster, Slot } from "../Cluster.js"
 import { consumeOnOwnRouter, roomSettings } from "./common.js"
+import type { SimPolicy } from "./Policy.js"
 
 interface RoundRobinRoom {
   router: RouterId
   slot: number
 }
 
-export const roundRobinPolicy = (engine: Engine): SimPolicy => {
+export const roundRobinPolicy = (cluster: PolicyCluster): SimPolicy => {
   let cursor = 0
   const nextSlot = (): Slot | undefined => {
-    const n = engine.slots.length
+    const n = cluster.slots.length
     for (let i = 0; i < n; i++) {
-      const slot = engine.slots[cursor++ % n]!
-      if (engine.nodeUp(slot.node)) return slot
+      const slot = cluster.slots[cursor++ % n]!
+      if (cluster.nodeUp(slot.node)) return slot
     }
     return undefined
   }
   return {
     name: "round-robin",
     openRoom(room) {
-      engine.openMafaldaRouter(room, roomSettings(room))
+      cluster.openMafaldaRouter(room, roomSettings(room))
     },
     join(p) {
       const room = p.room
       let data = room.data as RoundRobinRoom | undefined
-      if (data === undefined || !HashMap.has(engine.snapshot.routers, data.router)) {
+      if (data === undefined || !HashMap.has(cluster.snapshot.routers, data.router)) {
         const slot = nextSlot()
         if (slot === undefined) return false
-        const router = engine.createRouter(engine.slotWorker(slot), roomSettings(room))
-        engine.register(room, router)
+        const router = cluster.createRouter(cluster.slotWorker(slot), roomSettings(room))
+        cluster.register(room, router)
         data = { router, slot: slot.index }
         room.data = data
       }
-      p.transport = engine.createTransport(room, data.router)
+      p.transport = cluster.createTransport(room, data.router)
       p.router = data.router
       return true
     },
-    produce: (p, kind) => engine.createProducer(p, kind),
-    consume: (p, producer) => consumeOnOwnRouter(engine, p, producer),
-    connected: (p) => engine.hasTransport(p.transport),
-    closeRoom: (room) => engine.closeMafaldaRouter(room, true),
+    produce: (p, kind) => cluster.createProducer(p, kind),
+    consume: (p, producer) => consumeOnOwnRouter(cluster, p, producer),
+    connected: (p) => cluster.hasTransport(p.transport),
+    closeRoom: (room) => cluster.closeMafaldaRouter(room, true),
     tick: () => {}
   }
 }

@@ -1,0 +1,67 @@
+/**
+ * The workload's data model: groups of rooms, their participants and their producers. The
+ * workload (`Workload.ts`) owns who is where; policies read it and keep their own
+ * bookkeeping in the fields marked as theirs.
+ */
+import type { MafaldaRouterId, NodeId, ProducerId, RouterId, TransportId } from "../core/Ids.js"
+import type { MediaKind } from "../core/Snapshot.js"
+import type { Prng } from "./Prng.js"
+import type { RoomGroup } from "./Scenario.js"
+
+export interface ProducerRef {
+  readonly id: ProducerId
+  readonly num: number
+  readonly kind: MediaKind
+  readonly owner: Participant
+}
+
+export interface Participant {
+  readonly num: number
+  readonly room: Room
+  publisher: boolean
+  /** The participant's transport (send and receive), or null. */
+  transport: TransportId | null
+  router: RouterId | null
+  /** Extra receive transports by Router (policies that pin subscribers to producers' Routers). */
+  extra: Map<RouterId, TransportId> | null
+  producers: Array<ProducerRef>
+  /** Index in `room.members` while present. */
+  slot: number
+  present: boolean
+  /** False when the join was rejected: the participant keeps its seat (the demand) but has no media. */
+  placed: boolean
+}
+
+export interface Room {
+  readonly index: number
+  readonly id: MafaldaRouterId
+  readonly group: GroupState
+  readonly size: number
+  readonly publishersWanted: number
+  publishers: number
+  readonly members: Array<Participant>
+  /** Members whose join was placed. */
+  placedCount: number
+  producers: Array<ProducerRef>
+  /** Whether the room exists in the cluster (its Mafalda Router was created). */
+  opened: boolean
+  /** Index in the group's list of rooms with a free seat, or -1. */
+  openSlot: number
+  /** The Node the room's clients reach first (policy's choice). */
+  entry: NodeId | null
+  /** Nodes the room has used (policy's bookkeeping). */
+  readonly nodes: Set<NodeId>
+  /** Policy-specific state. */
+  data: unknown
+}
+
+export interface GroupState {
+  readonly index: number
+  readonly spec: RoomGroup
+  readonly rooms: Array<Room>
+  readonly open: Array<Room>
+  readonly prng: Prng
+  readonly maxFactor: number
+  /** First room that may have a free seat (`fill: inOrder`). */
+  cursor: number
+}

@@ -1,0 +1,436 @@
+/**
+ * The workload a scenario describes, played against a policy: groups of rooms and their
+ * seats, participants arriving (Poisson arrivals thinned by a rate profile, and bursts),
+ * staying and leaving; each (re)join admitted through the policy (transport, producers,
+ * consumers) or rejected; Nodes added, drained or failing and Workers failing, after which
+ * the clients that lost their transport reconnect and the others re-consume what they lost.
+ *
+ * Who sits in which room when comes from the scenario and its seed alone: a rejected
+ * participant keeps its seat (the demand) and leaves when it would have left.
+ */
+import { HashMap } from "effect"
+import type { MafaldaRouterId, NodeId, TransportId, WorkerId } from "../core/Ids.js"
+import { lookup, mafaldaRoutersOnWorkers, workerOfRouter } from "../core/Snapshot.js"
+import type { SimCluster, SimNode } from "./Cluster.js"
+import type { Scheduler } from "./EventLoop.js"
+import type { Prng } from "./Prng.js"
+import type { SimPolicy } from "./policies/Policy.js"
+import type { GroupState, Participant, ProducerRef, Room } from "./Rooms.js"
+import type { NodeEvent, Scenario, WorkerFailure } from "./Scenario.js"
+
+/** What the workload schedules. */
+export type WorkloadItem =
+  | { readonly k: "arrival"; readonly group: GroupState }
+  | { readonly k: "join"; readonly group: GroupState }
+  | { readonly k: "leave"; readonly p: Participant }
+  | { readonly k: "node"; readonly ev: NodeEvent }
+  | { readonly k: "worker"; readonly ev: WorkerFailure }
+  | { readonly k: "repair"; readonly rooms: ReadonlyArray<Room> }
+
+/** Piecewise-linear interpolation of a rate profile. */
+const profileAt = (profile: ReadonlyArray<readonly [number, number]> | undefined, t: number): number => {
+  if (profile === undefined || profile.length === 0) return 1
+  const first = profile[0]!
+  if (t <= first[0]) return first[1]
+  for (let i = 1; i < profile.length; i++) {
+    const b = profile[i]!
+    if (t <= b[0]) {
+      const a = profile[i - 1]!
+      return b[0] === a[0] ? b[1] : a[1] + ((b[1] - a[1]) * (t - a[0])) / (b[0] - a[0])
+    }
+  }
+  return profile[profile.length - 1]![1]
+}
+
+export class Workload {
+  readonly groups: Array<GroupState> = []
+  private policy!: SimPolicy
+  private nextParticipant = 0
+  private readonly durationMs: number
+
+  // Counters.
+  joins = 0
+  rejected = 0
+  rejectedConsumers = 0
+  reconnects = 0
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly cluster: SimCluster,
+    private readonly scheduler: Scheduler<WorkloadItem>,
+    private readonly prng: Prng
+  ) {
+    this.durationMs = scenario.durationSeconds * 1000
+  }
+
+  private get now(): number {
+    return this.scheduler.now
+  }
+
+  /** The policy that admits participants. */
+  playAgainst(policy: SimPolicy): void {
+    this.policy = policy
+  }
+
+  handle(item: WorkloadItem): void {
+    switch (item.k) {
+      case "arrival":
+        this.join(item.group)
+        this.scheduleArrival(item.group, this.now)
+        break
+      case "join":
+        this.join(item.group)
+        break
+      case "leave":
+        this.leave(item.p)
+        break
+      case "node":
+        this.nodeEvent(item.ev)
+        break
+      case "worker":
+        this.failWorkers(item.ev)
+        break
+      case "repair":
+        for (const room of item.rooms) this.repair(room)
+        break
+    }
+  }
+
+  // --- Set-up ------------------------------------------------------------------------------
+
+  /** Draws the rooms of each group and schedules the first arrival and the bursts. */
+  scheduleRooms(): void {
+    let roomIndex = 0
+    this.scenario.rooms.forEach((spec, gi) => {
+      const prng = this.prng.fork(gi)
+      const maxFactor = spec.rateProfile === undefined ? 1 : Math.max(...spec.rateProfile.map((p) => p[1]))
+      const group: GroupState = { index: gi, spec, rooms: [], open: [], prng, maxFactor, cursor: 0 }
+      for (let r = 0; r < spec.rooms; r++) {
+        const size = prng.int(spec.size.min, spec.size.max)
+        const room: Room = {
+          index: roomIndex,
+          id: `m${roomIndex}` as MafaldaRouterId,
+          group,
+          size,
+          publishersWanted: spec.publishers === "all" ? size : Math.min(size, spec.publishers),
+          publishers: 0,
+          members: [],
+          placedCount: 0,
+          producers: [],
+          opened: false,
+          openSlot: group.open.length,
+          entry: null,
+          nodes: new Set(),
+          data: undefined
+        }
+        roomIndex++
+        group.rooms.push(room)
+        group.open.push(room)
+      }
+      this.groups.push(group)
+      if (spec.joinsPerSecond > 0 && maxFactor > 0) this.scheduleArrival(group, spec.startSeconds * 1000)
+      for (const burst of spec.bursts) {
+        for (let j = 0; j < burst.joins; j++) {
+          const at = (burst.atSeconds + prng.next() * burst.withinSeconds) * 1000
+          if (at <= this.durationMs) this.scheduler.schedule(at, { k: "join", group })
+        }
+      }
+    })
+  }
+
+  /** Schedules the scenario's Node events and Worker failures. */
+  scheduleFailures(): void {
+    for (const ev of this.scenario.nodeEvents) this.scheduler.schedule(ev.atSeconds * 1000, { k: "node", ev })
+    for (const ev of this.scenario.workerFailures)
+      this.scheduler.schedule(ev.atSeconds * 1000, { k: "worker", ev })
+  }
+
+  private scheduleArrival(group: GroupState, from: number): void {
+    const spec = group.spec
+    const stop = (spec.stopSeconds ?? this.scenario.durationSeconds) * 1000
+    const rate = (spec.joinsPerSecond * group.maxFactor) / 1000
+    let t = from
+    // Thinning: candidates at the peak rate, kept with probability profile(t) / peak.
+    for (;;) {
+      t += group.prng.exponential(1 / rate)
+      if (t > stop || t > this.durationMs) return
+      if (group.maxFactor === 1 && spec.rateProfile === undefined) break
+      if (group.prng.next() * group.maxFactor < profileAt(spec.rateProfile, t / 1000)) break
+    }
+    this.scheduler.schedule(t, { k: "arrival", group })
+  }
+
+  // --- Seats -------------------------------------------------------------------------------
+
+  /** The room with a free seat that comes first in the group (`fill: inOrder`). */
+  private firstOpen(group: GroupState): Room {
+    while (group.cursor < group.rooms.length && group.rooms[group.cursor]!.openSlot < 0) group.cursor++
+    const room = group.rooms[group.cursor]
+    if (room !== undefined) return room
+    group.cursor = 0
+    while (group.rooms[group.cursor]!.openSlot < 0) group.cursor++
+    return group.rooms[group.cursor]!
+  }
+
+  private closeSeat(room: Room): void {
+    if (room.openSlot < 0) return
+    const open = room.group.open
+    const last = open.pop()!
+    if (last !== room) {
+      open[room.openSlot] = last
+      last.openSlot = room.openSlot
+    }
+    room.openSlot = -1
+  }
+
+  private openSeat(room: Room): void {
+    if (room.openSlot >= 0) return
+    room.openSlot = room.group.open.length
+    room.group.open.push(room)
+  }
+
+  private removeMember(p: Participant): void {
+    const room = p.room
+    const last = room.members.pop()!
+    if (last !== p) {
+      room.members[p.slot] = last
+      last.slot = p.slot
+    }
+    p.slot = -1
+    p.present = false
+    if (room.members.length < room.size) {
+      this.openSeat(room)
+      if (room.index - room.group.rooms[0]!.index < room.group.cursor)
+        room.group.cursor = room.index - room.group.rooms[0]!.index
+    }
+  }
+
+  // --- Participants ------------------------------------------------------------------------
+
+  private join(group: GroupState): void {
+    const open = group.open
+    if (open.length === 0) return
+    const room =
+      group.spec.fill === "random"
+        ? open[Math.floor(group.prng.next() * open.length)]!
+        : this.firstOpen(group)
+    const p: Participant = {
+      num: this.nextParticipant++,
+      room,
+      publisher: false,
+      transport: null,
+      router: null,
+      extra: null,
+      producers: [],
+      slot: room.members.length,
+      present: true,
+      placed: false
+    }
+    room.members.push(p)
+    if (room.members.length >= room.size) this.closeSeat(room)
+    if (!room.opened) {
+      this.policy.openRoom(room)
+      room.opened = true
+    }
+    this.admit(p)
+    if (group.spec.meanStaySeconds !== undefined) {
+      this.scheduler.schedule(this.now + group.prng.exponential(group.spec.meanStaySeconds * 1000), {
+        k: "leave",
+        p
+      })
+    }
+  }
+
+  /** Places a (re)joining participant: transport, producers, consumers. */
+  private admit(p: Participant): boolean {
+    const room = p.room
+    this.joins++
+    p.publisher = room.publishers < room.publishersWanted
+    if (!this.policy.join(p)) {
+      this.rejected++
+      p.publisher = false
+      p.placed = false
+      return false
+    }
+    p.placed = true
+    room.placedCount++
+    for (const producer of room.producers) this.consumeOne(p, producer)
+    if (p.publisher) {
+      room.publishers++
+      for (const kind of room.group.spec.produces) {
+        const producer = this.policy.produce(p, kind)
+        if (producer === undefined) continue
+        for (const other of room.members) if (other !== p && other.placed) this.consumeOne(other, producer)
+      }
+    }
+    return true
+  }
+
+  private consumeOne(p: Participant, producer: ProducerRef): void {
+    if (!this.policy.consume(p, producer)) this.rejectedConsumers++
+  }
+
+  private forgetProducers(p: Participant): void {
+    if (p.producers.length === 0) return
+    const room = p.room
+    room.producers = room.producers.filter((x) => x.owner !== p)
+    p.producers = []
+  }
+
+  /** Nodes where the participant's transports are. */
+  private nodesOf(p: Participant): Array<NodeId> {
+    const snapshot = this.cluster.snapshot
+    const out: Array<NodeId> = []
+    const add = (t: TransportId | null) => {
+      if (t === null) return
+      const tr = lookup(snapshot.transports, t)
+      const node = tr === undefined ? undefined : workerOfRouter(snapshot, tr.router)?.node
+      if (node !== undefined) out.push(node)
+    }
+    add(p.transport)
+    if (p.extra !== null) for (const t of p.extra.values()) add(t)
+    return out
+  }
+
+  private leave(p: Participant): void {
+    if (!p.present) return
+    const room = p.room
+    const nodes = this.nodesOf(p)
+    if (p.placed) room.placedCount--
+    p.placed = false
+    this.cluster.closeTransport(p.transport)
+    if (p.extra !== null) for (const t of p.extra.values()) this.cluster.closeTransport(t)
+    p.transport = null
+    p.router = null
+    p.extra = null
+    this.forgetProducers(p)
+    if (p.publisher) room.publishers--
+    p.publisher = false
+    this.removeMember(p)
+    for (const n of nodes) this.cluster.touchNode(n)
+    if (room.members.length === 0) this.closeRoom(room)
+  }
+
+  private closeRoom(room: Room): void {
+    if (!room.opened) return
+    this.policy.closeRoom(room)
+    room.opened = false
+    room.producers = []
+    room.publishers = 0
+    room.entry = null
+    room.nodes.clear()
+    room.data = undefined
+  }
+
+  // --- Failures ----------------------------------------------------------------------------
+
+  private roomsOnWorkers(workers: Iterable<WorkerId>): Array<Room> {
+    const ids = new Set<string>(mafaldaRoutersOnWorkers(this.cluster.snapshot, workers))
+    const out: Array<Room> = []
+    for (const g of this.groups) for (const room of g.rooms) if (ids.has(room.id)) out.push(room)
+    return out
+  }
+
+  private liveWorkersByLoad(): Array<{ id: WorkerId; load: number }> {
+    const snapshot = this.cluster.snapshot
+    const out: Array<{ id: WorkerId; load: number }> = []
+    for (const w of HashMap.values(snapshot.workers)) {
+      if (w.alive) out.push({ id: w.id, load: this.cluster.stats.get(snapshot, w).load })
+    }
+    return out.sort((a, b) => b.load - a.load || (a.id < b.id ? -1 : 1))
+  }
+
+  private failWorkers(ev: WorkerFailure): void {
+    const live = this.liveWorkersByLoad()
+    const chosen: Array<WorkerId> = []
+    for (let i = 0; i < ev.count && live.length > 0; i++) {
+      const at = ev.target === "busiest" ? 0 : Math.floor(this.prng.next() * live.length)
+      chosen.push(live.splice(at, 1)[0]!.id)
+    }
+    const rooms = this.roomsOnWorkers(chosen)
+    for (const worker of chosen) {
+      const node = lookup(this.cluster.snapshot.workers, worker)?.node
+      this.cluster.emit({ _tag: "WorkerDied", worker, at: this.now })
+      if (node !== undefined) this.cluster.touchNode(node)
+    }
+    this.scheduleRepair(rooms)
+  }
+
+  private nodeEvent(ev: NodeEvent): void {
+    const cluster = this.cluster
+    if (ev.action === "add") {
+      for (let i = 0; i < ev.count; i++) cluster.addNode(ev.cpus ?? this.scenario.nodes.cpus)
+      return
+    }
+    for (let i = 0; i < ev.count; i++) {
+      const up = cluster.nodes.filter((n) => cluster.nodeUp(n.id))
+      let target: SimNode | undefined
+      if (ev.node !== undefined) target = i === 0 ? cluster.nodes[ev.node] : undefined
+      else {
+        let best = -1
+        for (const n of up) {
+          let load = 0
+          for (const wid of lookup(cluster.snapshot.nodes, n.id)!.workers)
+            load += cluster.workerStat(wid)?.load ?? 0
+          if (load > best) {
+            best = load
+            target = n
+          }
+        }
+      }
+      if (target === undefined || !cluster.nodeUp(target.id)) continue
+      if (ev.action === "drain") {
+        cluster.emit({ _tag: "NodeDraining", node: target.id, at: this.now })
+      } else {
+        const rooms = this.roomsOnWorkers(lookup(cluster.snapshot.nodes, target.id)!.workers)
+        cluster.emit({ _tag: "NodeDown", node: target.id, at: this.now })
+        this.scheduleRepair(rooms)
+      }
+    }
+  }
+
+  private scheduleRepair(rooms: ReadonlyArray<Room>): void {
+    if (rooms.length > 0)
+      this.scheduler.schedule(this.now + this.scenario.rejoinDelaySeconds * 1000, { k: "repair", rooms })
+  }
+
+  /** Clients of a failed Worker or Node reconnect; the others re-consume what they lost. */
+  private repair(room: Room): void {
+    if (!room.opened) return
+    const snapshot = this.cluster.snapshot
+    room.producers = room.producers.filter((x) => HashMap.has(snapshot.producers, x.id))
+    const lost: Array<Participant> = []
+    for (const p of room.members) {
+      if (!p.placed || this.policy.connected(p)) continue
+      lost.push(p)
+    }
+    for (const p of lost) {
+      p.placed = false
+      room.placedCount--
+      p.transport = null
+      p.router = null
+      p.extra = null
+      p.producers = []
+      if (p.publisher) room.publishers--
+      p.publisher = false
+    }
+    const lostSet = new Set(lost)
+    room.producers = room.producers.filter((x) => !lostSet.has(x.owner))
+    for (const p of room.members) {
+      if (lostSet.has(p) || !p.placed) continue
+      if (p.extra !== null) {
+        for (const [r, t] of p.extra) if (!this.cluster.hasTransport(t)) p.extra.delete(r)
+      }
+      for (const producer of room.producers) {
+        if (producer.owner === p) continue
+        if (!HashMap.has(this.cluster.snapshot.consumers, this.cluster.consumerId(p, producer)))
+          this.consumeOne(p, producer)
+      }
+    }
+    for (const p of lost) {
+      if (!p.present) continue
+      this.reconnects++
+      this.admit(p)
+    }
+  }
+}
