@@ -34,7 +34,7 @@
  *            --pacing 2.5 (packets leave at 2.5 x the bitrate, as libwebrtc's pacer; 0 = frame bursts)
  *            --watermark W (only to see what another Mafalda watermark does; default: none)
  */
-import { availableParallelism, cpus, loadavg } from "node:os"
+import { availableParallelism, cpus, getPriority, loadavg } from "node:os"
 import { performance } from "node:perf_hooks"
 import { version as mediasoupVersion } from "mediasoup"
 import {
@@ -396,6 +396,8 @@ const main = async () => {
     date: new Date().toISOString(),
     machine: {
       cpus: availableParallelism(),
+      /** The benchmark's nice value (its Workers inherit it); 0 unless run under `nice`. */
+      nice: getPriority(),
       model: cpuModel,
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadavg().map(r2)
