@@ -15,7 +15,7 @@ import {
   TransportId,
   WorkerId
 } from "./Ids.js"
-import { MediaKind, TransportKind } from "./Snapshot.js"
+import { MediaKind, RoomHint, TransportKind } from "./Snapshot.js"
 
 /** Milliseconds on the cluster's clock (Effect's `Clock`, real or simulated). */
 const At = Schema.Number
@@ -62,6 +62,8 @@ export const MafaldaRouterCreated = Schema.TaggedStruct("MafaldaRouterCreated", 
   mafaldaRouter: MafaldaRouterId,
   workerSettings: SettingsKey,
   routerSettings: SettingsKey,
+  /** What the application says the room will grow to (`expectedParticipants`...). */
+  hint: Schema.optional(RoomHint),
   at: At
 })
 export const MafaldaRouterClosed = Schema.TaggedStruct("MafaldaRouterClosed", {

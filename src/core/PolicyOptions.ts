@@ -27,6 +27,16 @@ export const Costs = Schema.Struct({
 })
 export type Costs = typeof Costs.Type
 
+/** The costs of a producer, of a consumer and of a pipe end of one media kind. */
+export interface KindCosts {
+  readonly producer: number
+  readonly consumer: number
+  readonly pipe: number
+}
+
+/** What a producer, a consumer and a pipe end of this kind cost. */
+export const kindCosts = (costs: Costs, _kind: "audio" | "video"): KindCosts => costs
+
 export const PolicyOptions = Schema.Struct({
   /** A Worker at or above this CPU % takes no new transports or consumers. */
   watermark: Schema.optionalWith(Percent, { exact: true, default: () => 60 }),
@@ -36,6 +46,35 @@ export const PolicyOptions = Schema.Struct({
    * 100. Above it, a Router feeds a new pipe only when no carrier of the producer is below.
    */
   pipeWatermark: Schema.optionalWith(Percent, { exact: true }),
+  /**
+   * The CPU % a Worker is planned up to once the rooms on it are full: a transport is placed
+   * only where the Worker's projected load (its effective load plus the growth still to come
+   * from its rooms, see `projection.ts`) stays at or under this with the transport's own
+   * projected cost. Between the watermark and 100 %: the watermark bounds what a Worker
+   * takes now, this what its rooms may grow it to.
+   */
+  plannedLimit: Schema.optionalWith(Percent, { exact: true, default: () => 85 }),
+  /**
+   * How much a room without a size hint is expected to grow beyond its recent high, as a
+   * fraction (0.5: by half). A hint (`expectedParticipants`) replaces the guess.
+   */
+  roomGrowth: Schema.optionalWith(NonNegative, { exact: true, default: () => 0 }),
+  /**
+   * A Worker whose effective load is over this CPU % sheds transports to Workers with room
+   * (relocation): each move is a reconnect for a user, so this sits well above the
+   * watermark, below the 100 % at which a Worker drops packets.
+   */
+  relocateAbove: Schema.optionalWith(Percent, { exact: true, default: () => 92 }),
+  /**
+   * A Worker under this CPU % whose transports all fit elsewhere is emptied (consolidation)
+   * so that it can close; 0 turns consolidation off.
+   */
+  consolidateBelow: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), {
+    exact: true,
+    default: () => 8
+  }),
+  /** The most transports one relocation step moves (relocation and consolidation together). */
+  maxMovesPerStep: Schema.optionalWith(PositiveInt, { exact: true, default: () => 8 }),
   /** Workers per Node and set of worker settings; by default the Node's CPU count. */
   maxWorkersPerNode: Schema.optionalWith(PositiveInt, { exact: true }),
   /** The most pipe hops between a producer's origin Router and any Router receiving it. */

@@ -54,12 +54,51 @@ export const ClusterWorker = Schema.Struct({
   /** Placements since the last report, and their sum. */
   reservations: Schema.Chunk(Reservation),
   reserved: Schema.Number,
+  /** What the cost model says the things on this Worker cost now (CPU %). */
+  modeled: Schema.Number,
+  /**
+   * Measured over modeled load at the last report that had enough modeled load to tell
+   * (1 until then): how much the cost model under- or over-estimates this Worker's media.
+   * Reservations and projected growth are scaled by it.
+   */
+  ratio: Schema.Number,
   /** Since when the Worker has had no Router, or null while it has one. */
   idleSince: Schema.NullOr(Schema.Number),
   /** Index: the Routers on this Worker, with their settings (one Router per set of settings). */
   routers: Schema.Array(Schema.Struct({ id: RouterId, settings: SettingsKey }))
 })
 export type ClusterWorker = typeof ClusterWorker.Type
+
+/** A count per media kind. */
+export const KindCounts = Schema.Struct({ audio: Schema.Int, video: Schema.Int })
+export type KindCounts = typeof KindCounts.Type
+export const noKindCounts: KindCounts = { audio: 0, video: 0 }
+
+/**
+ * What one Mafalda Router (a room) has on one Router: what its growth on that Router is
+ * projected from (see `projection.ts`). Consumers count under the room of their transport;
+ * producers, and pipes of them, under the room of the producer.
+ */
+export const RoomShare = Schema.Struct({
+  /** Transports of the room on this Router. */
+  transports: Schema.Int,
+  /** Producers of the room created on this Router (their stream trees' origin). */
+  origins: KindCounts,
+  /** Consumers on the room's transports here, by the kind of what they consume. */
+  consumers: KindCounts,
+  /** Producers of the room piped into this Router. */
+  pipedIn: KindCounts,
+  /** Pipes out of this Router of producers of the room. */
+  pipedOut: KindCounts
+})
+export type RoomShare = typeof RoomShare.Type
+export const emptyRoomShare: RoomShare = {
+  transports: 0,
+  origins: noKindCounts,
+  consumers: noKindCounts,
+  pipedIn: noKindCounts,
+  pipedOut: noKindCounts
+}
 
 export const ClusterRouter = Schema.Struct({
   id: RouterId,
@@ -74,9 +113,26 @@ export const ClusterRouter = Schema.Struct({
   /** The RTP observers on this Router. */
   observers: Schema.HashSet(RtpObserverId),
   /** Since when the Router has had no transport, no observer and carried nothing, or null. */
-  idleSince: Schema.NullOr(Schema.Number)
+  idleSince: Schema.NullOr(Schema.Number),
+  /** Index: what each room has here (rooms with nothing here have no entry). */
+  rooms: Schema.HashMap({ key: MafaldaRouterId, value: RoomShare })
 })
 export type ClusterRouter = typeof ClusterRouter.Type
+
+/**
+ * What the application says a room will grow to, when it knows: the participants it
+ * expects (its capacity, say) and how many of them publish (all, when not said).
+ */
+export const RoomHint = Schema.Struct({
+  participants: Schema.Int.pipe(Schema.positive()),
+  publishers: Schema.NullOr(Schema.Int.pipe(Schema.nonNegative()))
+})
+export type RoomHint = typeof RoomHint.Type
+
+/** A room's size: transports, those that publish, and live producers by kind. */
+export const RoomSize = Schema.Struct({ transports: Schema.Int, publishers: Schema.Int, media: KindCounts })
+export type RoomSize = typeof RoomSize.Type
+export const emptyRoomSize: RoomSize = { transports: 0, publishers: 0, media: noKindCounts }
 
 export const MafaldaRouter = Schema.Struct({
   id: MafaldaRouterId,
@@ -85,7 +141,19 @@ export const MafaldaRouter = Schema.Struct({
   /** The underlying Routers this Mafalda Router has registered. */
   routers: Schema.HashSet(RouterId),
   /** How many live producers were made on its transports. */
-  producers: Schema.Int
+  producers: Schema.Int,
+  /** The room's size now. */
+  size: RoomSize,
+  /**
+   * The room's recent high: the largest size seen since it last shrank for longer than the
+   * hold time (see `applyEvent`), so that a room whose clients are reconnecting after a
+   * failure is still projected at the size it had.
+   */
+  peak: RoomSize,
+  /** When `peak` was last reached. */
+  peakAt: Schema.Number,
+  /** What the application said the room will grow to, if anything. */
+  hint: Schema.NullOr(RoomHint)
 })
 export type MafaldaRouter = typeof MafaldaRouter.Type
 
@@ -155,7 +223,9 @@ export const ClusterSnapshotData = Schema.Struct({
   transports: Schema.HashMap({ key: TransportId, value: ClusterTransport }),
   producers: Schema.HashMap({ key: ProducerId, value: ClusterProducer }),
   consumers: Schema.HashMap({ key: ConsumerId, value: ClusterConsumer }),
-  trees: Schema.HashMap({ key: ProducerId, value: StreamTree })
+  trees: Schema.HashMap({ key: ProducerId, value: StreamTree }),
+  /** The time of the latest event applied (milliseconds on the cluster's clock). */
+  now: Schema.Number
 })
 export type ClusterSnapshotData = typeof ClusterSnapshotData.Type
 
@@ -196,6 +266,7 @@ export const emptySnapshot: ClusterSnapshot = {
   producers: HashMap.empty(),
   consumers: HashMap.empty(),
   trees: HashMap.empty(),
+  now: 0,
   byLoad: HashMap.empty(),
   spare: RedBlackTree.empty(spareOrder)
 }

@@ -19,13 +19,19 @@ import type {
   TransportId,
   WorkerId
 } from "./Ids.js"
-import type { Costs } from "./PolicyOptions.js"
+import { type Costs, kindCosts } from "./PolicyOptions.js"
 import {
   type ClusterRouter,
   type ClusterSnapshot,
   type ClusterWorker,
   deleteWorker,
+  emptyRoomShare,
+  emptyRoomSize,
+  type KindCounts,
   lookup,
+  type MediaKind,
+  type RoomShare,
+  type RoomSize,
   routerIdOn,
   type StreamTree,
   setNode,
@@ -55,16 +61,88 @@ const putRouter = (s: ClusterSnapshot, r: ClusterRouter): ClusterSnapshot => ({
   routers: HashMap.set(s.routers, r.id, r)
 })
 
-/** Charges `cost` CPU % to a Worker now (negative when something is removed). */
+/**
+ * Charges `cost` CPU % (the cost model's figure; negative when something is removed) to a
+ * Worker now: its modeled load and its effective load move by `cost`.
+ */
 const reserve = (s: ClusterSnapshot, worker: WorkerId, cost: number, at: number): ClusterSnapshot => {
   const w = lookup(s.workers, worker)
   if (w === undefined || cost === 0) return s
+  const charged = cost
   return putWorker(s, {
     ...w,
-    reservations: Chunk.append(w.reservations, { at, cost }),
-    reserved: w.reserved + cost
+    modeled: w.modeled + cost,
+    reservations: Chunk.append(w.reservations, { at, cost: charged }),
+    reserved: w.reserved + charged
   })
 }
+
+/** Below this modeled load (CPU %), a report says too little about the model to rescale it. */
+export const minModeledForRatio = 5
+/** The most the measured load of a Worker is taken to differ from the model, either way. */
+export const maxModelRatio = 4
+
+/**
+ * How long a room's recent high (`peak`) holds after it was last reached: long enough for
+ * the clients of a failed Worker or Node to reconnect.
+ */
+export const peakHoldMillis = 60_000
+
+// --- Rooms: their size, and their share of each Router --------------------------------
+
+const addCounts = (a: KindCounts, kind: MediaKind, delta: number): KindCounts =>
+  kind === "audio" ? { audio: a.audio + delta, video: a.video } : { audio: a.audio, video: a.video + delta }
+
+const shareIsEmpty = (x: RoomShare): boolean =>
+  x.transports === 0 &&
+  x.origins.audio + x.origins.video === 0 &&
+  x.consumers.audio + x.consumers.video === 0 &&
+  x.pipedIn.audio + x.pipedIn.video === 0 &&
+  x.pipedOut.audio + x.pipedOut.video === 0
+
+/** Changes what room `room` has on Router `router`. */
+const updateShare = (
+  s: ClusterSnapshot,
+  router: RouterId,
+  room: MafaldaRouterId,
+  f: (share: RoomShare) => RoomShare
+): ClusterSnapshot => {
+  const r = lookup(s.routers, router)
+  if (r === undefined) return s
+  const next = f(lookup(r.rooms, room) ?? emptyRoomShare)
+  const rooms = shareIsEmpty(next) ? HashMap.remove(r.rooms, room) : HashMap.set(r.rooms, room, next)
+  return putRouter(s, { ...r, rooms })
+}
+
+/** Changes a room's size, keeping its recent high (`peak`) up to date. */
+const resize = (
+  s: ClusterSnapshot,
+  room: MafaldaRouterId,
+  f: (size: RoomSize) => RoomSize,
+  at: number
+): ClusterSnapshot => {
+  const m = lookup(s.mafaldaRouters, room)
+  if (m === undefined) return s
+  const size = f(m.size)
+  // A high older than the hold time no longer counts: the room restarts from its size now.
+  const held = at - m.peakAt <= peakHoldMillis ? m.peak : size
+  const reached =
+    size.transports >= held.transports &&
+    size.publishers >= held.publishers &&
+    size.media.audio >= held.media.audio &&
+    size.media.video >= held.media.video
+  const peak = {
+    transports: Math.max(held.transports, size.transports),
+    publishers: Math.max(held.publishers, size.publishers),
+    media: {
+      audio: Math.max(held.media.audio, size.media.audio),
+      video: Math.max(held.media.video, size.media.video)
+    }
+  }
+  const peakAt = reached || held === size ? at : m.peakAt
+  return { ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, room, { ...m, size, peak, peakAt }) }
+}
+
 
 const reserveOnRouter = (s: ClusterSnapshot, router: RouterId, cost: number, at: number): ClusterSnapshot => {
   const r = lookup(s.routers, router)
@@ -118,6 +196,7 @@ const countProducer = (s: ClusterSnapshot, id: MafaldaRouterId, delta: number): 
 const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: number): ClusterSnapshot => {
   const c = lookup(s.consumers, id)
   if (c === undefined) return s
+  const kind = lookup(s.producers, c.producer)?.kind ?? "video"
   let next: ClusterSnapshot = { ...s, consumers: HashMap.remove(s.consumers, id) }
   const t = lookup(next.transports, c.transport)
   if (t !== undefined) {
@@ -125,9 +204,13 @@ const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: nu
       ...next,
       transports: HashMap.set(next.transports, t.id, { ...t, consumers: HashSet.remove(t.consumers, id) })
     }
+    next = updateShare(next, c.router, t.mafaldaRouter, (x) => ({
+      ...x,
+      consumers: addCounts(x.consumers, kind, -1)
+    }))
   }
   next = updateHop(next, c.producer, c.router, (h) => ({ ...h, consumers: h.consumers - 1 }), at)
-  return reserveOnRouter(next, c.router, -costs.consumer, at)
+  return reserveOnRouter(next, c.router, -kindCosts(costs, kind).consumer, at)
 }
 
 /** The consumers of `producer` on `router`. */
@@ -164,8 +247,21 @@ const removeHop = (
   next = { ...next, trees: HashMap.set(next.trees, producer, HashMap.remove(current, router)) }
   next = updateHop(next, producer, hop.parent, (h) => ({ ...h, children: h.children - 1 }), at)
   next = updateRouter(next, router, (r) => ({ ...r, carried: HashSet.remove(r.carried, producer) }), at)
-  next = reserveOnRouter(next, hop.parent, -costs.pipe, at)
-  return reserveOnRouter(next, router, -costs.pipe, at)
+  const p = lookup(next.producers, producer)
+  const kind = p?.kind ?? "video"
+  if (p !== undefined) {
+    next = updateShare(next, router, p.mafaldaRouter, (x) => ({
+      ...x,
+      pipedIn: addCounts(x.pipedIn, kind, -1)
+    }))
+    next = updateShare(next, hop.parent, p.mafaldaRouter, (x) => ({
+      ...x,
+      pipedOut: addCounts(x.pipedOut, kind, -1)
+    }))
+  }
+  const pipe = kindCosts(costs, kind).pipe
+  next = reserveOnRouter(next, hop.parent, -pipe, at)
+  return reserveOnRouter(next, router, -pipe, at)
 }
 
 const removeProducer = (s: ClusterSnapshot, id: ProducerId, costs: Costs, at: number): ClusterSnapshot => {
@@ -182,14 +278,28 @@ const removeProducer = (s: ClusterSnapshot, id: ProducerId, costs: Costs, at: nu
   next = { ...next, producers: HashMap.remove(next.producers, id), trees: HashMap.remove(next.trees, id) }
   next = countProducer(next, p.mafaldaRouter, -1)
   const t = lookup(next.transports, p.transport)
+  let stopsPublishing = false
   if (t !== undefined) {
-    next = {
-      ...next,
-      transports: HashMap.set(next.transports, t.id, { ...t, producers: HashSet.remove(t.producers, id) })
-    }
+    const producers = HashSet.remove(t.producers, id)
+    stopsPublishing = HashSet.size(producers) === 0 && HashSet.size(t.producers) > 0
+    next = { ...next, transports: HashMap.set(next.transports, t.id, { ...t, producers }) }
   }
+  next = resize(
+    next,
+    p.mafaldaRouter,
+    (z) => ({
+      ...z,
+      publishers: z.publishers - (stopsPublishing ? 1 : 0),
+      media: addCounts(z.media, p.kind, -1)
+    }),
+    at
+  )
+  next = updateShare(next, p.origin, p.mafaldaRouter, (x) => ({
+    ...x,
+    origins: addCounts(x.origins, p.kind, -1)
+  }))
   next = updateRouter(next, p.origin, (r) => ({ ...r, carried: HashSet.remove(r.carried, id) }), at)
-  return reserveOnRouter(next, p.origin, -costs.producer, at)
+  return reserveOnRouter(next, p.origin, -kindCosts(costs, p.kind).producer, at)
 }
 
 const removeTransport = (s: ClusterSnapshot, id: TransportId, costs: Costs, at: number): ClusterSnapshot => {
@@ -199,6 +309,8 @@ const removeTransport = (s: ClusterSnapshot, id: TransportId, costs: Costs, at: 
   for (const cid of t.consumers) next = removeConsumer(next, cid, costs, at)
   for (const pid of t.producers) next = removeProducer(next, pid, costs, at)
   next = { ...next, transports: HashMap.remove(next.transports, id) }
+  next = updateShare(next, t.router, t.mafaldaRouter, (x) => ({ ...x, transports: x.transports - 1 }))
+  next = resize(next, t.mafaldaRouter, (z) => ({ ...z, transports: z.transports - 1 }), at)
   next = updateRouter(next, t.router, (r) => ({ ...r, transports: HashSet.remove(r.transports, id) }), at)
   return reserveOnRouter(next, t.router, -costs.transport, at)
 }
@@ -316,6 +428,12 @@ const newHop = (
 })
 
 export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): Result => {
+  const result = applyAt(snapshot, event, costs)
+  if (Either.isLeft(result) || result.right.now >= event.at) return result
+  return Either.right({ ...result.right, now: event.at })
+}
+
+const applyAt = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): Result => {
   const s = snapshot
   const at = event.at
   switch (event._tag) {
@@ -360,6 +478,8 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         alive: true,
         reservations: Chunk.empty(),
         reserved: 0,
+        modeled: 0,
+        ratio: 1,
         idleSince: at,
         routers: []
       }
@@ -374,15 +494,14 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
       if (w === undefined) return invalid(event, `unknown Worker ${event.worker}`)
       if (at < w.reportedAt) return ok(s) // an older report than the one we have: nothing new
       const reservations = Chunk.filter(w.reservations, (r) => r.at > at)
-      return ok(
-        putWorker(s, {
-          ...w,
-          load: event.load,
-          reportedAt: at,
-          reservations,
-          reserved: sumReservations(reservations)
-        })
-      )
+      const reserved = sumReservations(reservations)
+      // What the model said at the time of the report: later reservations are not in it.
+      const modeledThen = w.modeled - reserved
+      const ratio =
+        modeledThen >= minModeledForRatio
+          ? Math.min(maxModelRatio, Math.max(1 / maxModelRatio, event.load / modeledThen))
+          : w.ratio
+      return ok(putWorker(s, { ...w, load: event.load, reportedAt: at, reservations, reserved, ratio }))
     }
     case "RouterCreated": {
       const w = lookup(s.workers, event.worker)
@@ -400,7 +519,8 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         transports: HashSet.empty(),
         carried: HashSet.empty(),
         observers: HashSet.empty(),
-        idleSince: at
+        idleSince: at,
+        rooms: HashMap.empty()
       }
       return ok(
         putWorker(putRouter(s, router), {
@@ -422,7 +542,11 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         workerSettings: event.workerSettings,
         routerSettings: event.routerSettings,
         routers: HashSet.empty<RouterId>(),
-        producers: 0
+        producers: 0,
+        size: emptyRoomSize,
+        peak: emptyRoomSize,
+        peakAt: at,
+        hint: event.hint ?? null
       }
       return ok({ ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, m.id, m) })
     }
@@ -446,12 +570,17 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
           consumers: HashSet.empty<ConsumerId>()
         }
         const withTransport = { ...next, transports: HashMap.set(next.transports, transport.id, transport) }
-        const placed = updateRouter(
+        let placed = updateRouter(
           withTransport,
           event.router,
           (r) => ({ ...r, transports: HashSet.add(r.transports, transport.id) }),
           at
         )
+        placed = updateShare(placed, event.router, event.mafaldaRouter, (x) => ({
+          ...x,
+          transports: x.transports + 1
+        }))
+        placed = resize(placed, event.mafaldaRouter, (z) => ({ ...z, transports: z.transports + 1 }), at)
         return reserveOnRouter(placed, event.router, costs.transport, at)
       })
     }
@@ -483,7 +612,22 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
       }
       next = updateRouter(next, t.router, (r) => ({ ...r, carried: HashSet.add(r.carried, producer.id) }), at)
       next = countProducer(next, t.mafaldaRouter, 1)
-      return ok(reserveOnRouter(next, t.router, costs.producer, at))
+      const startsPublishing = HashSet.size(t.producers) === 0
+      next = resize(
+        next,
+        t.mafaldaRouter,
+        (z) => ({
+          ...z,
+          publishers: z.publishers + (startsPublishing ? 1 : 0),
+          media: addCounts(z.media, event.kind, 1)
+        }),
+        at
+      )
+      next = updateShare(next, t.router, t.mafaldaRouter, (x) => ({
+        ...x,
+        origins: addCounts(x.origins, event.kind, 1)
+      }))
+      return ok(reserveOnRouter(next, t.router, kindCosts(costs, event.kind).producer, at))
     }
     case "ProducerClosed":
       if (!HashMap.has(s.producers, event.producer))
@@ -509,7 +653,12 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         })
       }
       next = updateHop(next, event.producer, t.router, (h) => ({ ...h, consumers: h.consumers + 1 }), at)
-      return ok(reserveOnRouter(next, t.router, costs.consumer, at))
+      const kind = lookup(s.producers, event.producer)?.kind ?? "video"
+      next = updateShare(next, t.router, t.mafaldaRouter, (x) => ({
+        ...x,
+        consumers: addCounts(x.consumers, kind, 1)
+      }))
+      return ok(reserveOnRouter(next, t.router, kindCosts(costs, kind).consumer, at))
     }
     case "ConsumerClosed":
       if (!HashMap.has(s.consumers, event.consumer))
@@ -544,8 +693,21 @@ export const applyEvent = (snapshot: ClusterSnapshot, event: ClusterEvent, costs
         (r) => ({ ...r, carried: HashSet.add(r.carried, event.producer) }),
         at
       )
-      next = reserveOnRouter(next, event.from, costs.pipe, at)
-      return ok(reserveOnRouter(next, event.to, costs.pipe, at))
+      const p = lookup(s.producers, event.producer)
+      const kind = p?.kind ?? "video"
+      if (p !== undefined) {
+        next = updateShare(next, event.to, p.mafaldaRouter, (x) => ({
+          ...x,
+          pipedIn: addCounts(x.pipedIn, kind, 1)
+        }))
+        next = updateShare(next, event.from, p.mafaldaRouter, (x) => ({
+          ...x,
+          pipedOut: addCounts(x.pipedOut, kind, 1)
+        }))
+      }
+      const pipe = kindCosts(costs, kind).pipe
+      next = reserveOnRouter(next, event.from, pipe, at)
+      return ok(reserveOnRouter(next, event.to, pipe, at))
     }
     case "PipeClosed": {
       const hop = lookup(lookup(s.trees, event.producer) ?? HashMap.empty<RouterId, TreeHop>(), event.to)

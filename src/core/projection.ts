@@ -1,0 +1,202 @@
+/**
+ * How rooms grow, and what that will cost. In a meeting every transport consumes every
+ * producer of its room, so a transport placed while its room is small keeps growing: each
+ * newcomer who publishes adds a consumer to every transport of the room, wherever it is, and
+ * a pipe into every Router of the room that does not carry it yet. Placement that looks at
+ * today's load alone fills a Worker with small rooms that later outgrow it.
+ *
+ * A room's projection is what it is expected to reach: what the application said (`hint`:
+ * the participants it expects and how many of them publish), else its recent high (so a room
+ * whose clients are reconnecting after a failure keeps its size), grown by
+ * `roomGrowth` while it has no hint. From it:
+ *  - the growth still to come on each Router (`shareGrowth`): the consumers the room's
+ *    transports there will add, and the pipes the Router will need, once the room is full;
+ *  - a Worker's projected load (`projectedLoad`): its effective load plus that growth over
+ *    its Routers, scaled by how its measured load compares with the model (`ratio`);
+ *  - the cost of one more transport of a room, now and once the room is full
+ *    (`transportCost`).
+ */
+import { HashMap, HashSet } from "effect"
+import { peakHoldMillis } from "./applyEvent.js"
+import type { MafaldaRouterId, RouterId } from "./Ids.js"
+import { kindCosts, type PolicyOptions } from "./PolicyOptions.js"
+import {
+  type ClusterSnapshot,
+  type ClusterWorker,
+  effectiveLoad,
+  lookup,
+  type MafaldaRouter,
+  type MediaKind,
+  type RoomShare,
+  type RoomSize
+} from "./Snapshot.js"
+
+const kinds: ReadonlyArray<MediaKind> = ["audio", "video"]
+
+/** What a room is expected to reach: its transports, and its producers by kind. */
+export interface RoomProjection {
+  readonly transports: number
+  readonly media: { readonly audio: number; readonly video: number }
+}
+
+/** The room's size, or its recent high while that holds (`peakHoldMillis`). */
+export const heldSize = (m: MafaldaRouter, now: number): RoomSize =>
+  now - m.peakAt <= peakHoldMillis
+    ? {
+        transports: Math.max(m.size.transports, m.peak.transports),
+        publishers: Math.max(m.size.publishers, m.peak.publishers),
+        media: {
+          audio: Math.max(m.size.media.audio, m.peak.media.audio),
+          video: Math.max(m.size.media.video, m.peak.media.video)
+        }
+      }
+    : m.size
+
+/** What the room is expected to reach (see the module's documentation). */
+export const projectRoom = (m: MafaldaRouter, now: number, options: PolicyOptions): RoomProjection => {
+  const held = heldSize(m, now)
+  if (m.hint === null) {
+    const grow = 1 + options.roomGrowth
+    return {
+      transports: held.transports * grow,
+      media: { audio: held.media.audio * grow, video: held.media.video * grow }
+    }
+  }
+  const participants = Math.max(m.hint.participants, held.transports)
+  const publishers = Math.max(m.hint.publishers ?? participants, held.publishers)
+  // Producers per publisher, as the room shows them (one of each kind until it shows any).
+  const per = (kind: MediaKind) => (held.publishers > 0 ? held.media[kind] / held.publishers : 1)
+  return {
+    transports: participants,
+    media: {
+      audio: Math.max(held.media.audio, publishers * per("audio")),
+      video: Math.max(held.media.video, publishers * per("video"))
+    }
+  }
+}
+
+/**
+ * The CPU % (cost model) still to come on a Router from one room once the room reaches
+ * its projection: every transport of the room there consumes every producer of the room
+ * but its own, and, when the room spans several Routers, the Router receives every producer
+ * of the room that was not made on it.
+ */
+export const shareGrowth = (
+  share: RoomShare,
+  projection: RoomProjection,
+  options: PolicyOptions,
+  spread: boolean
+): number => {
+  if (share.transports === 0) return 0
+  let growth = 0
+  for (const kind of kinds) {
+    const costs = kindCosts(options.costs, kind)
+    const producers = projection.media[kind]
+    const consumers = share.transports * producers - share.origins[kind]
+    growth += Math.max(0, consumers - share.consumers[kind]) * costs.consumer
+    if (spread) {
+      growth += Math.max(0, producers - share.origins[kind] - share.pipedIn[kind]) * costs.pipe
+    }
+  }
+  return growth
+}
+
+/** Projections of rooms, computed once per decision. */
+export type Projections = Map<MafaldaRouterId, RoomProjection>
+
+const projectionOf = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  cache: Projections,
+  room: MafaldaRouterId
+): RoomProjection | undefined => {
+  const cached = cache.get(room)
+  if (cached !== undefined) return cached
+  const m = lookup(snapshot.mafaldaRouters, room)
+  if (m === undefined) return undefined
+  const p = projectRoom(m, snapshot.now, options)
+  cache.set(room, p)
+  return p
+}
+
+/** The growth still to come on a Router (cost model), over the rooms that have something there. */
+export const routerGrowth = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  router: RouterId,
+  cache: Projections = new Map()
+): number => {
+  const r = lookup(snapshot.routers, router)
+  if (r === undefined) return 0
+  let growth = 0
+  for (const [room, share] of r.rooms) {
+    const projection = projectionOf(snapshot, options, cache, room)
+    const m = lookup(snapshot.mafaldaRouters, room)
+    if (projection === undefined || m === undefined) continue
+    growth += shareGrowth(share, projection, options, HashSet.size(m.routers) > 1)
+  }
+  return growth
+}
+
+/**
+ * A Worker's projected load: its effective load plus the growth still to come from the
+ * rooms on its Routers, that growth scaled by what its reports say of the cost model.
+ */
+export const projectedLoad = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  worker: ClusterWorker,
+  cache: Projections = new Map()
+): number => {
+  let growth = 0
+  for (const { id } of worker.routers) growth += routerGrowth(snapshot, options, id, cache)
+  return effectiveLoad(worker) + growth * worker.ratio
+}
+
+/** What one more transport of a room costs on a Worker (cost model, before `ratio`). */
+export interface TransportCost {
+  /** Once the room reaches its projection: its consumers, and the pipes to bring them in. */
+  readonly final: number
+  /** Per transport of the room, once it is full, where the room's producers are already. */
+  readonly perMember: number
+}
+
+/**
+ * The cost of one more transport of room `m`: its own cost, a consumer of each producer
+ * the room is projected to have, and, on a Router of a Worker the room does not use yet
+ * while it has producers elsewhere, a pipe of each of them into it.
+ */
+export const transportCost = (
+  options: PolicyOptions,
+  projection: RoomProjection,
+  piped: boolean
+): TransportCost => {
+  let perMember = options.costs.transport
+  let pipes = 0
+  for (const kind of kinds) {
+    const costs = kindCosts(options.costs, kind)
+    perMember += projection.media[kind] * costs.consumer
+    pipes += projection.media[kind] * costs.pipe
+  }
+  return { perMember, final: perMember + (piped ? pipes : 0) }
+}
+
+/** The Routers room `m` uses on a Worker (at most one per set of Router settings: one). */
+export const roomRouterOn = (m: MafaldaRouter, worker: ClusterWorker): RouterId | undefined => {
+  for (const r of worker.routers) if (HashSet.has(m.routers, r.id)) return r.id
+  return undefined
+}
+
+/** The transports a room has on a Worker. */
+export const roomTransportsOn = (
+  snapshot: ClusterSnapshot,
+  m: MafaldaRouter,
+  worker: ClusterWorker
+): number => {
+  let n = 0
+  for (const r of worker.routers) {
+    const share = lookup(lookup(snapshot.routers, r.id)?.rooms ?? HashMap.empty(), m.id)
+    if (share !== undefined) n += share.transports
+  }
+  return n
+}
