@@ -158,7 +158,7 @@ export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<n
   }
   if (!args.json) {
     console.log(`scenario ${scenario.name}: ${scenario.description}`)
-    console.log(summaryTable(results))
+    console.log(summaryTable(results, scenario.policy.watermark))
   }
   if (args.html !== undefined) {
     fs.writeFileSync(args.html, htmlReport(scenario, results))

@@ -58,7 +58,7 @@ export class Engine {
     this.loop = new EventLoop<Item>(clock, scenario.durationSeconds * 1000)
     this.cluster = new SimCluster(scenario.policy, kindFactors(scenario), clock)
     this.workload = new Workload(scenario, this.cluster, this.loop, new Prng(this.seed))
-    this.metrics = new MetricsRecorder(scenario, this.cluster, this.workload.groups)
+    this.metrics = new MetricsRecorder(scenario, this.cluster, this.workload.demand)
   }
 
   run(policy: SimPolicy): SimResult {
@@ -91,7 +91,8 @@ export class Engine {
           this.workload.handle(item)
       }
     }, this.engineOptions.onProgress)
-    this.report()
+    // The end, unless the last tick fell on it.
+    if (loop.now > this.metrics.lastSampleAt) this.report()
     this.metrics.finish(loop.now)
     this.engineOptions.onProgress?.(1)
     const wallSeconds = (performance.now() - wall0) / 1000

@@ -1,24 +1,27 @@
 /**
  * What a simulation measures, accumulated as it goes without keeping per-consumer history:
  * histograms with fixed bins (CPU %, tree depth), counters, and one time series point per
- * load-report tick.
+ * load-report tick. Figures over time are sampled at each load-report tick, a sample
+ * standing for the time since the previous one.
  */
+import type { LowerBounds } from "./Demand.js"
 
-/** CPU % histogram: 0.1 % bins up to 400 %, then one overflow bin. */
+/** CPU % histogram, weighted (by Worker-seconds): 0.1 % bins up to 400 %, then one overflow bin. */
 const BINS = 4000
 const BIN_WIDTH = 0.1
 
 export class LoadHistogram {
   private readonly bins = new Float64Array(BINS + 1)
+  /** Total weight. */
   count = 0
   sum = 0
   max = 0
 
-  add(load: number): void {
+  add(load: number, weight = 1): void {
     const i = Math.min(BINS, Math.max(0, Math.floor(load / BIN_WIDTH)))
-    this.bins[i]! += 1
-    this.count++
-    this.sum += load
+    this.bins[i]! += weight
+    this.count += weight
+    this.sum += load * weight
     if (load > this.max) this.max = load
   }
 
@@ -45,8 +48,14 @@ export interface SeriesPoint {
   readonly workersInUse: number
   readonly workersRunning: number
   readonly nodesInUse: number
-  /** Fewest Workers that carry the placed demand at the watermark. */
-  readonly workersLowerBound: number
+  /** Workers over 100 % CPU. */
+  readonly workersOverloaded: number
+  /** Participants present (placed or not): the scenario's, the same for every policy. */
+  readonly participants: number
+  /** Fewest Workers that carry the scenario's demand of now at the watermark (every policy alike). */
+  readonly lowerBoundAtWatermark: number
+  /** The same with Workers filled to 100 %. */
+  readonly lowerBoundAt100: number
   readonly meanLoad: number
   readonly maxLoad: number
   readonly consumers: number
@@ -76,29 +85,41 @@ export interface SimResult {
   readonly policy: string
   readonly seed: number
   readonly simulatedSeconds: number
+  /**
+   * From the scenario's demand (everyone present, as if placed): the same for every policy.
+   * See `Demand`.
+   */
+  readonly lowerBounds: LowerBounds
   readonly peakWorkers: number
   readonly peakWorkersRunning: number
   readonly peakNodes: number
-  /** Fewest Workers that could carry the peak demand at the watermark. */
-  readonly workersLowerBound: number
+  /**
+   * Fewest Workers that would carry, at the watermark, the demand this policy placed (peak
+   * over the ticks): what its own packing could reach; below `lowerBounds` when it rejects.
+   */
+  readonly workersForPlacedDemand: number
   /** Worker-seconds in use (the cost over time). */
   readonly workerSeconds: number
-  readonly cpu: { readonly mean: number; readonly p95: number; readonly max: number }
-  /** Times a Worker went over 100 % CPU. */
-  readonly overloadEvents: number
-  /** Worker-seconds spent over 100 % CPU. */
+  /** Worker-seconds spent over 100 % CPU (the harm overload does). */
   readonly overloadedWorkerSeconds: number
+  /** `overloadedWorkerSeconds` / `workerSeconds`: the share of the time in use spent over 100 %. */
+  readonly overloadedShare: number
+  /** Times a Worker went over 100 % CPU (crossings: a Worker that stays over counts once). */
+  readonly overloadEvents: number
+  /** CPU % of the Workers in use, over their Worker-seconds. */
+  readonly cpu: { readonly mean: number; readonly p95: number; readonly max: number }
   /** Peak number of pipes (pipe consumers) alive at once. */
   readonly pipeConsumers: number
-  /** Fewest pipes the trees needed at that time. */
-  readonly pipesLowerBound: number
   readonly pipesCreated: number
   readonly maxDepth: number
   readonly meanDepth: number
   /** Consumers created, by depth of their Router in the producer's tree. */
   readonly depthHistogram: ReadonlyArray<number>
+  /** Joins and rejoins after failures. */
   readonly joins: number
+  /** Joins the policy rejected. */
   readonly rejected: number
+  /** Consumers the policy could not create for placed participants. */
   readonly rejectedConsumers: number
   readonly reconnects: number
   readonly consumersCreated: number

@@ -2,14 +2,16 @@
  * The metrics of a run, taken at each load-report tick: every live Worker's true load is
  * sampled (histograms, peaks, overload, one time-series point), the loads that changed are
  * handed back as the load reports the policy will see, and the largest stream tree is
- * drawn now and then. At the end, everything counted becomes the `SimResult`.
+ * drawn now and then. A sample stands for the time since the previous one (Worker-seconds
+ * in use and over 100 %, the CPU histogram). At the end, everything counted becomes the
+ * `SimResult`, with the scenario's lower bounds (`Demand`).
  */
 import { HashMap } from "effect"
 import type { ProducerId } from "../core/Ids.js"
 import { lookup, workerOfRouter } from "../core/Snapshot.js"
 import type { LoadReport, SimCluster } from "./Cluster.js"
+import { type Demand, workersFor } from "./Demand.js"
 import { LoadHistogram, type SeriesPoint, type SimResult, type TreeDrawing } from "./Metrics.js"
-import type { GroupState } from "./Rooms.js"
 import type { Scenario } from "./Scenario.js"
 
 /** What the workload counted. */
@@ -26,9 +28,8 @@ export class MetricsRecorder {
   private peakWorkers = 0
   private peakWorkersRunning = 0
   private peakNodes = 0
-  private peakLowerBound = 0
+  private peakPlacedBound = 0
   private peakPipes = 0
-  private pipesLowerBoundAtPeak = 0
   private peakConsumers = 0
   private workerSeconds = 0
   private overloadEvents = 0
@@ -37,18 +38,21 @@ export class MetricsRecorder {
   private tree: TreeDrawing | null = null
   private treeCapturedAt = 0
   private nodeMark = new Uint8Array(64)
+  /** When the last sample was taken (ms). */
+  lastSampleAt = 0
 
   constructor(
     private readonly scenario: Scenario,
     private readonly cluster: SimCluster,
-    private readonly groups: ReadonlyArray<GroupState>
+    private readonly demand: Demand
   ) {}
 
   /** Samples every live Worker at `now`; returns the load reports due to the policy. */
   sample(now: number): Array<LoadReport> {
     const cluster = this.cluster
     const snapshot = cluster.snapshot
-    const interval = this.scenario.reportIntervalSeconds
+    const dt = (now - this.lastSampleAt) / 1000
+    this.lastSampleAt = now
     const watermark = cluster.options.watermark
     const reports: Array<LoadReport> = []
     let inUse = 0
@@ -59,6 +63,7 @@ export class MetricsRecorder {
     let maxLoad = 0
     let sumLoad = 0
     let nodesInUse = 0
+    let overloaded = 0
     if (this.nodeMark.length < cluster.nodes.length) this.nodeMark = new Uint8Array(cluster.nodes.length * 2)
     this.nodeMark.fill(0)
     for (const w of HashMap.values(snapshot.workers)) {
@@ -70,7 +75,7 @@ export class MetricsRecorder {
       consumers += st.consumers
       if (st.inUse) {
         inUse++
-        this.loadHist.add(st.load)
+        this.loadHist.add(st.load, dt)
         sumLoad += st.load
         if (st.load > maxLoad) maxLoad = st.load
         const n = cluster.nodeByIdMap.get(w.node)
@@ -82,21 +87,19 @@ export class MetricsRecorder {
       const over = st.load > 100
       if (over) {
         if (!st.over) this.overloadEvents++
-        this.overloadedWorkerSeconds += interval
+        overloaded++
       }
       st.over = over
       if (st.load !== w.load || w.reserved !== 0) reports.push({ worker: w.id, load: st.load, at: now })
     }
-    const lowerBound = Math.ceil(demand / watermark - 1e-9)
-    this.workerSeconds += inUse * interval
+    const placedBound = workersFor(demand, watermark)
+    this.workerSeconds += inUse * dt
+    this.overloadedWorkerSeconds += overloaded * dt
     if (inUse > this.peakWorkers) this.peakWorkers = inUse
     if (running > this.peakWorkersRunning) this.peakWorkersRunning = running
     if (nodesInUse > this.peakNodes) this.peakNodes = nodesInUse
-    if (lowerBound > this.peakLowerBound) this.peakLowerBound = lowerBound
-    if (pipes >= this.peakPipes) {
-      this.peakPipes = pipes
-      this.pipesLowerBoundAtPeak = this.pipesLowerBound()
-    }
+    if (placedBound > this.peakPlacedBound) this.peakPlacedBound = placedBound
+    if (pipes > this.peakPipes) this.peakPipes = pipes
     if (consumers > this.peakConsumers) {
       this.peakConsumers = consumers
       if (consumers >= this.treeCapturedAt * 1.25 || this.tree === null) {
@@ -104,12 +107,17 @@ export class MetricsRecorder {
         this.captureTree(now)
       }
     }
+    const scenarioDemand = this.demand
+    const bound = scenarioDemand.workersNow()
     this.series.push({
       t: now / 1000,
       workersInUse: inUse,
       workersRunning: running,
       nodesInUse,
-      workersLowerBound: lowerBound,
+      workersOverloaded: overloaded,
+      participants: scenarioDemand.present,
+      lowerBoundAtWatermark: bound.atWatermark,
+      lowerBoundAt100: bound.at100,
       meanLoad: inUse === 0 ? 0 : sumLoad / inUse,
       maxLoad,
       consumers,
@@ -118,28 +126,6 @@ export class MetricsRecorder {
     const rss = process.memoryUsage.rss()
     if (rss > this.peakRss) this.peakRss = rss
     return reports
-  }
-
-  /** Fewest pipes: per room, each producer must reach every Router the room needs at the watermark. */
-  private pipesLowerBound(): number {
-    const c = this.cluster.options.costs
-    const factors = this.cluster.factors
-    const watermark = this.cluster.options.watermark
-    let total = 0
-    for (const g of this.groups) {
-      for (const room of g.rooms) {
-        const members = room.placedCount
-        if (members === 0 || room.producers.length === 0) continue
-        let demand = members * c.transport
-        for (const pr of room.producers) {
-          const f = factors[pr.kind]
-          demand += (c.producer + (members - 1) * c.consumer) * f
-        }
-        const routers = Math.ceil(demand / watermark - 1e-9)
-        total += room.producers.length * Math.max(0, routers - 1)
-      }
-    }
-    return total
   }
 
   /** Keeps a drawing of the largest stream tree (most hops, then most consumers). */
@@ -201,16 +187,17 @@ export class MetricsRecorder {
       policy: run.policy,
       seed: run.seed,
       simulatedSeconds: this.scenario.durationSeconds,
+      lowerBounds: this.demand.bounds(),
       peakWorkers: this.peakWorkers,
       peakWorkersRunning: this.peakWorkersRunning,
       peakNodes: this.peakNodes,
-      workersLowerBound: this.peakLowerBound,
+      workersForPlacedDemand: this.peakPlacedBound,
       workerSeconds: this.workerSeconds,
-      cpu: { mean: this.loadHist.mean(), p95: this.loadHist.quantile(0.95), max: this.loadHist.max },
-      overloadEvents: this.overloadEvents,
       overloadedWorkerSeconds: this.overloadedWorkerSeconds,
+      overloadedShare: this.workerSeconds === 0 ? 0 : this.overloadedWorkerSeconds / this.workerSeconds,
+      overloadEvents: this.overloadEvents,
+      cpu: { mean: this.loadHist.mean(), p95: this.loadHist.quantile(0.95), max: this.loadHist.max },
       pipeConsumers: this.peakPipes,
-      pipesLowerBound: this.pipesLowerBoundAtPeak,
       pipesCreated: cluster.pipesCreated,
       maxDepth: depthHistogram.length === 0 ? 0 : depthHistogram.length - 1,
       meanDepth: depthCount === 0 ? 0 : depthSum / depthCount,

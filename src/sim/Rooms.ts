@@ -18,6 +18,7 @@ export interface ProducerRef {
 export interface Participant {
   readonly num: number
   readonly room: Room
+  /** Publishes, as the scenario says (one of the room's first joiners); its producers exist only while placed. */
   publisher: boolean
   /** The participant's transport (send and receive), or null. */
   transport: TransportId | null
@@ -38,6 +39,7 @@ export interface Room {
   readonly group: GroupState
   readonly size: number
   readonly publishersWanted: number
+  /** Present participants with the publisher role. */
   publishers: number
   readonly members: Array<Participant>
   /** Members whose join was placed. */

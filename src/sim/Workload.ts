@@ -5,13 +5,17 @@
  * consumers) or rejected; Nodes added, drained or failing and Workers failing, after which
  * the clients that lost their transport reconnect and the others re-consume what they lost.
  *
- * Who sits in which room when comes from the scenario and its seed alone: a rejected
- * participant keeps its seat (the demand) and leaves when it would have left.
+ * Who sits in which room when, and who publishes, come from the scenario and its seed
+ * alone, never from the policy: a rejected participant keeps its seat and its role (the
+ * demand, see `Demand`) and leaves when it would have left; a participant whose transport
+ * was lost in a failure rejoins in the same role. The policy's decisions only say whether
+ * the media are placed.
  */
 import { HashMap } from "effect"
 import type { MafaldaRouterId, NodeId, TransportId, WorkerId } from "../core/Ids.js"
 import { lookup, mafaldaRoutersOnWorkers, workerOfRouter } from "../core/Snapshot.js"
 import type { SimCluster, SimNode } from "./Cluster.js"
+import { Demand } from "./Demand.js"
 import type { Scheduler } from "./EventLoop.js"
 import type { Prng } from "./Prng.js"
 import type { SimPolicy } from "./policies/Policy.js"
@@ -44,6 +48,8 @@ const profileAt = (profile: ReadonlyArray<readonly [number, number]> | undefined
 
 export class Workload {
   readonly groups: Array<GroupState> = []
+  /** The scenario's demand and lower bounds. */
+  readonly demand: Demand
   private policy!: SimPolicy
   private nextParticipant = 0
   private readonly durationMs: number
@@ -61,6 +67,8 @@ export class Workload {
     private readonly prng: Prng
   ) {
     this.durationMs = scenario.durationSeconds * 1000
+    const rooms = scenario.rooms.reduce((n, group) => n + group.rooms, 0)
+    this.demand = new Demand(cluster.options, cluster.factors, rooms)
   }
 
   private get now(): number {
@@ -228,6 +236,10 @@ export class Workload {
     }
     room.members.push(p)
     if (room.members.length >= room.size) this.closeSeat(room)
+    // The first participants present publish, as the scenario says, whether placed or not.
+    p.publisher = room.publishers < room.publishersWanted
+    if (p.publisher) room.publishers++
+    this.demand.changed(room, 1)
     if (!room.opened) {
       this.policy.openRoom(room)
       room.opened = true
@@ -245,10 +257,8 @@ export class Workload {
   private admit(p: Participant): boolean {
     const room = p.room
     this.joins++
-    p.publisher = room.publishers < room.publishersWanted
     if (!this.policy.join(p)) {
       this.rejected++
-      p.publisher = false
       p.placed = false
       return false
     }
@@ -256,7 +266,6 @@ export class Workload {
     room.placedCount++
     for (const producer of room.producers) this.consumeOne(p, producer)
     if (p.publisher) {
-      room.publishers++
       for (const kind of room.group.spec.produces) {
         const producer = this.policy.produce(p, kind)
         if (producer === undefined) continue
@@ -307,6 +316,7 @@ export class Workload {
     if (p.publisher) room.publishers--
     p.publisher = false
     this.removeMember(p)
+    this.demand.changed(room, -1)
     for (const n of nodes) this.cluster.touchNode(n)
     if (room.members.length === 0) this.closeRoom(room)
   }
@@ -405,14 +415,14 @@ export class Workload {
       lost.push(p)
     }
     for (const p of lost) {
+      // A reconnecting client starts afresh: what survived of its old session goes.
+      if (p.extra !== null) for (const t of p.extra.values()) this.cluster.closeTransport(t)
       p.placed = false
       room.placedCount--
       p.transport = null
       p.router = null
       p.extra = null
       p.producers = []
-      if (p.publisher) room.publishers--
-      p.publisher = false
     }
     const lostSet = new Set(lost)
     room.producers = room.producers.filter((x) => !lostSet.has(x.owner))

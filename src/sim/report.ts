@@ -2,16 +2,14 @@
  * Output of a comparison: the plain summary table, the JSON line per policy, and one
  * self-contained HTML report with inline SVG charts (no script, no external resource).
  */
+import type { Bound, LowerBounds } from "./Demand.js"
 import type { SeriesPoint, SimResult, TreeDrawing } from "./Metrics.js"
 import type { Scenario } from "./Scenario.js"
 
 /** The JSON object printed for one policy (everything but the time series and the tree). */
 export const resultJson = (r: SimResult): Record<string, unknown> => {
   const { series: _series, tree: _tree, ...rest } = r
-  return {
-    ...rest,
-    lowerBounds: { workers: r.workersLowerBound, pipes: r.pipesLowerBound }
-  }
+  return rest
 }
 
 const fmt = (n: number, digits = 0): string =>
@@ -19,29 +17,51 @@ const fmt = (n: number, digits = 0): string =>
     ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "-"
 
-export const summaryTable = (results: ReadonlyArray<SimResult>): string => {
+const pct = (share: number): string => `${fmt(share * 100, 1)} %`
+
+const bound = (b: Bound): string => `${fmt(b.atWatermark)}/${fmt(b.at100)}`
+
+/** The lower bounds shared by every result, or undefined when they differ (other scenarios or seeds). */
+const sharedBounds = (results: ReadonlyArray<SimResult>): LowerBounds | undefined => {
+  const first = results[0]?.lowerBounds
+  const key = (b: LowerBounds) => JSON.stringify(b)
+  return first !== undefined && results.every((r) => key(r.lowerBounds) === key(first)) ? first : undefined
+}
+
+/** One line that says what the lower bounds are. */
+export const boundsLine = (b: LowerBounds, watermark: number): string =>
+  `lower bounds, from the scenario's demand (the same for every policy): ${fmt(b.workers.atWatermark)} Workers at the ${watermark} % watermark, ${fmt(b.workers.at100)} at 100 %; ${fmt(b.pipes.atWatermark)} pipes at the watermark, ${fmt(b.pipes.at100)} at 100 %`
+
+export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: number): string => {
+  const shared = sharedBounds(results)
   const head = [
     "policy",
-    "workers (lb)",
+    "overloaded Worker-s",
+    "over 100 %",
+    shared === undefined ? "workers (lb)" : `workers (lb ${bound(shared.workers)})`,
     "nodes",
     "cpu mean/p95/max %",
-    "overloads",
-    "pipes (lb)",
+    "overload events",
+    shared === undefined ? "pipes (lb)" : `pipes (lb ${bound(shared.pipes)})`,
     "depth max/mean",
-    "rejected",
+    "rejected joins",
+    "rejected consumers",
     "decisions/s",
     "wall s",
     "rss MiB"
   ]
   const rows = results.map((r) => [
     r.policy,
-    `${fmt(r.peakWorkers)} (${fmt(r.workersLowerBound)})`,
+    fmt(r.overloadedWorkerSeconds),
+    pct(r.overloadedShare),
+    shared === undefined ? `${fmt(r.peakWorkers)} (${bound(r.lowerBounds.workers)})` : fmt(r.peakWorkers),
     fmt(r.peakNodes),
     `${fmt(r.cpu.mean, 1)}/${fmt(r.cpu.p95, 1)}/${fmt(r.cpu.max, 1)}`,
     fmt(r.overloadEvents),
-    `${fmt(r.pipeConsumers)} (${fmt(r.pipesLowerBound)})`,
+    shared === undefined ? `${fmt(r.pipeConsumers)} (${bound(r.lowerBounds.pipes)})` : fmt(r.pipeConsumers),
     `${r.maxDepth}/${fmt(r.meanDepth, 2)}`,
     fmt(r.rejected),
+    fmt(r.rejectedConsumers),
     r.decisions === 0 ? "-" : fmt(r.decisionsPerSecond),
     fmt(r.wallSeconds, 1),
     fmt(r.peakRssBytes / 1048576)
@@ -49,7 +69,12 @@ export const summaryTable = (results: ReadonlyArray<SimResult>): string => {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+  return [
+    ...(shared === undefined || watermark === undefined ? [] : [boundsLine(shared, watermark)]),
+    line(head),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...rows.map(line)
+  ].join("\n")
 }
 
 // --- HTML ---------------------------------------------------------------------------------
@@ -228,6 +253,7 @@ const treeChart = (policy: string, tree: TreeDrawing): string => {
 }
 
 export const htmlReport = (scenario: Scenario, results: ReadonlyArray<SimResult>): string => {
+  const shared = sharedBounds(results)
   const color = (i: number) => COLORS[i % COLORS.length]!
   const series = results.map((r) => thin(r.series, 400))
   const workers: Array<Line> = results.map((r, i) => ({
@@ -236,13 +262,26 @@ export const htmlReport = (scenario: Scenario, results: ReadonlyArray<SimResult>
     points: series[i]!.map((p) => [p.t, p.workersInUse] as const)
   }))
   if (results.length > 0) {
-    workers.push({
-      label: "lower bound",
-      color: "#555",
-      dashed: true,
-      points: series[0]!.map((p) => [p.t, p.workersLowerBound] as const)
-    })
+    workers.push(
+      {
+        label: "bound, watermark",
+        color: "#555",
+        dashed: true,
+        points: series[0]!.map((p) => [p.t, p.lowerBoundAtWatermark] as const)
+      },
+      {
+        label: "bound, 100 %",
+        color: "#aaa",
+        dashed: true,
+        points: series[0]!.map((p) => [p.t, p.lowerBoundAt100] as const)
+      }
+    )
   }
+  const overloaded = results.map((r, i) => ({
+    label: r.policy,
+    color: color(i),
+    points: series[i]!.map((p) => [p.t, p.workersOverloaded] as const)
+  }))
   const meanLoad = results.map((r, i) => ({
     label: r.policy,
     color: color(i),
@@ -261,7 +300,7 @@ export const htmlReport = (scenario: Scenario, results: ReadonlyArray<SimResult>
   const rows = results
     .map(
       (r) =>
-        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.peakWorkers)}</td><td>${fmt(r.workersLowerBound)}</td><td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td><td>${fmt(r.pipesLowerBound)}</td><td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.reconnects)}</td><td>${r.decisions === 0 ? "-" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
+        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.overloadedWorkerSeconds)}</td><td>${pct(r.overloadedShare)}</td><td>${fmt(r.peakWorkers)}</td><td>${bound(r.lowerBounds.workers)}</td><td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td><td>${bound(r.lowerBounds.pipes)}</td><td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.rejectedConsumers)}</td><td>${fmt(r.reconnects)}</td><td>${r.decisions === 0 ? "-" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
     )
     .join("")
   const trees = results
@@ -281,8 +320,11 @@ figure{margin:0}
 <h1>Cluster simulation: ${esc(scenario.name)}</h1>
 <p>${esc(scenario.description)}</p>
 <p>${scenario.nodes.count} Nodes × ${scenario.nodes.cpus} CPUs, ${fmt(scenario.durationSeconds)} s simulated, load reports every ${scenario.reportIntervalSeconds} s (${scenario.reportDelaySeconds} s late), watermark ${scenario.policy.watermark} %, seed ${results[0]?.seed ?? scenario.seed}.</p>
-<table><thead><tr><th>policy</th><th>peak Workers</th><th>lower bound</th><th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overloads</th><th>pipes</th><th>pipes lower bound</th><th>max depth</th><th>mean depth</th><th>rejected</th><th>reconnects</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
-${lineChart("Workers in use over time (dashed: fewest Workers that carry the load at the watermark)", "Workers", workers)}
+${shared === undefined ? "" : `<p>${esc(boundsLine(shared, scenario.policy.watermark))}.</p>`}
+<p>Overload is measured in time: the Worker-seconds spent over 100 % CPU, and their share of the Worker-seconds in use (sampled at every load report); overload events count crossings of 100 %. CPU figures are over the Worker-seconds in use.</p>
+<table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th><th>Workers lower bound (watermark/100 %)</th><th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th><th>pipes lower bound (watermark/100 %)</th><th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
+${lineChart("Workers over 100 % CPU over time", "Workers", overloaded)}
+${lineChart("Workers in use (dashed: the lower bounds, at the watermark and at 100 %)", "Workers", workers)}
 ${lineChart("Nodes in use over time", "Nodes", nodes)}
 ${lineChart("Mean CPU of the Workers in use (capped at 400 %)", "CPU %", meanLoad, 400)}
 ${lineChart("Busiest Worker's CPU (capped at 400 %)", "CPU %", maxLoad, 400)}

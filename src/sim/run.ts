@@ -17,6 +17,9 @@ import { roundRobinPolicy } from "./policies/roundRobin.js"
 import type { Scenario } from "./Scenario.js"
 import { VirtualClock } from "./VirtualClock.js"
 
+/** Makes a policy over the cluster adapter: a named one, or one of the caller's (tests). */
+export type PolicyFactory = (cluster: PolicyCluster, scenario: Scenario) => SimPolicy
+
 export const makePolicy = (name: PolicyName, cluster: PolicyCluster, scenario: Scenario): SimPolicy => {
   switch (name) {
     case "mafalda":
@@ -45,7 +48,7 @@ export interface RunOptions {
 /** Runs `scenario` under `policy` with the `Clock` in context (a `VirtualClock` is expected). */
 export const runWithClock = (
   scenario: Scenario,
-  policy: PolicyName,
+  policy: PolicyName | PolicyFactory,
   options: RunOptions = {}
 ): Effect.Effect<SimResult> =>
   Effect.clockWith((clock) =>
@@ -55,7 +58,11 @@ export const runWithClock = (
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
       })
-      const result = engine.run(makePolicy(policy, engine.cluster, scenario))
+      const result = engine.run(
+        typeof policy === "function"
+          ? policy(engine.cluster, scenario)
+          : makePolicy(policy, engine.cluster, scenario)
+      )
       options.inspect?.(engine)
       return result
     })
@@ -64,10 +71,13 @@ export const runWithClock = (
 /** Runs a scenario on a fresh virtual clock starting at 0. */
 export const simulate = (
   scenario: Scenario,
-  policy: PolicyName,
+  policy: PolicyName | PolicyFactory,
   options: RunOptions = {}
 ): Effect.Effect<SimResult> => Effect.withClock(runWithClock(scenario, policy, options), new VirtualClock(0))
 
 /** The same, run synchronously (tests, benches). */
-export const simulateSync = (scenario: Scenario, policy: PolicyName, options: RunOptions = {}): SimResult =>
-  Effect.runSync(simulate(scenario, policy, options))
+export const simulateSync = (
+  scenario: Scenario,
+  policy: PolicyName | PolicyFactory,
+  options: RunOptions = {}
+): SimResult => Effect.runSync(simulate(scenario, policy, options))

@@ -4,13 +4,13 @@ import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, HashMap, TestClock } from "effect"
 import { runSimulateCommand } from "../../src/cli/simulate.js"
-import type { RouterId, WorkerId } from "../../src/core/Ids.js"
+import type { RouterId, SettingsKey, WorkerId } from "../../src/core/Ids.js"
 import { lookup, workerOfRouter } from "../../src/core/Snapshot.js"
 import type { Engine } from "../../src/sim/Engine.js"
 import type { SimResult } from "../../src/sim/Metrics.js"
 import { Prng } from "../../src/sim/Prng.js"
 import { type PolicyName, policyNames } from "../../src/sim/policies/Policy.js"
-import { runWithClock, simulateSync } from "../../src/sim/run.js"
+import { type PolicyFactory, runWithClock, simulateSync } from "../../src/sim/run.js"
 import { decodeScenario, InvalidScenario, type Scenario, type ScenarioInput } from "../../src/sim/Scenario.js"
 import { VirtualClock } from "../../src/sim/VirtualClock.js"
 
@@ -129,9 +129,14 @@ describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, w
   it("uses 4 Workers and 3 pipes, all consumers at depth 0 or 1", () => {
     expect(result.rejected).toBe(0)
     expect(result.peakWorkers).toBe(4)
-    expect(result.workersLowerBound).toBe(4) // ceil((0.6 + 600 × 0.3) / 60)
+    // Demand: 601 transports, the producer, 600 consumers: 60.1 + 0.5 + 120 = 180.6 %, so
+    // 4 Workers at the watermark (2 at 100 %), and the producer piped to the 3 others (1).
+    expect(result.lowerBounds).toEqual({
+      workers: { atWatermark: 4, at100: 2 },
+      pipes: { atWatermark: 3, at100: 1 }
+    })
+    expect(result.workersForPlacedDemand).toBe(4)
     expect(result.pipeConsumers).toBe(3)
-    expect(result.pipesLowerBound).toBe(3)
     expect(result.maxDepth).toBe(1)
     expect(result.depthHistogram).toEqual([198, 402])
     expect(result.peakConsumers).toBe(600)
@@ -248,9 +253,141 @@ describe("every policy follows its own definition", () => {
     const r = simulateSync(broadcast(2000, 16), "mafalda")
     expect(r.rejected).toBe(0)
     expect(r.decisions).toBeGreaterThanOrEqual(r.joins + r.consumersCreated)
-    expect(r.peakWorkers).toBe(r.workersLowerBound)
+    expect(r.peakWorkers).toBe(r.lowerBounds.workers.atWatermark)
     // Every Worker stops at the watermark; the origin also feeds every pipe (0.2 % each).
     expect(r.cpu.max).toBeCloseTo(0.6 + 198 * 0.3 + r.pipeConsumers * 0.2, 1)
+  })
+})
+
+describe("metrics on hand-computed scenarios", () => {
+  /** A policy that rejects every join. */
+  const rejectAll: PolicyFactory = (cluster) => ({
+    name: "reject-all",
+    openRoom: (room) => cluster.openMafaldaRouter(room, "r" as SettingsKey),
+    join: () => false,
+    produce: () => undefined,
+    consume: () => false,
+    connected: () => false,
+    closeRoom: (room) => cluster.closeMafaldaRouter(room, false),
+    tick: () => {}
+  })
+
+  it("a melted Worker: exact overloaded Worker-seconds and share", () => {
+    // Round-robin, 1 Node of 2 CPUs, load sampled every 2 s for 30 s. A room of 2 (one audio
+    // producer: 0.2 + 0.5 + 0.2 = 0.9 %) joins in [0, 1) s on the first Worker; a room of 401
+    // (one video producer: 40.1 + 0.5 + 80 = 120.6 %) joins in [10, 11) s on the second, which
+    // stays over 100 % to the end. Samples at 2, 4, ..., 30 s each stand for the 2 s before:
+    // the first Worker is in use for 15 samples (30 s), the second for 10 (20 s), all over 100 %.
+    const s = scenario({
+      name: "melt",
+      durationSeconds: 30,
+      nodes: { count: 1, cpus: 2 },
+      rooms: [
+        {
+          rooms: 1,
+          size: { min: 2, max: 2 },
+          produces: ["audio"],
+          joinsPerSecond: 0,
+          bursts: [{ atSeconds: 0, joins: 2, withinSeconds: 1 }]
+        },
+        {
+          rooms: 1,
+          size: { min: 401, max: 401 },
+          produces: ["video"],
+          joinsPerSecond: 0,
+          bursts: [{ atSeconds: 10, joins: 401, withinSeconds: 1 }]
+        }
+      ]
+    })
+    const r = simulateSync(s, "round-robin")
+    expect(r.peakWorkers).toBe(2)
+    expect(r.workerSeconds).toBe(50)
+    expect(r.overloadedWorkerSeconds).toBe(20)
+    expect(r.overloadedShare).toBeCloseTo(0.4, 12)
+    expect(r.overloadEvents).toBe(1)
+    expect(r.cpu.max).toBeCloseTo(120.6, 9)
+    // Over the Worker-seconds in use: (30 × 0.9 + 20 × 120.6) / 50.
+    expect(r.cpu.mean).toBeCloseTo((30 * 0.9 + 20 * 120.6) / 50, 9)
+    // Demand 121.5 %: 3 Workers at the watermark, 2 at 100 %; the big room needs 3 (2)
+    // Routers, so its producer 2 (1) pipes; the small one fits on one.
+    expect(r.lowerBounds).toEqual({
+      workers: { atWatermark: 3, at100: 2 },
+      pipes: { atWatermark: 2, at100: 1 }
+    })
+    const last = r.series[r.series.length - 1]!
+    expect([last.t, last.workersOverloaded, last.participants]).toEqual([30, 1, 403])
+    expect(r.series).toHaveLength(15)
+  })
+
+  it("a policy that packs past the watermark beats the bound at the watermark, not the one at 100 %", () => {
+    // 1 producer and 300 viewers: 30.1 + 0.5 + 60 = 90.6 %.
+    const s = broadcast(300, 2)
+    const packed = simulateSync(s, "round-robin")
+    const mafalda = simulateSync(s, "mafalda")
+    const bounds = { workers: { atWatermark: 2, at100: 1 }, pipes: { atWatermark: 1, at100: 0 } }
+    expect(packed.lowerBounds).toEqual(bounds)
+    expect(mafalda.lowerBounds).toEqual(bounds)
+    expect(packed.peakWorkers).toBe(1)
+    expect(packed.peakWorkers).toBeLessThan(bounds.workers.atWatermark)
+    expect(packed.peakWorkers).toBeGreaterThanOrEqual(bounds.workers.at100)
+    expect(packed.pipeConsumers).toBe(0)
+    expect(packed.cpu.max).toBeCloseTo(90.6, 9)
+    expect(packed.overloadedWorkerSeconds).toBe(0)
+    expect(packed.overloadedShare).toBe(0)
+    expect(mafalda.peakWorkers).toBe(2)
+    expect(mafalda.pipeConsumers).toBe(1)
+  })
+
+  it("rejections leave the lower bounds unchanged", () => {
+    const s = meetings()
+    const none = simulateSync(s, rejectAll, { seed: 3 })
+    const all = simulateSync(s, "round-robin", { seed: 3 })
+    expect(none.rejected).toBe(none.joins)
+    expect(none.consumersCreated).toBe(0)
+    expect(none.peakWorkers).toBe(0)
+    expect(none.workersForPlacedDemand).toBe(0)
+    expect(all.rejected).toBe(0)
+    expect(none.lowerBounds).toEqual(all.lowerBounds)
+    expect(none.lowerBounds.workers.atWatermark).toBeGreaterThan(1)
+    // The broadcast of the previous case, every viewer turned away.
+    const broadcastRejected = simulateSync(broadcast(300, 2), rejectAll)
+    expect(broadcastRejected.rejected).toBe(301)
+    expect(broadcastRejected.lowerBounds).toEqual({
+      workers: { atWatermark: 2, at100: 1 },
+      pipes: { atWatermark: 1, at100: 0 }
+    })
+  })
+
+  it("membership, demand and lower bounds over time are the same for every policy, failures and rejections included", () => {
+    // Two Nodes of one CPU: mafalda and room-per-node reject joins (publishers among them), the
+    // others do not; a Node fails, a Worker fails, clients reconnect.
+    const s = scenario({
+      name: "same-demand",
+      durationSeconds: 120,
+      nodes: { count: 2, cpus: 1 },
+      nodeEvents: [
+        { atSeconds: 50, action: "fail" },
+        { atSeconds: 60, action: "add" }
+      ],
+      workerFailures: [{ atSeconds: 90, target: "random" }],
+      rooms: [
+        { rooms: 6, size: { min: 3, max: 12 }, publishers: "all", joinsPerSecond: 1, meanStaySeconds: 40 },
+        { rooms: 1, size: { min: 40, max: 80 }, publishers: 2, joinsPerSecond: 1, meanStaySeconds: 60 }
+      ]
+    })
+    const timeline = (r: SimResult) =>
+      r.series.map((p) => [p.t, p.participants, p.lowerBoundAtWatermark, p.lowerBoundAt100])
+    const runs = [...policyNames.map((p) => simulateSync(s, p)), simulateSync(s, rejectAll)]
+    const [reference] = runs
+    const named = runs.slice(0, policyNames.length)
+    expect(named.some((r) => r.rejected > 0)).toBe(true)
+    expect(named.some((r) => r.rejected === 0)).toBe(true)
+    expect(named.some((r) => r.reconnects > 0)).toBe(true)
+    for (const r of runs) {
+      expect(r.lowerBounds).toEqual(reference!.lowerBounds)
+      expect(timeline(r)).toEqual(timeline(reference!))
+      expect(r.joins - r.reconnects).toBe(reference!.joins - reference!.reconnects)
+    }
   })
 })
 
@@ -341,20 +478,45 @@ describe("mafalda simulate", () => {
       for (const key of [
         "policy",
         "peakWorkers",
+        "overloadedWorkerSeconds",
+        "overloadedShare",
         "overloadEvents",
         "pipeConsumers",
         "maxDepth",
         "rejected",
+        "rejectedConsumers",
         "wallSeconds"
       ])
         expect(o).toHaveProperty(key)
       expect(o).toHaveProperty("cpu.p95")
-      expect(o).toHaveProperty("lowerBounds.workers")
+      expect(o).toHaveProperty("lowerBounds.workers.atWatermark")
+      expect(o).toHaveProperty("lowerBounds.pipes.at100")
+      expect(o.lowerBounds).toEqual(objects[0]!.lowerBounds)
       expect(o.seed).toBe(3)
     }
     const page = fs.readFileSync(html, "utf8")
     expect(page).toContain("<svg")
     expect(page).not.toMatch(/<script|https?:\/\//)
+  })
+
+  it("prints a table that leads with the overload in time, under the shared lower bounds", async () => {
+    const lines: Array<string> = []
+    const log = console.log
+    console.log = (s: string) => lines.push(s)
+    try {
+      expect(await runSimulateCommand(["--scenario", "burst", "--policy", "mafalda,round-robin"])).toBe(0)
+    } finally {
+      console.log = log
+    }
+    const text = lines.join("\n").split("\n")
+    const bounds = text.findIndex((l) => l.startsWith("lower bounds"))
+    expect(bounds).toBeGreaterThan(0)
+    const head = text[bounds + 1]!.split(/ {2,}/)
+    expect(head.slice(0, 3)).toEqual(["policy", "overloaded Worker-s", "over 100 %"])
+    expect(head).toEqual(expect.arrayContaining(["overload events", "rejected joins", "rejected consumers"]))
+    expect(head.indexOf("overload events")).toBeGreaterThan(2)
+    expect(text[bounds + 3]).toMatch(/^mafalda /)
+    expect(text[bounds + 4]).toMatch(/^round-robin /)
   })
 
   it("fails with a usage error on a bad scenario file", async () => {

@@ -17,7 +17,8 @@ export const policyNames: ReadonlyArray<PolicyName> = [
 
 /** A placement policy in the simulator. */
 export interface SimPolicy {
-  readonly name: PolicyName
+  /** A `PolicyName`, or another name for a policy a test makes. */
+  readonly name: string
   /** The room gets its first participant. */
   openRoom(room: Room): void
   /** Place the participant's transport(s); false rejects the join. */
