@@ -8,9 +8,11 @@
  *    room's Routers (2 % of them for a producer closed meanwhile);
  *  - 5 % `pipeToRouter` decisions (`decidePipeToRouter`) of a random producer to another room;
  *
- * 80 % of them on the `day` snapshot, 20 % on the `peak` one. The mix of outcomes is printed
- * next to the speed (every decision counted, once per decision made in the timed loop), then
- * the time per decision of each outcome, and the time of one scale-down sweep
+ * 80 % of them on the `day` snapshot, 20 % on the `peak` one. 16,384 requests are drawn per
+ * size; the timed loop cycles through them for 200,000 decisions or 30 s, whichever comes
+ * first (but at least one pass). The mix of outcomes is printed next to the speed (every
+ * decision made in the timed loop counted), with the time per decision of each outcome
+ * (timed on its own) and its share of the total time; then the time of one scale-down sweep
  * (`decideScaleDown`) over the whole `day` cluster.
  *
  *   npm run bench:placement            tables
