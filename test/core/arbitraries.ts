@@ -13,6 +13,7 @@ import { Either, FastCheck as fc, HashMap } from "effect"
 import {
   type ClusterEvent,
   type ClusterSnapshot,
+  type ClusterWorker,
   decideConsumerPlacement,
   decidePipeToRouter,
   decideScaleDown,
@@ -29,11 +30,14 @@ import {
   type PolicyOptionsInput,
   type ProducerId,
   pipeEvents,
+  pipeLimit,
   placementEvents,
   planTransportPlacement,
   type RouterId,
   scaleDownEvent,
+  type TransportId,
   type TransportPlacement,
+  type WorkerId,
   workersOn
 } from "../../src/core/index.js"
 import {
@@ -49,16 +53,25 @@ import {
   keysOf,
   loadDiffs,
   loads,
+  mid,
   nid,
   RS,
   RS2,
   rid,
   throughJson,
+  tid,
   WS,
   WS2,
   wid
 } from "./helpers.js"
-import { oracleCanStart, oracleLimit, oracleLocal, oracleParent, oracleTransportPlacement } from "./oracle.js"
+import {
+  oracleCanStart,
+  oracleExpected,
+  oracleLimit,
+  oracleLocal,
+  oracleParent,
+  oracleTransportPlacement
+} from "./oracle.js"
 
 /**
  * `expect` for hot paths: vitest's `expect` costs a little per call, which adds up over
@@ -136,11 +149,47 @@ export type Command =
       readonly node: number | null
     }
   | { readonly tag: "Tick"; readonly ms: number }
-  | { readonly tag: "ScaleDown" }
+  /** Scale-down now, or (`wait`) once the grace period has passed. */
+  | { readonly tag: "ScaleDown"; readonly wait?: boolean }
   /** Reports every Worker of the first producer's tree full but the deepest hop's, which is idle. */
   | { readonly tag: "Deepen" }
   /** Opens an RTP observer on a Router, or closes one. */
   | { readonly tag: "Observer"; readonly pick: number; readonly close: boolean }
+  /**
+   * Consumes a producer where it is not yet: reports the Workers that carry it full (so the
+   * next transport lands on another Router), joins, and consumes it on the new transport.
+   * `level`: 0, every carrier at the watermark; 1, one piped hop (`hop`) between the
+   * watermark and the pipe limit and the others at 100 % (so the pipe hangs below that hop);
+   * 2, every carrier at 100 %. `mafaldaRouter`: null for the producer's own Mafalda Router.
+   */
+  | {
+      readonly tag: "Spread"
+      readonly producer: number
+      readonly hop: number
+      readonly level: 0 | 1 | 2
+      readonly mafaldaRouter: number | null
+      readonly node: number | null
+    }
+  /** Consumes a producer on a transport of a Router that does not receive it yet, if any. */
+  | { readonly tag: "ConsumeElsewhere"; readonly producer: number; readonly transport: number }
+  /** Reports a Worker's load at one of `fillLevels` (near, at and over the watermark). */
+  | { readonly tag: "Fill"; readonly pick: number; readonly level: number }
+  /**
+   * `pipeToRouter` of a producer to a Mafalda Router whose settings a carrier of the
+   * producer has (`share`) or none has (`pipe`); creates that Mafalda Router if none exists.
+   */
+  | {
+      readonly tag: "PipeToRouterTo"
+      readonly producer: number
+      readonly want: "share" | "pipe"
+      readonly pick: number
+      readonly node: number | null
+    }
+  /**
+   * Closes every consumer on a piped (non-origin, unpinned) hop, so that its pipe goes idle;
+   * with `scaleDown`, then scales down once the grace period has passed.
+   */
+  | { readonly tag: "Release"; readonly pick: number; readonly scaleDown: boolean }
 
 const idx = fc.nat({ max: 1000 })
 const nodeIdx = fc.integer({ min: 0, max: 3 })
@@ -191,13 +240,40 @@ export const commandArbs = {
   }),
   tick: fc.record({ tag: fc.constant("Tick" as const), ms: fc.integer({ min: 1, max: 60 }) }),
   scaleDown: fc.constant({ tag: "ScaleDown" as const }),
+  scaleDownLater: fc.constant({ tag: "ScaleDown" as const, wait: true }),
   deepen: fc.constant({ tag: "Deepen" as const }),
-  observer: fc.record({ tag: fc.constant("Observer" as const), pick: idx, close: fc.boolean() })
+  observer: fc.record({ tag: fc.constant("Observer" as const), pick: idx, close: fc.boolean() }),
+  spread: fc.record({
+    tag: fc.constant("Spread" as const),
+    producer: idx,
+    hop: idx,
+    level: fc.constantFrom(0 as const, 1 as const, 1 as const, 2 as const),
+    mafaldaRouter: fc.option(idx, { freq: 2 }),
+    node: fc.option(idx, { freq: 20 })
+  }),
+  consumeElsewhere: fc.record({
+    tag: fc.constant("ConsumeElsewhere" as const),
+    producer: idx,
+    transport: idx
+  }),
+  fill: fc.record({ tag: fc.constant("Fill" as const), pick: idx, level: idx }),
+  pipeToRouterTo: fc.record({
+    tag: fc.constant("PipeToRouterTo" as const),
+    producer: idx,
+    want: fc.constantFrom("share" as const, "pipe" as const),
+    pick: idx,
+    node: fc.option(idx, { freq: 20 })
+  }),
+  release: fc.record({ tag: fc.constant("Release" as const), pick: idx, scaleDown: fc.boolean() })
 }
 
 const w = <A>(weight: number, arbitrary: fc.Arbitrary<A>) => ({ weight, arbitrary })
 
-/** Every kind of command, weighted so that runs build clusters and then churn them. */
+/**
+ * Every kind of command, weighted so that runs build clusters, then push them to the cases
+ * that need care (pipes, trees deeper than one hop, full Workers and Nodes, shared and real
+ * `pipeToRouter`, idle pipes scaled down), and churn them.
+ */
 export const anyCommand: fc.Arbitrary<Command> = fc.oneof(
   w(2, commandArbs.nodeUp),
   w(1, commandArbs.nodeDraining),
@@ -205,33 +281,44 @@ export const anyCommand: fc.Arbitrary<Command> = fc.oneof(
   w(1, commandArbs.nodeLeft),
   w(2, commandArbs.startWorker),
   w(1, commandArbs.stopWorker),
-  w(3, commandArbs.load),
+  w(2, commandArbs.load),
+  w(3, commandArbs.fill),
   w(1, commandArbs.createMafaldaRouter),
   w(1, commandArbs.closeMafaldaRouter),
-  w(8, commandArbs.join),
+  w(6, commandArbs.join),
   w(4, commandArbs.produce),
-  w(10, commandArbs.consume),
-  w(4, commandArbs.closeConsumer),
+  w(6, commandArbs.consume),
+  w(4, commandArbs.consumeElsewhere),
+  w(6, commandArbs.spread),
+  w(3, commandArbs.closeConsumer),
+  w(3, commandArbs.release),
   w(1, commandArbs.closeTransport),
   w(1, commandArbs.closeProducer),
-  w(2, commandArbs.pipeToRouter),
+  w(1, commandArbs.pipeToRouter),
+  w(5, commandArbs.pipeToRouterTo),
   w(2, commandArbs.tick),
-  w(2, commandArbs.scaleDown),
+  w(1, commandArbs.scaleDown),
+  w(2, commandArbs.scaleDownLater),
   w(1, commandArbs.deepen),
   w(1, commandArbs.observer)
 )
 
-/** Commands that only ever add: joins, producers, consumers (and load reports). */
+/** Commands that only ever add: joins, producers, consumers (where the producer is not yet), and load reports. */
 export const growCommand: fc.Arbitrary<Command> = fc.oneof(
   w(4, commandArbs.join),
   w(3, commandArbs.produce),
-  w(10, commandArbs.consume),
-  w(2, commandArbs.load)
+  w(7, commandArbs.consume),
+  w(4, commandArbs.consumeElsewhere),
+  w(6, commandArbs.spread),
+  w(1, commandArbs.load),
+  w(2, commandArbs.fill)
 )
 
 export interface Scenario {
   readonly options: PolicyOptions
   readonly cpus: ReadonlyArray<number>
+  /** Producers placed (through the policy) before the commands: a room that already has speakers. */
+  readonly producers: number
   readonly commands: ReadonlyArray<Command>
 }
 
@@ -239,10 +326,15 @@ export const scenario = (command: fc.Arbitrary<Command>, maxLength: number): fc.
   fc.record({
     options,
     cpus: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }),
+    producers: fc.constantFrom(0, 1, 1, 2),
     commands: fc.array(command, { minLength: Math.floor(maxLength / 2), maxLength })
   })
 
 // --- The harness -------------------------------------------------------------------------
+
+/** The cases the property tests must reach in a good share of their runs. */
+export const reachKeys = ["pipe", "depth2", "share", "realPipe", "closePipe", "delegate", "overload"] as const
+export type ReachKey = (typeof reachKeys)[number]
 
 const pick = <A>(items: ReadonlyArray<A>, i: number): A | undefined =>
   items.length === 0 ? undefined : items[i % items.length]
@@ -262,7 +354,13 @@ export class Sim {
   snapshot: ClusterSnapshot = emptySnapshot
   now = 0
   private seq = 0
-  /** Decision tags seen, for sanity checks on what a test exercised. */
+  /**
+   * What the run exercised: every decision tag (`transport.Delegate`, `consumer.PipeThenConsume`,
+   * `pipeToRouter.Share`, `scaleDown.ClosePipe` carried out...) with its count, and what it
+   * built: `made.pipe` (pipes made, by consumers and `pipeToRouter`), `made.depth` (the
+   * deepest hop made), `pressure.full` (transport placements that passed over a Worker
+   * without room on the Node asked). `reached()` sums it up; the properties assert on it.
+   */
   readonly seen = new Map<string, number>()
 
   constructor(
@@ -277,6 +375,31 @@ export class Sim {
 
   private note(tag: string) {
     this.seen.set(tag, (this.seen.get(tag) ?? 0) + 1)
+  }
+
+  /** Whether the run reached each case the coverage targets name. */
+  reached(): Record<ReachKey, boolean> {
+    const n = (tag: string) => this.seen.get(tag) ?? 0
+    return {
+      pipe: n("made.pipe") > 0,
+      depth2: n("made.depth") >= 2,
+      share: n("pipeToRouter.Share") > 0,
+      realPipe: n("pipeToRouter.Pipe") > 0,
+      closePipe: n("scaleDown.ClosePipe") > 0,
+      delegate: n("transport.Delegate") > 0,
+      overload: n("pressure.full") > 0
+    }
+  }
+
+  /** Emits pipes (as the shell records them) and notes how many and how deep. */
+  private emitPipes(pipes: ReadonlyArray<PlannedPipe>, pinned = false) {
+    for (const p of pipes) {
+      const tree = lookup(this.snapshot.trees, p.producer)!
+      const from = lookup(tree, p.from)!
+      this.note("made.pipe")
+      this.seen.set("made.depth", Math.max(this.seen.get("made.depth") ?? 0, from.depth + 1))
+    }
+    this.emit(pipeEvents(pipes, this.now, pinned))
   }
 
   emit(events: ClusterEvent | ReadonlyArray<ClusterEvent>) {
@@ -297,12 +420,22 @@ export class Sim {
   }
 
   /** Nodes up, each with a Mafalda Router of default settings to start from. */
-  setup(cpus: ReadonlyArray<number>) {
+  setup(cpus: ReadonlyArray<number>, producers = 0) {
     cpus.forEach((c, i) => {
       this.emit(ev.nodeUp(`n${i}`, c, this.now))
     })
     this.emit(ev.mafaldaRouter("m0", WS, RS, this.now))
+    for (let i = 0; i < producers; i++) this.produceOnNewTransport(mid("m0"), nid("n0"))
     this.checkInvariants()
+  }
+
+  /** Places a transport of `mafaldaRouter` (asking `node`) and makes a producer on it. */
+  private produceOnNewTransport(mafaldaRouter: MafaldaRouterId, node: NodeId) {
+    const router = this.place(mafaldaRouter, node)
+    if (router === undefined) return
+    const transport = this.fresh("t")
+    this.emit(ev.transport(transport, router, mafaldaRouter, this.now))
+    this.emit(ev.producer(this.fresh("p"), transport, this.now))
   }
 
   run(commands: ReadonlyArray<Command>) {
@@ -389,6 +522,16 @@ export class Sim {
       }
       case "Consume":
         return this.consume(c)
+      case "ConsumeElsewhere":
+        return this.consumeElsewhere(c)
+      case "Spread":
+        return this.spread(c)
+      case "Fill":
+        return this.fill(c)
+      case "PipeToRouterTo":
+        return this.pipeToRouterTo(c)
+      case "Release":
+        return this.release(c)
       case "CloseConsumer": {
         const x = pick(this.sorted(s.consumers), c.pick)
         if (x !== undefined) this.emit(ev.consumerClosed(x, at))
@@ -410,6 +553,7 @@ export class Sim {
         this.now += c.ms
         return
       case "ScaleDown":
+        if (c.wait) this.now += this.options.idleGraceMillis
         return this.scaleDown()
       case "Deepen":
         return this.deepen()
@@ -446,6 +590,99 @@ export class Sim {
     this.emit(ev.load(keep, 0, this.now))
   }
 
+  /** The levels `Fill` reports: near, at and over the watermark, and at the edge of the room a transport needs. */
+  private fillLevels(worker: ClusterWorker): Array<number> {
+    const o = this.options
+    const wm = o.watermark
+    const levels = [wm - 1, wm - 0.01, wm, wm + 5, pipeLimit(o), 100]
+    // A transport of a Mafalda Router using the Worker's Router fits just under wm - expected.
+    const m = this.sorted(this.snapshot.mafaldaRouters)
+      .map((x) => lookup(this.snapshot.mafaldaRouters, x)!)
+      .find((x) => x.workerSettings === worker.settings)
+    if (m !== undefined) {
+      const e = oracleExpected(this.snapshot, o, m)
+      levels.push(wm - e.used - 0.001, wm - e.used + 0.001, wm - e.other - 0.001, wm - e.other + 0.001)
+    }
+    return levels.map((l) => Math.min(100, Math.max(0, l)))
+  }
+
+  private fill(c: Extract<Command, { tag: "Fill" }>) {
+    const worker = pick(this.sorted(this.snapshot.workers), c.pick)
+    if (worker === undefined) return
+    const levels = this.fillLevels(lookup(this.snapshot.workers, worker)!)
+    this.emit(ev.load(worker, levels[c.level % levels.length]!, this.now))
+  }
+
+  /**
+   * Reports the Workers carrying a producer full (see the `Spread` command), then joins a
+   * transport and consumes the producer on it: most often on a Router the tree does not
+   * reach yet, so a pipe is made, and below a chosen hop at level 1.
+   */
+  private spread(c: Extract<Command, { tag: "Spread" }>) {
+    const s = this.snapshot
+    const o = this.options
+    const producerId = pick(this.sorted(s.producers), c.producer)
+    if (producerId === undefined) {
+      // Nothing to spread yet: make a producer, then spread it.
+      const m = pick(this.sorted(s.mafaldaRouters), c.producer)
+      if (m === undefined) return
+      this.produceOnNewTransport(m, this.nodeAt(c.node))
+      if (HashMap.size(this.snapshot.producers) > 0) this.spread(c)
+      return
+    }
+    const hops = [...HashMap.values(lookup(s.trees, producerId)!)].sort(
+      (a, b) => a.depth - b.depth || (a.router < b.router ? -1 : a.router > b.router ? 1 : 0)
+    )
+    const workerOf = (r: RouterId) => lookup(s.routers, r)!.worker
+    const parents = hops.filter((h) => h.parent !== null && h.depth < o.maxTreeDepth)
+    if (c.level === 1 && parents.length === 0 && o.maxTreeDepth >= 2 && hops.length === 1) {
+      // No piped hop to hang the next pipe below: make one first (and a producer's second
+      // hop only, so that this recursion ends).
+      this.spread({ ...c, level: 0 })
+      if (HashMap.size(lookup(this.snapshot.trees, producerId) ?? HashMap.empty()) > 1) this.spread(c)
+      return
+    }
+    const chosen = c.level === 1 ? pick(parents, c.hop) : undefined
+    const level = chosen !== undefined || c.level === 2 ? 100 : o.watermark
+    const levels = new Map<WorkerId, number>()
+    for (const hop of hops) levels.set(workerOf(hop.router), level)
+    if (chosen !== undefined) levels.set(workerOf(chosen.router), (o.watermark + pipeLimit(o)) / 2)
+    for (const [worker, load] of levels) this.emit(ev.load(worker, load, this.now))
+    const producer = lookup(s.producers, producerId)!
+    const mafaldaRouter =
+      c.mafaldaRouter === null
+        ? producer.mafaldaRouter
+        : (pick(this.sorted(this.snapshot.mafaldaRouters), c.mafaldaRouter) ?? producer.mafaldaRouter)
+    const router = this.place(mafaldaRouter, this.nodeAt(c.node))
+    if (router === undefined) return
+    const transport = this.fresh("t")
+    this.emit(ev.transport(transport, router, mafaldaRouter, this.now))
+    this.consumeOn(producerId, tid(transport))
+  }
+
+  /** Closes the consumers on one piped hop that the application did not pin. */
+  private release(c: Extract<Command, { tag: "Release" }>) {
+    const s = this.snapshot
+    const hops = this.sorted(s.trees).flatMap((p) =>
+      [...HashMap.values(lookup(s.trees, p)!)]
+        .filter((h) => h.parent !== null && !h.pinned && h.consumers > 0)
+        .sort((a, b) => (a.router < b.router ? -1 : a.router > b.router ? 1 : 0))
+        .map((h) => [p, h.router] as const)
+    )
+    const chosen = pick(hops, c.pick)
+    if (chosen === undefined) return
+    const [producer, router] = chosen
+    const consumers = [...HashMap.values(s.consumers)]
+      .filter((x) => x.producer === producer && x.router === router)
+      .map((x) => x.id)
+      .sort()
+    this.emit(consumers.map((x) => ev.consumerClosed(x, this.now)))
+    if (c.scaleDown) {
+      this.now += this.options.idleGraceMillis
+      this.scaleDown()
+    }
+  }
+
   // --- Transport placement --------------------------------------------------------------
 
   /**
@@ -459,6 +696,13 @@ export class Sim {
     const request = { node, mafaldaRouter }
     const d = decideTransportPlacement(s, o, request)
     this.note(`transport.${d._tag}${d._tag === "Reject" ? `.${d.reason}` : ""}`)
+    const m = lookup(s.mafaldaRouters, mafaldaRouter)
+    if (m !== undefined) {
+      // Pressure: a Worker the transport could have used has no room for it.
+      const extra = oracleExpected(s, o, m).used
+      if (workersOn(s, node, m.workerSettings).some((x) => effectiveLoad(x) + extra >= o.watermark))
+        this.note("pressure.full")
+    }
     this.checkTransportDecision(s, request, d)
     if (d._tag === "Delegate") {
       const there = { node: d.node, mafaldaRouter }
@@ -575,7 +819,24 @@ export class Sim {
     const all = this.sorted(s.transports)
     const same = all.filter((t) => lookup(s.transports, t)?.mafaldaRouter === producer.mafaldaRouter)
     const transportId = pick(c.anyMafaldaRouter || same.length === 0 ? all : same, c.transport)
-    if (transportId === undefined) return
+    if (transportId !== undefined) this.consumeOn(producerId, transportId)
+  }
+
+  /** Consumes a producer on a transport of a Router that does not receive it yet (any, failing that). */
+  private consumeElsewhere(c: Extract<Command, { tag: "ConsumeElsewhere" }>) {
+    const s = this.snapshot
+    const producerId = pick(this.sorted(s.producers), c.producer)
+    if (producerId === undefined) return
+    const tree = lookup(s.trees, producerId)!
+    const all = this.sorted(s.transports)
+    const elsewhere = all.filter((t) => !HashMap.has(tree, lookup(s.transports, t)!.router))
+    const transportId = pick(elsewhere.length === 0 ? all : elsewhere, c.transport)
+    if (transportId !== undefined) this.consumeOn(producerId, transportId)
+  }
+
+  /** Decides a consumer of `producerId` on `transportId`, checks it, and carries it out. */
+  consumeOn(producerId: ProducerId, transportId: TransportId) {
+    const s = this.snapshot
     const transport = lookup(s.transports, transportId)!
     const request = { producer: producerId, router: transport.router }
     const d = decideConsumerPlacement(s, this.options, request)
@@ -604,7 +865,7 @@ export class Sim {
         throw new Error(`unexpected consumer Reject: ${d.message}`)
     }
     const before = loads(s)
-    this.emit(pipeEvents(planned, at))
+    this.emitPipes(planned)
     const piped = this.snapshot
     const consumer = cid(this.fresh("c"))
     this.emit(ev.consumer(consumer, producerId, transportId, at))
@@ -650,7 +911,44 @@ export class Sim {
     if (producerId === undefined || to === undefined) return
     const producer = lookup(s.producers, producerId)!
     const from = c.from === null ? producer.mafaldaRouter : pick(mafaldaRouters, c.from)!
-    const request = { producer: producerId, from, to, node: this.nodeAt(c.node) }
+    this.pipeToRouterOf(producerId, from, to, this.nodeAt(c.node))
+  }
+
+  /**
+   * `pipeToRouter` to a Mafalda Router whose settings some carrier of the producer has
+   * (`share`) or none has (`pipe`), made when there is none yet (the application creates
+   * Mafalda Routers as it likes).
+   */
+  private pipeToRouterTo(c: Extract<Command, { tag: "PipeToRouterTo" }>) {
+    const s = this.snapshot
+    const producerId = pick(this.sorted(s.producers), c.producer)
+    if (producerId === undefined) return
+    const from = lookup(s.producers, producerId)!.mafaldaRouter
+    const carried = new Set<string>()
+    for (const r of HashMap.keys(lookup(s.trees, producerId)!)) {
+      const router = lookup(s.routers, r)!
+      carried.add(`${lookup(s.workers, router.worker)!.settings}|${router.settings}`)
+    }
+    const combos = [WS, WS2].flatMap((ws) => [RS, RS2].map((rs) => [ws, rs] as const))
+    const wanted = combos.filter(([ws, rs]) => carried.has(`${ws}|${rs}`) === (c.want === "share"))
+    const fits = (m: MafaldaRouterId) => {
+      const x = lookup(s.mafaldaRouters, m)!
+      return m !== from && wanted.some(([ws, rs]) => x.workerSettings === ws && x.routerSettings === rs)
+    }
+    let to = pick(this.sorted(s.mafaldaRouters).filter(fits), c.pick)
+    if (to === undefined) {
+      const settings = pick(wanted, c.pick)
+      if (settings === undefined || HashMap.size(s.mafaldaRouters) >= 6) return
+      to = mid(this.fresh("m"))
+      this.emit(ev.mafaldaRouter(to, settings[0], settings[1], this.now))
+    }
+    this.pipeToRouterOf(producerId, from, to, this.nodeAt(c.node))
+  }
+
+  /** Decides a `pipeToRouter`, checks it against the rules, and carries it out. */
+  private pipeToRouterOf(producerId: ProducerId, from: MafaldaRouterId, to: MafaldaRouterId, node: NodeId) {
+    const s = this.snapshot
+    const request = { producer: producerId, from, to, node }
     const d = decidePipeToRouter(s, this.options, request)
     this.note(`pipeToRouter.${d._tag}${d._tag === "Reject" ? `.${d.reason}` : ""}`)
     check(decidePipeToRouter(s, this.options, request)).toEqual(d)
@@ -694,15 +992,18 @@ export class Sim {
         this.emit(placementEvents(d.plan, { worker, router }, at))
         check(HashMap.has(lookup(this.snapshot.trees, producerId)!, router)).toBe(false)
         // pipeToRouter is the application's request: the pipe is pinned.
-        this.emit(pipeEvents([{ producer: producerId, from: d.from, to: router }], at, true))
+        this.emitPipes([{ producer: producerId, from: d.from, to: router }], true)
         return
       }
-      case "Reject":
-        check(d.reason).toBe("NoRoom")
-        check(
-          Either.isLeft(planTransportPlacement(s, this.options, { node: request.node, mafaldaRouter: to }))
-        ).toBe(true)
+      case "Reject": {
+        // No room for the destination's Router, or the request came from an unknown Node.
+        const plan = planTransportPlacement(s, this.options, { node: request.node, mafaldaRouter: to })
+        check(Either.isLeft(plan)).toBe(true)
+        if (Either.isLeft(plan))
+          check(d.reason).toBe(plan.left.reason === "UnknownNode" ? "UnknownNode" : "NoRoom")
+        check(d.reason).toBe(HashMap.has(s.nodes, request.node) ? "NoRoom" : "UnknownNode")
         return
+      }
     }
   }
 
@@ -715,11 +1016,13 @@ export class Sim {
     const actions = decideScaleDown(s, o, now)
     check(decideScaleDown(s, o, now)).toEqual(actions)
     const expired = (since: number | null) => since !== null && now - since >= o.idleGraceMillis
+    const idleBefore = new Set(
+      [...HashMap.values(s.workers)].filter((x) => expired(x.idleSince)).map((x) => x.id)
+    )
     const pipes = new Set<string>()
     const routers = new Set<string>()
     const workers = new Set<string>()
     for (const a of actions) {
-      this.note(`scaleDown.${a._tag}`)
       switch (a._tag) {
         case "ClosePipe": {
           const hop = get(get(s.trees, a.producer), a.router)
@@ -773,10 +1076,24 @@ export class Sim {
         check(avg).toBeLessThanOrEqual(o.watermark - o.scaleDownHysteresis)
       }
     }
-    // Every action is still due when the shell gets to it (one by one), and applies.
+    // The shell carries the actions out one by one, each only if still due. Pipes and
+    // Routers stay due (closing a leaf pipe or an idle Router frees nothing listed); a
+    // Worker may not: when closing a Router leaves its Worker idle at once (no grace), the
+    // group's idle Workers change, and the one to close (or keep warm) with them.
     for (const a of actions) {
-      check(isScaleDownDue(this.snapshot, o, a, now)).toBe(true)
-      this.emit(scaleDownEvent(a, now))
+      if (isScaleDownDue(this.snapshot, o, a, now)) {
+        this.note(`scaleDown.${a._tag}`)
+        this.emit(scaleDownEvent(a, now))
+        continue
+      }
+      this.note("scaleDown.skipped")
+      check(a._tag).toBe("CloseWorker")
+      if (a._tag !== "CloseWorker") continue
+      const worker = lookup(this.snapshot.workers, a.worker)
+      const newlyIdle = workersOn(this.snapshot, worker?.node ?? nid("?"), worker?.settings ?? WS).some(
+        (x) => x.idleSince !== null && expired(x.idleSince) && !idleBefore.has(x.id)
+      )
+      check(newlyIdle).toBe(true)
     }
   }
 
@@ -822,6 +1139,7 @@ export const treeCommand: fc.Arbitrary<Command> = fc.oneof(
     })
   ),
   w(1, commandArbs.closeConsumer),
+  w(1, commandArbs.release),
   w(1, commandArbs.tick),
   w(1, commandArbs.scaleDown),
   w(3, commandArbs.deepen)
@@ -869,7 +1187,7 @@ export const playTree = (sc: TreeScenario): Sim => {
 /** Plays a scenario: Nodes and a Mafalda Router, then the commands. */
 export const play = (sc: Scenario, checks: SimChecks = {}): Sim => {
   const sim = new Sim(sc.options, checks)
-  sim.setup(sc.cpus)
+  sim.setup(sc.cpus, sc.producers)
   sim.run(sc.commands)
   return sim
 }
@@ -926,17 +1244,25 @@ export type RawEventKind =
   | "RtpObserverClosed"
 
 /**
- * An event made without asking the policy: its ids are picked among the snapshot's (by
- * index), or, when `foreign`, from a small pool that may or may not exist (so duplicates,
- * unknown ids, wrong settings and pipes to Routers that already receive the producer all
- * occur). `make` builds the event against the current snapshot.
+ * How a raw event is meant to be wrong, if at all: `none` aims at a valid event (ids that
+ * exist where they must, fresh ones where it makes one, matching settings, Routers in or out
+ * of the producer's tree as needed); `unknown` names an id that does not exist; `duplicate`
+ * makes a thing with an id that exists; `mismatch` breaks the kind's own rule (a Worker on a
+ * down Node, a second Router of the same settings on a Worker, a Router of other settings
+ * for a Mafalda Router, a consumer on a Router that does not receive the producer, a pipe
+ * into a Router that does, closing a producer's origin as a pipe, an observer closed on
+ * the wrong Router). The generator only aims: whether the event is valid is decided by
+ * the independent model in `eventValidity.ts`.
  */
+export type Flaw = "none" | "unknown" | "duplicate" | "mismatch"
+
+/** An event made without asking the policy, against the current snapshot (see `makeRawEvent`). */
 export interface RawEvent {
   readonly kind: RawEventKind
+  readonly flaw: Flaw
   readonly a: number
   readonly b: number
   readonly c: number
-  readonly foreign: boolean
 }
 
 const rawKinds: ReadonlyArray<[number, RawEventKind]> = [
@@ -957,94 +1283,164 @@ const rawKinds: ReadonlyArray<[number, RawEventKind]> = [
   [1, "TransportClosed"],
   [3, "ProducerCreated"],
   [1, "ProducerClosed"],
-  [6, "ConsumerCreated"],
+  [5, "ConsumerCreated"],
   [2, "ConsumerClosed"],
-  [6, "PipeCreated"],
+  [5, "PipeCreated"],
   [2, "PipeClosed"],
   [1, "RtpObserverCreated"],
-  [1, "RtpObserverClosed"]
+  [2, "RtpObserverClosed"]
 ]
 
 export const rawEvent: fc.Arbitrary<RawEvent> = fc.record({
   kind: fc.oneof(...rawKinds.map(([weight, kind]) => w(weight, fc.constant(kind)))),
+  flaw: fc.oneof(
+    w(6, fc.constant("none" as const)),
+    w(1, fc.constant("unknown" as const)),
+    w(1, fc.constant("duplicate" as const)),
+    w(2, fc.constant("mismatch" as const))
+  ),
   a: idx,
   b: idx,
-  c: idx,
-  foreign: fc.boolean().chain((x) => (x ? fc.boolean() : fc.constant(false)))
+  c: idx
 })
 
 export const makeRawEvent = (s: ClusterSnapshot, e: RawEvent, at: number): ClusterEvent => {
-  const choose = <K extends string>(map: HashMap.HashMap<K, unknown>, prefix: string, i: number): string =>
-    e.foreign ? `${prefix}${i % 6}` : (pick(keysOf(map), i) ?? `${prefix}-none`)
-  const fresh = (prefix: string) => (e.foreign ? `${prefix}${e.a % 6}` : `${prefix}-${at}`)
-  const hopOf = (producer: string, i: number) => {
-    const tree = lookup(s.trees, producer as ProducerId)
-    return e.foreign || tree === undefined ? `r${i % 6}` : (pick(keysOf(tree), i) ?? "r-none")
+  const flaw = e.flaw
+  /** An existing id by index (or a made-up one when there is none), or an unknown id. */
+  const ref = <K extends string>(map: HashMap.HashMap<K, unknown>, prefix: string, i: number): string =>
+    flaw === "unknown" ? `${prefix}-unknown${i % 3}` : (pick(keysOf(map), i) ?? `${prefix}-none`)
+  /** A fresh id, or for a duplicate an existing one. */
+  const fresh = <K extends string>(map: HashMap.HashMap<K, unknown>, prefix: string): string =>
+    flaw === "duplicate" ? (pick(keysOf(map), e.a) ?? `${prefix}-${at}`) : `${prefix}-${at}`
+  const among = <A>(items: ReadonlyArray<A>, i: number, fallback: A): A => pick(items, i) ?? fallback
+  const routers = keysOf(s.routers)
+  const settingsOf = (r: RouterId) => {
+    const router = lookup(s.routers, r)!
+    return `${lookup(s.workers, router.worker)?.settings}|${router.settings}`
   }
-  const settings = (i: number) => (i % 2 === 0 ? WS : WS2)
-  const rsettings = (i: number) => (i % 2 === 0 ? RS : RS2)
+  /** A Router for a Mafalda Router: of its settings, or (mismatch) of others. */
+  const routerFor = (m: string, i: number): string => {
+    const mr = lookup(s.mafaldaRouters, mid(m))
+    if (mr === undefined || flaw === "unknown") return ref(s.routers, "r", i)
+    const own = `${mr.workerSettings}|${mr.routerSettings}`
+    const fits = routers.filter((r) => (settingsOf(r) === own) === (flaw !== "mismatch"))
+    return among(fits, i, ref(s.routers, "r", i))
+  }
+  const treeOf = (p: string) => lookup(s.trees, p as ProducerId)
   switch (e.kind) {
     case "NodeUp":
       return ev.nodeUp(`n${e.a % 4}`, 1 + (e.b % 4), at)
     case "NodeDraining":
-      return ev.nodeDraining(choose(s.nodes, "n", e.a), at)
+      return ev.nodeDraining(ref(s.nodes, "n", e.a), at)
     case "NodeDown":
-      return ev.nodeDown(choose(s.nodes, "n", e.a), at)
+      return ev.nodeDown(ref(s.nodes, "n", e.a), at)
     case "NodeLeft":
-      return ev.nodeLeft(choose(s.nodes, "n", e.a), at)
-    case "WorkerStarted":
-      return ev.workerStarted(fresh("w"), choose(s.nodes, "n", e.b), settings(e.c), at)
+      return ev.nodeLeft(ref(s.nodes, "n", e.a), at)
+    case "WorkerStarted": {
+      const nodes = keysOf(s.nodes)
+      const down = (n: NodeId) => lookup(s.nodes, n)!.state === "down"
+      const node =
+        flaw === "unknown"
+          ? ref(s.nodes, "n", e.b)
+          : among(
+              nodes.filter((n) => down(n) === (flaw === "mismatch")),
+              e.b,
+              ref(s.nodes, "n", e.b)
+            )
+      return ev.workerStarted(fresh(s.workers, "w"), node, e.c % 2 === 0 ? WS : WS2, at)
+    }
     case "WorkerDied":
-      return ev.workerDied(choose(s.workers, "w", e.a), at)
+      return ev.workerDied(ref(s.workers, "w", e.a), at)
     case "WorkerClosed":
-      return ev.workerClosed(choose(s.workers, "w", e.a), at)
+      return ev.workerClosed(ref(s.workers, "w", e.a), at)
     case "LoadReported":
-      return ev.load(choose(s.workers, "w", e.a), e.b % 101, at)
-    case "RouterCreated":
-      return ev.routerCreated(fresh("r"), choose(s.workers, "w", e.b), rsettings(e.c), at)
+      return ev.load(ref(s.workers, "w", e.a), e.b % 101, at)
+    case "RouterCreated": {
+      const worker = ref(s.workers, "w", e.b)
+      const taken = (lookup(s.workers, wid(worker))?.routers ?? []).map((r) => r.settings)
+      // Settings the Worker has no Router of yet, or (mismatch) ones it has.
+      const settings = [RS, RS2].filter((x) => taken.includes(x) === (flaw === "mismatch"))
+      return ev.routerCreated(fresh(s.routers, "r"), worker, among(settings, e.c, RS), at)
+    }
     case "RouterClosed":
-      return ev.routerClosed(choose(s.routers, "r", e.a), at)
+      return ev.routerClosed(ref(s.routers, "r", e.a), at)
     case "MafaldaRouterCreated":
-      return ev.mafaldaRouter(fresh("m"), settings(e.b), rsettings(e.c), at)
+      return ev.mafaldaRouter(
+        fresh(s.mafaldaRouters, "m"),
+        e.b % 2 === 0 ? WS : WS2,
+        e.c % 2 === 0 ? RS : RS2,
+        at
+      )
     case "MafaldaRouterClosed":
-      return ev.mafaldaRouterClosed(choose(s.mafaldaRouters, "m", e.a), at)
-    case "RouterRegistered":
-      return ev.registered(choose(s.mafaldaRouters, "m", e.a), choose(s.routers, "r", e.b), at)
-    case "TransportCreated":
-      return ev.transport(fresh("t"), choose(s.routers, "r", e.b), choose(s.mafaldaRouters, "m", e.c), at)
+      return ev.mafaldaRouterClosed(ref(s.mafaldaRouters, "m", e.a), at)
+    case "RouterRegistered": {
+      const m = ref(s.mafaldaRouters, "m", e.a)
+      return ev.registered(m, routerFor(m, e.b), at)
+    }
+    case "TransportCreated": {
+      const m = ref(s.mafaldaRouters, "m", e.c)
+      return ev.transport(fresh(s.transports, "t"), routerFor(m, e.b), m, at)
+    }
     case "TransportClosed":
-      return ev.transportClosed(choose(s.transports, "t", e.a), at)
+      return ev.transportClosed(ref(s.transports, "t", e.a), at)
     case "ProducerCreated":
-      return ev.producer(fresh("p"), choose(s.transports, "t", e.b), at)
+      return ev.producer(fresh(s.producers, "p"), ref(s.transports, "t", e.b), at)
     case "ProducerClosed":
-      return ev.producerClosed(choose(s.producers, "p", e.a), at)
+      return ev.producerClosed(ref(s.producers, "p", e.a), at)
     case "ConsumerCreated": {
-      const producer = choose(s.producers, "p", e.b)
-      // Mostly a transport on a Router that receives the producer, so that most are valid.
-      const tree = lookup(s.trees, producer as ProducerId)
-      const onTree = keysOf(s.transports).filter(
-        (t) => tree !== undefined && HashMap.has(tree, lookup(s.transports, t)!.router)
+      const producer = ref(s.producers, "p", e.b)
+      const tree = treeOf(producer)
+      // A transport on a Router that receives the producer, or (mismatch) one that does not.
+      const fits = keysOf(s.transports).filter(
+        (t) =>
+          (tree !== undefined && HashMap.has(tree, lookup(s.transports, t)!.router)) === (flaw !== "mismatch")
       )
       const transport =
-        e.foreign || onTree.length === 0 ? choose(s.transports, "t", e.c) : onTree[e.c % onTree.length]!
-      return ev.consumer(fresh("c"), producer, transport, at)
+        flaw === "unknown" ? ref(s.transports, "t", e.c) : among(fits, e.c, ref(s.transports, "t", e.c))
+      return ev.consumer(fresh(s.consumers, "c"), producer, transport, at)
     }
     case "ConsumerClosed":
-      return ev.consumerClosed(choose(s.consumers, "c", e.a), at)
+      return ev.consumerClosed(ref(s.consumers, "c", e.a), at)
     case "PipeCreated": {
-      const producer = choose(s.producers, "p", e.a)
-      return ev.pipe(producer, hopOf(producer, e.b), choose(s.routers, "r", e.c), at, e.c % 3 === 0)
+      const producer = ref(s.producers, "p", e.a)
+      const tree = treeOf(producer)
+      const inTree = tree === undefined ? [] : keysOf(tree)
+      const outside = routers.filter((r) => tree === undefined || !HashMap.has(tree, r))
+      // From a Router that receives it to one that does not; mismatch swaps one end.
+      const swapFrom = flaw === "mismatch" && e.c % 2 === 0
+      const swapTo = flaw === "mismatch" && !swapFrom
+      const from = among<string>(swapFrom ? outside : inTree, e.b, "r-none")
+      const to = flaw === "unknown" ? "r-unknown" : among<string>(swapTo ? inTree : outside, e.c, "r-none")
+      return ev.pipe(producer, from, to, at, e.a % 3 === 0)
     }
     case "PipeClosed": {
-      const producer = choose(s.producers, "p", e.a)
-      return ev.pipeClosed(producer, hopOf(producer, e.b), at)
+      const producer = ref(s.producers, "p", e.a)
+      const p = lookup(s.producers, producer as ProducerId)
+      const tree = treeOf(producer)
+      const piped = tree === undefined ? [] : keysOf(tree).filter((r) => r !== p?.origin)
+      const to =
+        flaw === "mismatch" ? (p?.origin ?? "r-none") : among<string>(piped, e.b, ref(s.routers, "r", e.b))
+      return ev.pipeClosed(producer, to, at)
     }
-    case "RtpObserverCreated":
-      return ev.observer(fresh("o"), choose(s.routers, "r", e.b), at)
+    case "RtpObserverCreated": {
+      const open = routers.flatMap((r) => [...lookup(s.routers, r)!.observers].sort())
+      const observer = flaw === "duplicate" ? among<string>(open, e.a, `o-${at}`) : `o-${at}`
+      return ev.observer(observer, ref(s.routers, "r", e.b), at)
+    }
     case "RtpObserverClosed": {
-      const router = choose(s.routers, "r", e.b)
-      const open = [...(lookup(s.routers, rid(router))?.observers ?? [])].sort()
-      return ev.observerClosed(e.foreign ? `o${e.a % 6}` : (pick(open, e.a) ?? "o-none"), router, at)
+      const open = routers.flatMap((r) =>
+        [...lookup(s.routers, r)!.observers].sort().map((o): [string, string] => [o, r])
+      )
+      const [observer, router] = among<[string, string]>(open, e.a, ["o-none", ref(s.routers, "r", e.b)])
+      // Mismatch: an open observer named on another Router; unknown: an observer never opened.
+      const other = among<string>(
+        routers.filter((r) => r !== router),
+        e.b,
+        router
+      )
+      return flaw === "mismatch"
+        ? ev.observerClosed(observer, other, at)
+        : ev.observerClosed(flaw === "unknown" ? "o-unknown" : observer, router, at)
     }
   }
 }

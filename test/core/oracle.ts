@@ -33,16 +33,23 @@ const routerIdOn = (s: ClusterSnapshot, w: ClusterWorker, m: MafaldaRouter): Rou
   [...HashMap.values(s.routers)].find((r) => r.worker === w.id && r.settings === m.routerSettings)?.id
 
 /**
- * What a new transport is expected to bring besides its own cost: a consumer of each of the
- * Mafalda Router's producers, plus a pipe (both ends) for each on a Router it does not use;
- * at most half the watermark.
+ * The rule, as `transportPlacement.ts` documents it (not as `expectedLoad` computes it): a
+ * new transport of a Mafalda Router will most likely consume every producer made on the
+ * Mafalda Router's transports, so each such live producer is expected to add a consumer to
+ * the Worker that takes the transport. On a Router the Mafalda Router does not use yet, each
+ * must also be piped in first, and a pipe costs its `pipe` cost at each of its two ends
+ * (`Costs`). What is expected is capped at half the watermark, so that a Worker with nothing
+ * on it has room for any room's transport.
  */
 export const oracleExpected = (s: ClusterSnapshot, options: PolicyOptions, m: MafaldaRouter) => {
-  const producers = [...HashMap.values(s.producers)].filter((p) => p.mafaldaRouter === m.id).length
-  const cap = options.watermark / 2
+  const { consumer, pipe } = options.costs
+  const perProducer = { used: consumer, other: consumer + 2 * pipe }
+  let producers = 0
+  for (const p of HashMap.values(s.producers)) if (p.mafaldaRouter === m.id) producers++
+  const half = options.watermark / 2
   return {
-    used: Math.min(cap, options.costs.consumer * producers),
-    other: Math.min(cap, (options.costs.consumer + 2 * options.costs.pipe) * producers)
+    used: Math.min(producers * perProducer.used, half),
+    other: Math.min(producers * perProducer.other, half)
   }
 }
 
