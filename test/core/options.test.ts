@@ -13,6 +13,11 @@ describe("makePolicyOptions: defaults", () => {
     const o = Either.getOrThrow(makePolicyOptions())
     expect(o).toEqual({
       watermark: 60,
+      plannedLimit: 85,
+      roomGrowth: 0,
+      relocateAbove: 92,
+      consolidateBelow: 8,
+      maxMovesPerStep: 8,
       maxTreeDepth: 4,
       idleGraceMillis: 30_000,
       warmWorkers: 1,
