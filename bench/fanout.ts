@@ -31,6 +31,7 @@
  *   options: --passes 2 --start 100 --step 100 --max 2900 --window 5000
  *            --audio-consumers 400 --calibrations 3 --sample 16 --no-calibration
  *            --warmup 2200 --settle 1000 --retries 2 --max-foreign 30 --max-voids 4
+ *            --quiet-foreign 40 --quiet-wait 20000 (wait before a window for other work to calm down)
  *            --pacing 2.5 (packets leave at 2.5 x the bitrate, as libwebrtc's pacer; 0 = frame bursts)
  *            --watermark W (only to see what another Mafalda watermark does; default: none)
  */
@@ -86,6 +87,8 @@ const MAX_VOIDS = num("--max-voids", 4)
 const VOID_PAUSE_MS = 5000
 /** Pacing rate over the video bitrate (libwebrtc's 2.5); 0 sends each frame in one burst. */
 const PACING = num("--pacing", 2.5)
+/** Before each window, wait up to --quiet-wait ms for other processes to use under --quiet-foreign % of a core. */
+const QUIET = { maxForeign: num("--quiet-foreign", 40), maxWaitMs: num("--quiet-wait", 20000) }
 const WATERMARK = argv.includes("--watermark") ? num("--watermark", 60) : undefined
 
 /** RTC ports per set-up, apart from the tests' ranges where possible. */
@@ -126,6 +129,7 @@ const summary = (w: WindowResult) =>
   ` harness ${w.cpu.harness.toFixed(0)}% others ${w.cpu.others.toFixed(0)}% machine ${w.cpu.machine?.toFixed(0) ?? "?"}%` +
   ` softirq ${w.cpu.softirq?.toFixed(0) ?? "?"}%` +
   ` foreign ${w.cpu.foreign?.toFixed(0) ?? "?"}%` +
+  ` quiet ${w.quiet?.foreign?.toFixed(0) ?? "?"}%/${((w.quiet?.waitedMs ?? 0) / 1000).toFixed(0)}s` +
   ` pipes ${w.pipes} sent ${Math.round(w.sent.bitsPerSecond / 1000)} kbit/s lag p99 ${w.sent.lagP99Ms.toFixed(1)} ms` +
   (w.served ? "" : ` (${w.reasons.join(", ")})`)
 
@@ -173,7 +177,8 @@ const videoPass = async (harness: FanoutHarness, pass: number): Promise<Array<Ra
           windowMs: WINDOW_MS,
           warmupMs: WARMUP_MS,
           settleMs: SETTLE_MS,
-          otherWorkers
+          otherWorkers,
+          quiet: QUIET
         })
         log(
           `pass ${pass + 1} ${summary(result.window)}${result.refused ? ` refused: ${result.refused}` : ""}`
@@ -192,7 +197,7 @@ const videoPass = async (harness: FanoutHarness, pass: number): Promise<Array<Ra
             await harness.media.start(setup.streamName)
             await sleep(WARMUP_MS)
           } else again++
-          retry = await measureWindow(harness, setup, { windowMs: WINDOW_MS, otherWorkers })
+          retry = await measureWindow(harness, setup, { windowMs: WINDOW_MS, otherWorkers, quiet: QUIET })
           log(
             `pass ${pass + 1} ${summary(retry)} (${disturbed ? `void ${voided}: machine busy` : `again ${again}`})`
           )
@@ -232,7 +237,8 @@ const audioPass = async (harness: FanoutHarness, pass: number): Promise<Array<St
       const result = await step(harness, setup, AUDIO_CONSUMERS, {
         windowMs: WINDOW_MS,
         warmupMs: WARMUP_MS,
-        settleMs: SETTLE_MS
+        settleMs: SETTLE_MS,
+        quiet: QUIET
       })
       log(`audio pass ${pass + 1} ${summary(result.window)}`)
       out.push(result)
@@ -418,6 +424,7 @@ const main = async () => {
       retries: RETRIES,
       voidWhenForeignCpuAbove: MAX_FOREIGN,
       maxVoidsPerStep: MAX_VOIDS,
+      quietBeforeWindow: QUIET,
       audioConsumers: AUDIO_CONSUMERS,
       mafaldaOptions: WATERMARK === undefined ? "defaults" : { watermark: WATERMARK },
       criteria: "loss < 1 % (Worker-side, every consumer, and sample) and sample p99 one-way delay < 50 ms",

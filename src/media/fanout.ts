@@ -429,6 +429,47 @@ export interface WindowOptions extends ServedCriteria {
   readonly drainMs?: number | undefined
   /** Workers of other set-ups alive meanwhile: their CPU is reported as `others`. */
   readonly otherWorkers?: ReadonlyArray<types.Worker> | undefined
+  /**
+   * On a shared machine: before the window starts (stream stopped), wait until other
+   * processes used less than `maxForeign` % of a core over one second, for at most
+   * `maxWaitMs` (default: no waiting).
+   */
+  readonly quiet?: { readonly maxForeign: number; readonly maxWaitMs: number } | undefined
+}
+
+/**
+ * Waits until the machine's busy time less this process's and `workers`' stays under
+ * `maxForeign` % of a core for one second, or `maxWaitMs` passed; returns the last such
+ * figure and how long it waited.
+ */
+export const awaitQuiet = async (
+  workers: ReadonlyArray<types.Worker>,
+  maxForeign: number,
+  maxWaitMs: number
+): Promise<{ readonly foreign: number | undefined; readonly waitedMs: number }> => {
+  const t0 = performance.now()
+  for (;;) {
+    const m0 = machineJiffies()
+    const w0 = await Promise.all(workers.map(cpuMsOf))
+    const self0 = process.cpuUsage()
+    const s0 = performance.now()
+    await sleep(1000)
+    const self1 = process.cpuUsage(self0)
+    const w1 = await Promise.all(workers.map(cpuMsOf))
+    const m1 = machineJiffies()
+    const elapsed = performance.now() - s0
+    if (m0 === undefined || m1 === undefined || m1.total === m0.total) {
+      return { foreign: undefined, waitedMs: round(performance.now() - t0) }
+    }
+    const machine = ((m1.busy - m0.busy) / (m1.total - m0.total)) * availableParallelism() * 100
+    const ours =
+      ((w1.reduce((a, b) => a + b, 0) - w0.reduce((a, b) => a + b, 0) + (self1.user + self1.system) / 1000) /
+        elapsed) *
+      100
+    const foreign = round(Math.max(0, machine - ours))
+    const waitedMs = round(performance.now() - t0)
+    if (foreign < maxForeign || waitedMs >= maxWaitMs) return { foreign, waitedMs }
+  }
 }
 
 export interface WindowResult {
@@ -489,6 +530,8 @@ export interface WindowResult {
     readonly foreign: number | undefined
   }
   readonly windowMs: number
+  /** Other processes' CPU (% of a core) in the second before the window, and how long it waited for it. */
+  readonly quiet: { readonly foreign: number | undefined; readonly waitedMs: number } | undefined
   readonly served: boolean
   /** Why not served (empty when served). */
   readonly reasons: ReadonlyArray<string>
@@ -512,6 +555,14 @@ export const measureWindow = async (
   await sleep(drainMs)
   const before = await readCounters(setup)
   const workers = await setup.workers()
+  const quiet =
+    options.quiet === undefined
+      ? undefined
+      : await awaitQuiet(
+          [...workers.map((w) => w.worker), ...others],
+          options.quiet.maxForeign,
+          options.quiet.maxWaitMs
+        )
   const cpuOthers0 = await Promise.all(others.map(cpuMsOf))
   const cpu0 = await Promise.all(workers.map((w) => cpuMsOf(w.worker)))
   const self0 = process.cpuUsage()
@@ -638,6 +689,7 @@ export const measureWindow = async (
           : round(Math.max(0, machine - (softirq ?? 0) - total - harnessCpu - pct(othersMs)))
     },
     windowMs: round(elapsed),
+    quiet,
     served: reasons.length === 0,
     reasons
   }
