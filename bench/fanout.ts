@@ -125,6 +125,14 @@ const summary = (w: WindowResult) =>
   `${w.setup.padEnd(7)} N=${String(w.consumers).padStart(4)} ${w.served ? "served" : "FAILED"}` +
   ` loss W ${(w.workerSide.loss * 100).toFixed(2)}% S ${(w.sample.loss * 100).toFixed(2)}%` +
   ` delay p50 ${w.sample.p50Ms.toFixed(1)} p99 ${w.sample.p99Ms.toFixed(1)} ms` +
+  ` (key ${w.sample.p99KeyFrameMs.toFixed(0)} other ${w.sample.p99OtherMs.toFixed(0)}` +
+  `${
+    Object.keys(w.sample.p99PerWorkerMs).length > 1
+      ? ` per Worker ${Object.values(w.sample.p99PerWorkerMs)
+          .map((x) => x.toFixed(0))
+          .join("/")}`
+      : ""
+  })` +
   ` CPU workers ${w.cpu.workers.map((x) => `${x.key}:${x.cpu.toFixed(0)}%/${x.consumers}`).join(" ")}` +
   ` harness ${w.cpu.harness.toFixed(0)}% others ${w.cpu.others.toFixed(0)}% machine ${w.cpu.machine?.toFixed(0) ?? "?"}%` +
   ` softirq ${w.cpu.softirq?.toFixed(0) ?? "?"}%` +
@@ -442,7 +450,7 @@ const main = async () => {
       rawRampConsumerCostVideo:
         rawFit === undefined
           ? undefined
-          : { perConsumer: r2(rawFit.slope * 1000) / 1000, intercept: r2(rawFit.intercept) }
+          : { perConsumer: Math.round(rawFit.slope * 10000) / 10000, intercept: r2(rawFit.intercept) }
     },
     elapsedSeconds: Math.round((performance.now() - started) / 1000)
   }

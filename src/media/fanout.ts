@@ -504,6 +504,11 @@ export interface WindowResult {
     readonly p50Ms: number
     readonly p99Ms: number
     readonly maxMs: number
+    /** p99 of the packets of keyframes, and of the others (video; what breaks first). */
+    readonly p99KeyFrameMs: number
+    readonly p99OtherMs: number
+    /** p99 per Worker the sample covers. */
+    readonly p99PerWorkerMs: Readonly<Record<string, number>>
   }
   /** CPU over the window, in % of one core. */
   readonly cpu: {
@@ -608,8 +613,21 @@ export const measureWindow = async (
   let delayCount = 0
   for (const s of stats) delayCount += s.delays.length
   const delays = new Float64Array(delayCount)
+  const keyDelays: Array<number> = []
+  const otherDelays: Array<number> = []
+  const workerOfPort = new Map(sampled.map((c) => [c.sample!.port, c.worker]))
+  const perWorkerDelays = new Map<string, Array<number>>()
   let k = 0
   for (const s of stats) {
+    const worker = workerOfPort.get(s.port) ?? "?"
+    const mine = perWorkerDelays.get(worker) ?? []
+    perWorkerDelays.set(worker, mine)
+    for (let i = 0; i < s.delays.length; i++) {
+      const d = s.delays[i]!
+      mine.push(d)
+      if (s.keyFrame[i] === 1) keyDelays.push(d)
+      else otherDelays.push(d)
+    }
     received += Math.min(s.received, packets)
     const loss = packets === 0 ? 0 : 1 - Math.min(s.received, packets) / packets
     if (loss > sampleWorst) sampleWorst = loss
@@ -674,7 +692,12 @@ export const measureWindow = async (
       foreign,
       p50Ms: round(quantile(delays, 0.5), 3),
       p99Ms: round(p99, 3),
-      maxMs: round(quantile(delays, 1), 3)
+      maxMs: round(quantile(delays, 1), 3),
+      p99KeyFrameMs: round(quantile(Float64Array.from(keyDelays).sort(), 0.99), 3),
+      p99OtherMs: round(quantile(Float64Array.from(otherDelays).sort(), 0.99), 3),
+      p99PerWorkerMs: Object.fromEntries(
+        Array.from(perWorkerDelays, ([w, ds]) => [w, round(quantile(Float64Array.from(ds).sort(), 0.99), 3)])
+      )
     },
     cpu: {
       workers: workerCpu,

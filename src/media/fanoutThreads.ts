@@ -30,6 +30,8 @@ const { performance } = require("node:perf_hooks")
 const WINDOW_SLOTS = 1 << 17
 const streams = new Map()
 const samples = new Map()
+// Per packet of the window (by index - first): 1 if it belongs to a keyframe.
+const keyMap = new Uint8Array(WINDOW_SLOTS)
 let nextIndex = 0
 let active
 const win = { open: false, first: 0, end: Infinity, packets: 0, bytes: 0, frames: 0, lags: [], startAt: 0, lastAt: 0 }
@@ -44,6 +46,7 @@ const senderReady = new Promise((resolve) => sender.bind(0, "127.0.0.1", resolve
 // spreads them. Each packet gets its index and send time as it leaves.
 const enqueueFrame = (a, due) => {
   const s = a.stream
+  const key = a.frame === 0 && s.pictureIdOffset >= 0
   const frame = s.frames[a.frame]
   a.frame = (a.frame + 1) % s.frames.length
   const ts = s.ts
@@ -60,7 +63,7 @@ const enqueueFrame = (a, due) => {
       p[s.pictureIdOffset] = 0x80 | ((pid >> 8) & 0x7f)
       p[s.pictureIdOffset + 1] = pid & 0xff
     }
-    a.queue.push({ p, due: at })
+    a.queue.push({ p, due: at, key })
     at += s.msPerByte * p.length
   }
   a.pacerFreeAt = at
@@ -73,7 +76,9 @@ const sendDue = (a, now) => {
     const q = a.queue[a.head++]
     const p = q.p
     if (win.open) win.lags.push(now - q.due)
-    p.writeUInt32BE(nextIndex++, p.length - 4)
+    const index = nextIndex++
+    if (win.open && index - win.first < WINDOW_SLOTS) keyMap[index - win.first] = q.key ? 1 : 0
+    p.writeUInt32BE(index, p.length - 4)
     p.writeDoubleBE(performance.now(), p.length - 12)
     sender.send(p, s.target.port, s.target.address)
     if (win.open) {
@@ -163,6 +168,7 @@ const onSample = (s) => (msg) => {
   s.seen[off] = 1
   s.received++
   s.delays.push(now - msg.readDoubleBE(msg.length - 12))
+  s.offsets.push(off)
   if (s.ssrc === undefined) s.ssrc = msg.readUInt32BE(8)
   else if (s.ssrc !== msg.readUInt32BE(8)) s.foreign++
 }
@@ -175,6 +181,7 @@ const resetSample = (s) => {
   s.other = 0
   s.foreign = 0
   s.delays = []
+  s.offsets = []
 }
 
 const bindSample = () =>
@@ -238,9 +245,10 @@ const handlers = {
       const s = samples.get(port)
       if (s === undefined) continue
       const delays = Float64Array.from(s.delays)
-      transfer.push(delays.buffer)
+      const keyFrame = Uint8Array.from(s.offsets, (off) => keyMap[off])
+      transfer.push(delays.buffer, keyFrame.buffer)
       out.push({ port, ssrc: s.ssrc, received: s.received, duplicates: s.duplicates, outside: s.outside,
-        other: s.other, foreign: s.foreign, delays })
+        other: s.other, foreign: s.foreign, delays, keyFrame })
     }
     return { stats: out, transfer }
   },
@@ -319,6 +327,8 @@ export interface SampleStats {
   readonly foreign: number
   /** One-way delay of each packet received, in ms. */
   readonly delays: Float64Array
+  /** For each of those packets, 1 if it belongs to a keyframe. */
+  readonly keyFrame: Uint8Array
 }
 
 /** The media thread: paced sender and sample receivers. */
