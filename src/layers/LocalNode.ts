@@ -8,6 +8,7 @@
  */
 import { Effect, Layer, Stream } from "effect"
 import { mafaldaRoutersOnWorkers } from "../core/Snapshot.js"
+import * as Observe from "../ops/observe.js"
 import { ClusterNotice, ClusterNotices } from "../services/ClusterNotices.js"
 import { SnapshotStore } from "../services/SnapshotStore.js"
 import { TrackerService } from "../services/TrackerService.js"
@@ -49,6 +50,7 @@ export const layer: Layer.Layer<
               to: notice.to,
               at: notice.at
             })
+            yield* Observe.pipeClosed(notice.producer, notice.to)
             return
           }
           const mafaldaRouters = mafaldaRoutersOnWorkers(store.current(), [notice.worker])

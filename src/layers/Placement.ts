@@ -12,6 +12,8 @@ import { type PlacementPlan, pipeEvents, placementEvents, planTransportPlacement
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decidePipeToRouter } from "../core/pipeToRouter.js"
 import { lookup } from "../core/Snapshot.js"
+import * as Metrics from "../ops/metrics.js"
+import * as Observe from "../ops/observe.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
 import {
   MafaldaRouterClosedError,
@@ -74,12 +76,15 @@ const make = (policy: PolicyOptions) =>
       })
 
     const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
-      Effect.suspend(() => {
-        const plan = planTransportPlacement(read(), policy, { node, mafaldaRouter })
-        return Either.isLeft(plan)
-          ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
-          : carryOut(settings, plan.right)
-      })
+      Effect.flatMap(
+        Observe.transportPlan(mafaldaRouter, node, () =>
+          planTransportPlacement(read(), policy, { node, mafaldaRouter })
+        ),
+        (plan) =>
+          Either.isLeft(plan)
+            ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
+            : carryOut(settings, plan.right)
+      )
 
     /** Places, creates on the chosen Router and records, all under the placement lock. */
     const placeAndCreate = <A, E>(
@@ -128,6 +133,7 @@ const make = (policy: PolicyOptions) =>
       Effect.gen(function* () {
         const pipe = yield* workers.pipe(producer, from, to)
         yield* store.apply(...pipeEvents([{ producer, from, to }], yield* now, pinned))
+        yield* Observe.pipeMade(pipe)
         return pipe
       })
 
@@ -141,7 +147,9 @@ const make = (policy: PolicyOptions) =>
             ReadonlyArray<PipeInfo>,
             ProducerNotFoundError | WorkerServiceError | InvalidEvent
           > => {
-            const decision = decideConsumerPlacement(read(), policy, { producer, router })
+            const decision = Metrics.timed("consumer", () =>
+              decideConsumerPlacement(read(), policy, { producer, router })
+            )
             switch (decision._tag) {
               case "ConsumeHere":
                 return Effect.succeed<ReadonlyArray<PipeInfo>>([])
@@ -175,6 +183,7 @@ const make = (policy: PolicyOptions) =>
                     return yield* Effect.fail(noProducer(producer, decision.message))
                   case "NoRoom":
                   case "UnknownNode":
+                    yield* Observe.placementRejected(to, decision.message, "pipeToRouter")
                     return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
                   default:
                     return yield* Effect.fail(

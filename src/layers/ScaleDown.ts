@@ -9,6 +9,7 @@ import { Duration, Effect, Layer, Schedule } from "effect"
 import { scaleDownEvent, settingsOfAction } from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decideScaleDown, isScaleDownDue, type ScaleDownAction } from "../core/scaleDown.js"
+import * as Observe from "../ops/observe.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
 import { ClusterNotice, ClusterNotices } from "../services/ClusterNotices.js"
 import { ScaleDown, type ScaleDownShape } from "../services/ScaleDown.js"
@@ -57,6 +58,7 @@ const make = (options: ScaleDownOptions) =>
         const settings = settingsOfAction(store.current(), action)
         if (settings !== undefined) yield* locks.placement(settings)(carry)
       }
+      yield* Observe.scaledDown(done)
       if (done.length > 0) yield* notices.publish(ClusterNotice.ScaledDown({ actions: done }))
       return done
     })

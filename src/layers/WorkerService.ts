@@ -28,6 +28,7 @@ import { NodeId, type ProducerId, RouterId, WorkerId } from "../core/Ids.js"
 import type { Costs } from "../core/PolicyOptions.js"
 import { defaultPolicyOptions } from "../core/PolicyOptions.js"
 import { acquireWorker } from "../media/worker.js"
+import * as Observe from "../ops/observe.js"
 import { LocalMediasoup, type LocalMediasoupShape } from "../services/LocalMediasoup.js"
 import {
   type RouterSettings,
@@ -106,10 +107,14 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
 
     // Close every Worker at once (each waits for its process), not one after the other.
     yield* Effect.addFinalizer(() =>
-      Effect.forEach(Array.from(workers.values()), (w) => Scope.close(w.scope, Exit.void), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      Effect.forEach(
+        Array.from(workers.values()),
+        (w) => Effect.zipRight(Scope.close(w.scope, Exit.void), Observe.workerExited(w.info, "shutdown")),
+        {
+          concurrency: "unbounded",
+          discard: true
+        }
+      )
     )
 
     const startWorker = (settings: WorkerSettings): Effect.Effect<WorkerInfo, WorkerServiceError> =>
@@ -131,6 +136,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
           workers.set(id, { info, worker, scope: child })
           worker.on("died", (error: Error) => {
             forget(id)
+            runFork(Observe.workerDied(info, error.message))
             notices.unsafeOffer(
               WorkerNotice.WorkerDied({
                 worker: id,
@@ -146,6 +152,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
               )
             )
           })
+          yield* Observe.workerStarted(info)
           return info
         }).pipe(
           Effect.ensuring(
@@ -163,7 +170,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
         const w = workers.get(id)
         if (w === undefined) return Effect.void
         forget(id)
-        return Scope.close(w.scope, Exit.void)
+        return Effect.zipRight(Scope.close(w.scope, Exit.void), Observe.workerExited(w.info, "closed"))
       })
 
     const createRouter = (
