@@ -1,5 +1,5 @@
 /**
- * `IndexService` in memory (one Node).
+ * `IndexService` in memory (one process).
  *
  * @module
  */
@@ -14,6 +14,7 @@ export const layerMemory: Layer.Layer<IndexService> = Layer.sync(IndexService, (
     remove: (producer) => Effect.sync(() => void producers.delete(producer)),
     find: (producer) => Effect.sync(() => Option.fromNullable(producers.get(producer))),
     ofMafaldaRouter: (mafaldaRouter) =>
-      Effect.sync(() => Array.from(producers.values()).filter((p) => p.mafaldaRouter === mafaldaRouter))
+      Effect.sync(() => Array.from(producers.values()).filter((p) => p.mafaldaRouter === mafaldaRouter)),
+    ofNode: (node) => Effect.sync(() => Array.from(producers.values()).filter((p) => p.node === node))
   }
 })
