@@ -9,23 +9,26 @@
  * await mafalda.close()
  * ```
  *
- * Bad options reject with a `TypeError`; calls on closed objects with mediasoup's
- * `InvalidStateError`.
+ * Only mediasoup's error kinds leave it: bad options and arguments reject with a
+ * `TypeError`, calls on closed objects (the instance included) with mediasoup's
+ * `InvalidStateError`, what Mafalda does not do with `UnsupportedError`, anything else
+ * with a plain `Error` whose message names the problem.
  *
  * @module
  */
-import type { EventEmitter } from "node:events"
 import { Effect, Either, ManagedRuntime } from "effect"
 import type { types } from "mediasoup"
+import type { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { ClusterSnapshot } from "./core/Snapshot.js"
-import { layerFromResolved } from "./layers/Mafalda.js"
+import { internalsOf, layerFromResolved, type MafaldaInternals } from "./layers/Mafalda.js"
 import { ClosedError, type MafaldaRouterError, toMediasoupError } from "./router/errors.js"
 import { runWith } from "./router/MafaldaContext.js"
 import { type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
 import type { MafaldaRouter, MafaldaRouterOptions } from "./router/MafaldaRouter.js"
 import type { ClusterStatus } from "./router/status.js"
+import type { MafaldaWebRtcServer, MafaldaWebRtcServerOptions } from "./router/webRtcServer.js"
 import { LocalMediasoup } from "./services/LocalMediasoup.js"
-import { Mafalda } from "./services/Mafalda.js"
+import { Mafalda, type MafaldaEvents } from "./services/Mafalda.js"
 import { ScaleDown } from "./services/ScaleDown.js"
 import { SnapshotStore } from "./services/SnapshotStore.js"
 import { WorkerService } from "./services/WorkerService.js"
@@ -35,6 +38,14 @@ export interface MafaldaInstance {
   readonly createRouter: <AppData extends types.AppData = types.AppData>(
     options?: MafaldaRouterOptions<AppData>
   ) => Promise<MafaldaRouter<AppData>>
+  /**
+   * Makes a WebRtcServer that stands for one per Worker: pass it to `createWebRtcTransport`
+   * of any Mafalda Router of this instance, whatever Worker the transport lands on (see
+   * `src/router/webRtcServer.ts` for the port plan).
+   */
+  readonly createWebRtcServer: <AppData extends types.AppData = types.AppData>(
+    options: MafaldaWebRtcServerOptions<AppData>
+  ) => Promise<MafaldaWebRtcServer<AppData>>
   /** Workers, loads, stream trees and pipes, as plain JSON-able data. */
   readonly status: () => Promise<ClusterStatus>
   /** The cluster snapshot now. */
@@ -43,11 +54,18 @@ export interface MafaldaInstance {
   readonly scaleDown: () => Promise<number>
   /** The local mediasoup Workers (for inspection and tests). */
   readonly workers: () => Promise<ReadonlyArray<types.Worker>>
-  /** Emits `newrouter` (a Mafalda Router). */
-  readonly observer: EventEmitter
+  /**
+   * Typed events: `newrouter`, `newwebrtcserver`, `workerdied`, `pipe`, `overload`,
+   * `scaledown`, `relocation` (see `MafaldaEvents`).
+   */
+  readonly observer: EnhancedEventEmitter<MafaldaEvents>
   readonly closed: boolean
   /** Closes every Mafalda Router and Worker, and waits for the Worker processes to exit. */
   readonly close: () => Promise<void>
+  /** @internal For `mafalda/mediasoup`. */
+  readonly internals: MafaldaInternals
+  /** @internal Runs an Effect of this instance as a Promise, with mediasoup's errors. */
+  readonly run: <A>(effect: Effect.Effect<A, MafaldaRouterError>) => Promise<A>
 }
 
 export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<MafaldaInstance> => {
@@ -63,22 +81,23 @@ export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<
       local: LocalMediasoup
     })
   )
+  const internals = internalsOf(mafalda)!
   const effectRuntime = await runtime.runtime()
-  const run = <A>(effect: Effect.Effect<A, MafaldaRouterError>) => runWith(effectRuntime, effect)
   let closed = false
-  const guard = () => {
-    if (closed) throw toMediasoupError(new ClosedError({ message: "Mafalda closed" }))
-  }
+  const closedError = () => toMediasoupError(new ClosedError({ message: "Mafalda closed" }))
+  const run = <A>(effect: Effect.Effect<A, MafaldaRouterError>): Promise<A> =>
+    closed ? Promise.reject(closedError()) : runWith(effectRuntime, effect)
   return {
-    createRouter: async (routerOptions) => {
-      guard()
-      return run(mafalda.createRouter(routerOptions))
+    createRouter: (routerOptions) => run(mafalda.createRouter(routerOptions)),
+    createWebRtcServer: (serverOptions) => run(mafalda.createWebRtcServer(serverOptions)),
+    status: () => run(mafalda.status),
+    snapshot: () => {
+      if (closed) throw closedError()
+      return store.current()
     },
-    status: () => runtime.runPromise(mafalda.status),
-    snapshot: () => store.current(),
-    scaleDown: () => runtime.runPromise(Effect.map(scaleDown.run, (done) => done.length)),
+    scaleDown: () => run(Effect.map(scaleDown.run, (done) => done.length)),
     workers: () =>
-      runtime.runPromise(
+      run(
         Effect.map(workers.workers, (infos) =>
           infos.flatMap((w) => {
             const worker = local.worker(w.id)
@@ -94,6 +113,8 @@ export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<
       if (closed) return
       closed = true
       await runtime.dispose()
-    }
+    },
+    internals,
+    run
   }
 }

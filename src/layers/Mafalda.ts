@@ -3,7 +3,9 @@
  *
  * - `layer`: Mafalda Routers over the cluster services (`Placement`, `SnapshotStore`,
  *   `ClusterNotices`), `LocalMediasoup` (the mediasoup objects of this process' Workers)
- *   and `IndexService`;
+ *   and `IndexService`; with `WorkerService`, `ClusterLocks`, `ScaleDownHolds` and
+ *   `TrackerService` in the context too (as `layerLocal` has them), it also makes
+ *   WebRtcServers, holds what scale-down must keep, and reports overloads;
  * - `layerLocal(options)`: everything for one machine: real mediasoup Workers
  *   (`layerMediasoup`), the in-memory Tracker and Index, the cluster services (`layerCluster`).
  *   Closing its scope closes every Mafalda Router and Worker.
@@ -11,39 +13,78 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { EventEmitter } from "node:events"
-import { Effect, Layer, Logger, LogLevel, Queue, Runtime, Stream } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Option, Queue, Runtime, Stream } from "effect"
 import type { types } from "mediasoup"
-import { MafaldaRouterId } from "../core/Ids.js"
-import { InvalidArgumentError, type InvalidOptionsError } from "../router/errors.js"
+import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
+import { MafaldaRouterId, type WorkerId } from "../core/Ids.js"
+import { effectiveLoad, lookup, workersOn } from "../core/Snapshot.js"
+import { badAppData } from "../router/checks.js"
+import {
+  InvalidArgumentError,
+  type InvalidOptionsError,
+  type MafaldaRouterError,
+  MediasoupCallError,
+  UnsupportedCallError
+} from "../router/errors.js"
 import type { MafaldaContext } from "../router/MafaldaContext.js"
 import type { ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
-import { resolveMafaldaOptions } from "../router/MafaldaOptions.js"
+import { resolveMafaldaOptions, validateWorkerSettings } from "../router/MafaldaOptions.js"
 import { MafaldaRouter, type MafaldaRouterOptions } from "../router/MafaldaRouter.js"
 import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
 import { clusterStatus } from "../router/status.js"
+import {
+  MafaldaWebRtcServer,
+  type MafaldaWebRtcServerOptions,
+  type WebRtcServerPorts
+} from "../router/webRtcServer.js"
+import { ClusterLocks } from "../services/ClusterLocks.js"
 import { ClusterNotices } from "../services/ClusterNotices.js"
 import { IndexService } from "../services/IndexService.js"
-import { LocalMediasoup } from "../services/LocalMediasoup.js"
-import { Mafalda, type MafaldaShape } from "../services/Mafalda.js"
+import { LocalMediasoup, type LocalMediasoupShape } from "../services/LocalMediasoup.js"
+import { Mafalda, type MafaldaEvents, type MafaldaShape } from "../services/Mafalda.js"
 import { Placement } from "../services/Placement.js"
+import { ScaleDownHolds, type ScaleDownHoldsShape } from "../services/ScaleDownHolds.js"
+import { type WorkerSettings, workerSettingsKey } from "../services/SettingsKeys.js"
 import { SnapshotStore } from "../services/SnapshotStore.js"
-import type { TrackerService } from "../services/TrackerService.js"
-import type { WorkerService } from "../services/WorkerService.js"
+import { TrackerService } from "../services/TrackerService.js"
+import { WorkerService } from "../services/WorkerService.js"
 import * as ClusterLayer from "./Cluster.js"
 import * as IndexLayer from "./IndexService.js"
+import * as ScaleDownHoldsLayer from "./ScaleDownHolds.js"
 import * as TrackerLayer from "./TrackerService.js"
 import { layerMediasoup } from "./WorkerService.js"
 
-const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
+/** What the Mafalda layer is made with. */
+export interface MafaldaDefaults {
+  /** Default Worker settings of the Mafalda Routers. */
+  readonly workerSettings: types.WorkerSettings
+  /** Ports of WebRtcServer instances after the first one (default `"workerRange"`). */
+  readonly webRtcServerPorts?: WebRtcServerPorts | undefined
+}
+
+/** Which Worker `acquireWorker` prefers. */
+export interface AcquireWorker {
+  /** `"new"`: start one while the caps allow it, else pick; `"existing"`: pick, else start. */
+  readonly prefer: "new" | "existing"
+  /** Among live Workers of the settings, the one to use (default: the least loaded). */
+  readonly pick?: ((candidates: ReadonlyArray<WorkerId>) => WorkerId) | undefined
+}
+
+const make = (defaults: MafaldaDefaults) =>
   Effect.gen(function* () {
     const placement = yield* Placement
     const store = yield* SnapshotStore
     const notices = yield* ClusterNotices
     const local = yield* LocalMediasoup
     const index = yield* IndexService
+    // Optional services (`layerLocal` has them all).
+    const workerService = Option.getOrUndefined(yield* Effect.serviceOption(WorkerService))
+    const locks = Option.getOrUndefined(yield* Effect.serviceOption(ClusterLocks))
+    const tracker = Option.getOrUndefined(yield* Effect.serviceOption(TrackerService))
+    // Without the cluster's holds (scale-down does not see these), holds are kept but inert.
+    const holds = Option.getOrElse(yield* Effect.serviceOption(ScaleDownHolds), ScaleDownHoldsLayer.make)
     const runtime = yield* Effect.runtime<never>()
-    const observer = new EventEmitter()
+    const observer = new EnhancedEventEmitter<MafaldaEvents>()
     const routers = new Map<string, MafaldaRouter>()
     const logFailure = (what: string) => (effect: Effect.Effect<void, unknown>) =>
       effect.pipe(Effect.catchAllCause((cause) => Effect.logError(what, cause)))
@@ -61,6 +102,9 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
       store,
       local,
       index,
+      holds,
+      events: observer,
+      webRtcServerPorts: defaults.webRtcServerPorts ?? "workerRange",
       runtime,
       fork: (effect) => void runFork(logFailure("a background task failed")(effect)),
       writeIndex: (effect) => void indexWrites.unsafeOffer(effect),
@@ -71,24 +115,80 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
       dataPipes: new Map(),
       dataPipesClosing: new Map()
     }
+    const servers = new Set<MafaldaWebRtcServer>()
 
-    // Closing Mafalda closes its Routers ("workerclose"), before the Workers go.
+    // Closing Mafalda closes its Routers ("workerclose") and WebRtcServers, before the Workers go.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const router of Array.from(routers.values())) router.workerClosed()
+        for (const server of Array.from(servers)) server.workerClosed()
       })
     )
 
     yield* Stream.fromQueue(yield* notices.subscribe).pipe(
       Stream.runForEach((notice) =>
         Effect.sync(() => {
-          if (notice._tag !== "WorkerLost") return
+          if (notice._tag === "ScaledDown") {
+            observer.safeEmit("scaledown", notice.actions)
+            return
+          }
           for (const id of notice.mafaldaRouters) routers.get(id)?.workerDied(notice.worker, notice.reason)
+          observer.safeEmit("workerdied", new Error(`Worker ${notice.worker} died: ${notice.reason}`), {
+            worker: notice.worker,
+            pid: pidOf(notice.worker),
+            mafaldaRouters: notice.mafaldaRouters
+          })
         })
       ),
       Effect.interruptible,
       Effect.forkScoped
     )
+
+    const pidOf = (worker: string): number | undefined => {
+      const w = local.worker(worker as WorkerId)
+      if (w !== undefined) return w.pid
+      const match = /-(\d+)$/.exec(worker)
+      return match === null ? undefined : Number(match[1])
+    }
+
+    // `overload`: a Worker's reported load crossing the watermark upwards (once per crossing).
+    if (tracker !== undefined) {
+      const over = new Set<string>()
+      const watermark = placement.options.watermark
+      yield* Stream.fromQueue(yield* tracker.subscribe).pipe(
+        Stream.runForEach((report) =>
+          Effect.sync(() => {
+            if (report.load < watermark) {
+              over.delete(report.worker)
+              return
+            }
+            if (over.has(report.worker)) return
+            over.add(report.worker)
+            observer.safeEmit("overload", {
+              worker: report.worker,
+              pid: pidOf(report.worker),
+              load: report.load,
+              watermark
+            })
+          })
+        ),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+    }
+
+    const resolveWorkerSettings = (input: unknown): Effect.Effect<WorkerSettings, InvalidArgumentError> => {
+      const merged =
+        input === undefined
+          ? defaults.workerSettings
+          : typeof input === "object" && input !== null
+            ? { ...defaults.workerSettings, ...input }
+            : input
+      const checked = validateWorkerSettings(merged)
+      return Either.isLeft(checked)
+        ? Effect.fail(new InvalidArgumentError({ message: checked.left.message }))
+        : Effect.succeed(checked.right)
+    }
 
     const createRouter = <AppData extends types.AppData = types.AppData>(
       options: MafaldaRouterOptions<AppData> = {}
@@ -97,13 +197,15 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
         if (typeof options !== "object" || options === null) {
           return yield* new InvalidArgumentError({ message: "if given, options must be an object" })
         }
-        const routerSettings = { mediaCodecs: options.mediaCodecs ?? [] }
+        const badData = badAppData(options.appData)
+        if (badData !== undefined) return yield* new InvalidArgumentError({ message: badData })
+        // mediasoup's own TypeError or UnsupportedError for bad codecs.
         const rtpCapabilities = yield* Effect.try({
-          try: () => routerRtpCapabilities(routerSettings),
-          catch: (cause) =>
-            new InvalidArgumentError({ message: cause instanceof Error ? cause.message : String(cause) })
+          try: () => routerRtpCapabilities({ mediaCodecs: options.mediaCodecs ?? [] }),
+          catch: (cause) => new MediasoupCallError({ operation: "createRouter", cause })
         })
-        const workerSettings = { ...defaults.workerSettings, ...options.workerSettings }
+        const routerSettings = { mediaCodecs: options.mediaCodecs ?? [] }
+        const workerSettings = yield* resolveWorkerSettings(options.workerSettings)
         const id = MafaldaRouterId.make(randomUUID())
         yield* placement.createMafaldaRouter(id, workerSettings, routerSettings)
         const router = new MafaldaRouter<AppData>({
@@ -115,25 +217,129 @@ const make = (defaults: { readonly workerSettings: types.WorkerSettings }) =>
           onClose: () => routers.delete(id)
         })
         routers.set(id, router as unknown as MafaldaRouter)
-        observer.emit("newrouter", router)
+        observer.safeEmit("newrouter", router as unknown as MafaldaRouter)
         return router
       })
 
-    const service: MafaldaShape = {
+    const leastLoaded = (candidates: ReadonlyArray<WorkerId>): WorkerId => {
+      const snapshot = store.current()
+      const loadOf = (id: WorkerId) => {
+        const w = lookup(snapshot.workers, id)
+        return w === undefined ? 0 : effectiveLoad(w)
+      }
+      return candidates.reduce((best, id) => (loadOf(id) < loadOf(best) ? id : best))
+    }
+
+    /**
+     * A Worker of these settings on this Node, under the placement lock: a new one (started
+     * and recorded), or a live one, as `how` says. Used for the home of a WebRtcServer and
+     * for the Worker process a `mafalda/mediasoup` Worker stands for; the caller holds it.
+     */
+    const acquireWorker = (
+      settings: WorkerSettings,
+      how: AcquireWorker
+    ): Effect.Effect<WorkerId, MafaldaRouterError> =>
+      Effect.gen(function* () {
+        if (workerService === undefined || locks === undefined) {
+          return yield* new UnsupportedCallError({ message: "this Mafalda has no local Workers" })
+        }
+        const key = workerSettingsKey(settings)
+        return yield* locks.placement(key)(
+          Effect.gen(function* () {
+            const live = workersOn(store.current(), placement.node, key)
+              .filter((w) => local.worker(w.id) !== undefined)
+              .map((w) => w.id)
+            const pick = how.pick ?? leastLoaded
+            if (how.prefer === "existing" && live.length > 0) return pick(live)
+            const started = yield* Effect.either(workerService.startWorker(settings))
+            if (Either.isLeft(started)) {
+              if (live.length > 0) return pick(live)
+              return yield* started.left
+            }
+            const at = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+            yield* store.apply({
+              _tag: "WorkerStarted",
+              worker: started.right.id,
+              node: placement.node,
+              settings: key,
+              at
+            })
+            return started.right.id
+          })
+        )
+      })
+
+    const createWebRtcServer = <AppData extends types.AppData = types.AppData>(
+      options: MafaldaWebRtcServerOptions<AppData>,
+      home?: WorkerId
+    ) =>
+      Effect.gen(function* () {
+        if (typeof options !== "object" || options === null) {
+          return yield* new InvalidArgumentError({ message: "options must be an object" })
+        }
+        const { listenInfos, appData } = options
+        if (!Array.isArray(listenInfos))
+          return yield* new InvalidArgumentError({ message: "missing listenInfos" })
+        if (listenInfos.length === 0) return yield* new InvalidArgumentError({ message: "empty listenInfos" })
+        if (listenInfos.some((info) => typeof info !== "object" || info === null)) {
+          return yield* new InvalidArgumentError({ message: "wrong listenInfos (not objects)" })
+        }
+        const badData = badAppData(appData)
+        if (badData !== undefined) return yield* new InvalidArgumentError({ message: badData })
+        const worker =
+          home ??
+          (yield* acquireWorker(yield* resolveWorkerSettings(options.workerSettings), { prefer: "existing" }))
+        const server = new MafaldaWebRtcServer<AppData>({ ctx, id: randomUUID(), listenInfos, appData })
+        // The home instance listens now: a port in use fails here, as in mediasoup.
+        yield* Effect.onError(server.instanceOn(worker), () => Effect.sync(() => server.close()))
+        servers.add(server as unknown as MafaldaWebRtcServer)
+        server.observer.once("close", () => servers.delete(server as unknown as MafaldaWebRtcServer))
+        observer.safeEmit("newwebrtcserver", server as unknown as MafaldaWebRtcServer)
+        return server
+      })
+
+    const service: MafaldaShape & MafaldaInternals = {
       createRouter,
+      createWebRtcServer: (options) => createWebRtcServer(options),
       routers: Effect.sync(() => Array.from(routers.values())),
       snapshot: store.snapshot,
       status: Effect.sync(() =>
         clusterStatus(store.current(), placement.node, (w) => local.worker(w as never)?.pid)
       ),
-      observer
+      observer,
+      relocated: (relocation) => Effect.sync(() => void observer.safeEmit("relocation", relocation)),
+      acquireWorker,
+      createWebRtcServerOn: createWebRtcServer,
+      holds,
+      local
     }
     return service
   })
 
+/**
+ * What the Mafalda layer offers beyond `MafaldaShape`, for `mafalda/mediasoup`: a Worker
+ * process to stand for, a WebRtcServer whose home is that Worker, scale-down holds.
+ */
+export interface MafaldaInternals {
+  readonly acquireWorker: (
+    settings: WorkerSettings,
+    how: AcquireWorker
+  ) => Effect.Effect<WorkerId, MafaldaRouterError>
+  readonly createWebRtcServerOn: <AppData extends types.AppData = types.AppData>(
+    options: MafaldaWebRtcServerOptions<AppData>,
+    home: WorkerId
+  ) => Effect.Effect<MafaldaWebRtcServer<AppData>, MafaldaRouterError>
+  readonly holds: ScaleDownHoldsShape
+  readonly local: LocalMediasoupShape
+}
+
+/** The internals of a `MafaldaShape` made by this layer (undefined for another implementation). */
+export const internalsOf = (mafalda: MafaldaShape): MafaldaInternals | undefined =>
+  "acquireWorker" in mafalda ? (mafalda as MafaldaShape & MafaldaInternals) : undefined
+
 /** Mafalda over the services; `workerSettings` are the Mafalda Routers' defaults. */
 export const layer = (
-  defaults: { readonly workerSettings: types.WorkerSettings } = { workerSettings: {} }
+  defaults: MafaldaDefaults = { workerSettings: {} }
 ): Layer.Layer<Mafalda, never, Placement | SnapshotStore | ClusterNotices | LocalMediasoup | IndexService> =>
   Layer.scoped(Mafalda, make(defaults))
 
@@ -155,17 +361,19 @@ export type LocalServices =
   | LocalMediasoup
   | TrackerService
   | IndexService
+  | ScaleDownHolds
 
 /** Everything for one machine, from resolved options. */
 export const layerFromResolved = (options: ResolvedMafaldaOptions): Layer.Layer<LocalServices> => {
-  const workers = layerMediasoup({ cpus: options.cpus })
+  const workers = layerMediasoup({ cpus: options.cpus, maxProcesses: options.maxWorkerProcesses })
   const tracker = TrackerLayer.layerMemory({ interval: options.samplingInterval })
+  // Scale-down reads the holds when it is built: they are provided under the cluster layer.
   const cluster = ClusterLayer.layer({
     policy: options.policy,
     scaleDownInterval: options.scaleDownInterval
-  }).pipe(Layer.provideMerge(tracker))
+  }).pipe(Layer.provideMerge(tracker), Layer.provideMerge(ScaleDownHoldsLayer.layer))
   const services = Layer.mergeAll(cluster, IndexLayer.layerMemory).pipe(Layer.provideMerge(workers))
-  return layer({ workerSettings: options.workerSettings }).pipe(
+  return layer({ workerSettings: options.workerSettings, webRtcServerPorts: options.webRtcServerPorts }).pipe(
     Layer.provideMerge(services),
     Layer.provide(Logger.minimumLogLevel(logLevels[options.logLevel]))
   )

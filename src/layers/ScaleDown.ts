@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { scaleDownEvent, settingsOfAction } from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decideScaleDown, isScaleDownDue, type ScaleDownAction } from "../core/scaleDown.js"
@@ -13,6 +13,7 @@ import * as Observe from "../ops/observe.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
 import { ClusterNotice, ClusterNotices } from "../services/ClusterNotices.js"
 import { ScaleDown, type ScaleDownShape } from "../services/ScaleDown.js"
+import { ScaleDownHolds } from "../services/ScaleDownHolds.js"
 import { SnapshotStore } from "../services/SnapshotStore.js"
 import { WorkerService } from "../services/WorkerService.js"
 
@@ -28,6 +29,8 @@ const make = (options: ScaleDownOptions) =>
     const store = yield* SnapshotStore
     const locks = yield* ClusterLocks
     const notices = yield* ClusterNotices
+    // What the shell uses beyond the snapshot (an RTP observer's pipe, a consume under way).
+    const holds = Option.getOrUndefined(yield* Effect.serviceOption(ScaleDownHolds))
     const policy = options.policy
 
     const close = (action: ScaleDownAction): Effect.Effect<void> => {
@@ -46,8 +49,15 @@ const make = (options: ScaleDownOptions) =>
       const done: Array<ScaleDownAction> = []
       for (const action of decideScaleDown(store.current(), policy, at)) {
         const carry = Effect.gen(function* () {
-          if (!isScaleDownDue(store.current(), policy, action, at)) return
-          yield* store.record(scaleDownEvent(action, at))
+          // Checked and recorded in one synchronous step, so nothing starts using it in between.
+          const due = yield* Effect.sync(() => {
+            if (!isScaleDownDue(store.current(), policy, action, at) || holds?.isHeld(action) === true) {
+              return false
+            }
+            store.recordNow(scaleDownEvent(action, at))
+            return true
+          })
+          if (!due) return
           yield* close(action)
           done.push(action)
         })

@@ -52,6 +52,8 @@ export interface WorkerServiceOptions {
   readonly node?: string | undefined
   /** CPUs of this Node: the most Workers per set of settings (default `os.availableParallelism()`). */
   readonly cpus?: number | undefined
+  /** The most Worker processes whatever their settings (default: no cap beyond `cpus` per set). */
+  readonly maxProcesses?: number | undefined
 }
 
 const pipeKey = (producer: string, to: string): string => `${producer}\u0000${to}`
@@ -63,6 +65,12 @@ const tooMany = (cpus: number) =>
   new WorkerServiceError({
     operation: "startWorker",
     message: `${cpus} Workers with these settings already run (one per CPU)`
+  })
+
+const tooManyProcesses = (max: number) =>
+  new WorkerServiceError({
+    operation: "startWorker",
+    message: `${max} Worker processes already run (maxWorkerProcesses)`
   })
 
 // --- Real mediasoup ------------------------------------------------------------------
@@ -99,6 +107,12 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       for (const w of workers.values()) if (w.info.settings === settings) n++
       return n
     }
+    const maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY
+    const countAll = (): number => {
+      let n = workers.size
+      for (const k of starting.values()) n += k
+      return n
+    }
 
     const forget = (id: WorkerId) => {
       workers.delete(id)
@@ -121,6 +135,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       Effect.suspend(() => {
         const key = workerSettingsKey(settings)
         if (countWith(key) >= cpus) return Effect.fail(tooMany(cpus))
+        if (countAll() >= maxProcesses) return Effect.fail(tooManyProcesses(maxProcesses))
         starting.set(key, (starting.get(key) ?? 0) + 1)
         return Effect.gen(function* () {
           const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)

@@ -6,12 +6,16 @@
  */
 import { Cause, Effect, Exit, Runtime } from "effect"
 import type { types } from "mediasoup"
+import type { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { MafaldaRouterId, NodeId, RouterId } from "../core/Ids.js"
 import type { IndexServiceShape } from "../services/IndexService.js"
 import type { LocalMediasoupShape } from "../services/LocalMediasoup.js"
+import type { MafaldaEvents } from "../services/Mafalda.js"
 import type { PlacementShape } from "../services/Placement.js"
+import type { ScaleDownHoldsShape } from "../services/ScaleDownHolds.js"
 import type { SnapshotStoreShape } from "../services/SnapshotStore.js"
 import { type MafaldaRouterError, MediasoupCallError, toMediasoupError } from "./errors.js"
+import type { WebRtcServerPorts } from "./webRtcServer.js"
 
 export interface ProducerEntry {
   readonly producer: types.Producer
@@ -33,6 +37,12 @@ export interface MafaldaContext {
   /** The mediasoup objects of this process' Workers. */
   readonly local: LocalMediasoupShape
   readonly index: IndexServiceShape
+  /** What scale-down must leave alone beyond the snapshot (observers' pipes, consumes under way). */
+  readonly holds: ScaleDownHoldsShape
+  /** The Mafalda instance's observer (`pipe` is emitted from here). */
+  readonly events: EnhancedEventEmitter<MafaldaEvents>
+  /** Ports of WebRtcServer instances after the first one (see `webRtcServer.ts`). */
+  readonly webRtcServerPorts: WebRtcServerPorts
   /** The application's runtime: every Effect of a Promise method runs there. */
   readonly runtime: Runtime.Runtime<never>
   /**

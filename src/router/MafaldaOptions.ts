@@ -1,16 +1,38 @@
 /**
- * The options of a Mafalda instance, validated with `effect/Schema`.
+ * The options of a Mafalda instance, validated with `effect/Schema`, and the checks of a
+ * set of mediasoup Worker settings that mediasoup (or its worker process) makes, made here
+ * before any Worker starts.
  *
  * @module
  */
+import { accessSync, constants, statSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { Either, ParseResult, Schema } from "effect"
 import { Costs, makePolicyOptions, type PolicyOptions } from "../core/PolicyOptions.js"
 import type { WorkerSettings } from "../services/SettingsKeys.js"
 import { InvalidOptionsError } from "./errors.js"
 
-const Port = Schema.Int.pipe(Schema.between(1, 65535))
+/** A port, as the mediasoup worker reads it (0 included: mediasoup accepts it). */
+const Port = Schema.Int.pipe(Schema.between(0, 65535))
 const Millis = Schema.Number.pipe(Schema.positive(), Schema.finite())
+
+/**
+ * The longest `libwebrtcFieldTrials` the worker process can be given: Linux limits one
+ * argument to 128 KiB (`MAX_ARG_STRLEN`), `--libwebrtcFieldTrials=` and the final NUL included.
+ */
+export const MAX_FIELD_TRIALS_LENGTH = 128 * 1024 - "--libwebrtcFieldTrials=".length - 1
+
+/** Why a certificate or key file cannot be used, or undefined when it can. */
+const unreadable = (path: string): string | undefined => {
+  try {
+    if (!statSync(path).isFile()) return `${path} is not a file`
+    accessSync(path, constants.R_OK)
+    return undefined
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === "ENOENT" ? `${path} does not exist` : `${path} cannot be read (${code ?? String(error)})`
+  }
+}
 
 /** mediasoup Worker settings (those that define a Worker; no `appData`). */
 export const WorkerSettingsSchema = Schema.Struct({
@@ -38,13 +60,37 @@ export const WorkerSettingsSchema = Schema.Struct({
   rtcMaxPort: Schema.optional(Port),
   dtlsCertificateFile: Schema.optional(Schema.String),
   dtlsPrivateKeyFile: Schema.optional(Schema.String),
-  libwebrtcFieldTrials: Schema.optional(Schema.String)
-}).pipe(
-  Schema.filter((s) =>
-    s.rtcMinPort !== undefined && s.rtcMaxPort !== undefined && s.rtcMinPort > s.rtcMaxPort
-      ? "rtcMinPort must not be above rtcMaxPort"
-      : undefined
+  libwebrtcFieldTrials: Schema.optional(
+    Schema.String.pipe(
+      Schema.maxLength(MAX_FIELD_TRIALS_LENGTH, {
+        message: () => `libwebrtcFieldTrials is longer than ${MAX_FIELD_TRIALS_LENGTH} characters`
+      })
+    )
   )
+}).pipe(
+  Schema.filter((s) => {
+    if ((s.rtcMinPort ?? 10000) > (s.rtcMaxPort ?? 59999)) return "rtcMinPort must not be above rtcMaxPort"
+    // What the worker process checks at start (it would exit with "wrong settings").
+    const cert = s.dtlsCertificateFile === "" ? undefined : s.dtlsCertificateFile
+    const key = s.dtlsPrivateKeyFile === "" ? undefined : s.dtlsPrivateKeyFile
+    if (cert !== undefined && key === undefined)
+      return "missing dtlsPrivateKeyFile (dtlsCertificateFile is given)"
+    if (cert === undefined && key !== undefined)
+      return "missing dtlsCertificateFile (dtlsPrivateKeyFile is given)"
+    if (cert !== undefined && key !== undefined) {
+      const bad = unreadable(cert)
+      if (bad !== undefined) return `dtlsCertificateFile: ${bad}`
+      const badKey = unreadable(key)
+      if (badKey !== undefined) return `dtlsPrivateKeyFile: ${badKey}`
+    }
+    return undefined
+  })
+)
+
+/** How the WebRtcServers of Mafalda find ports on the Workers after the first (see `webRtcServer.ts`). */
+export const WebRtcServerPorts = Schema.Union(
+  Schema.Literal("workerRange"),
+  Schema.Struct({ min: Port, max: Port })
 )
 
 export const MafaldaOptions = Schema.Struct({
@@ -52,6 +98,11 @@ export const MafaldaOptions = Schema.Struct({
   watermark: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(100))),
   /** The most Workers per set of Worker settings (default: `cpus`). */
   maxWorkers: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /**
+   * The most Worker processes of this Mafalda instance, whatever their settings (default: no
+   * cap beyond `maxWorkers` per set of settings). Placements that would need one more fail.
+   */
+  maxWorkerProcesses: Schema.optional(Schema.Int.pipe(Schema.positive())),
   /** CPUs of this machine (default `os.availableParallelism()`); a test may claim more. */
   cpus: Schema.optional(Schema.Int.pipe(Schema.positive())),
   /** Default Worker settings of the Mafalda Routers. */
@@ -72,7 +123,13 @@ export const MafaldaOptions = Schema.Struct({
   pipeWatermark: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(100))),
   scaleDownHysteresis: Schema.optional(Schema.Number.pipe(Schema.between(0, 100))),
   /** Estimated CPU % of each object (see the core's `Costs`). */
-  costs: Schema.optional(Schema.encodedSchema(Costs))
+  costs: Schema.optional(Schema.encodedSchema(Costs)),
+  /**
+   * Ports of a WebRtcServer's listeners on the Workers after the one it was created on:
+   * `"workerRange"` (default: a port of the Worker's `rtcMinPort`-`rtcMaxPort`, or the
+   * listener's own `portRange` when it has one), or a range `{ min, max }` for all of them.
+   */
+  webRtcServerPorts: Schema.optional(WebRtcServerPorts)
 })
 export type MafaldaOptionsInput = typeof MafaldaOptions.Encoded
 
@@ -80,6 +137,8 @@ export type MafaldaOptionsInput = typeof MafaldaOptions.Encoded
 export interface ResolvedMafaldaOptions {
   readonly policy: PolicyOptions
   readonly cpus: number | undefined
+  readonly maxWorkerProcesses: number | undefined
+  readonly webRtcServerPorts: typeof WebRtcServerPorts.Type
   readonly workerSettings: WorkerSettings
   readonly logLevel: NonNullable<(typeof MafaldaOptions.Type)["logLevel"]>
   readonly samplingInterval: number
@@ -123,9 +182,44 @@ export const resolveMafaldaOptions = (
     policy: policy.right,
     // A machine claimed to have fewer CPUs than maxWorkers would cap the Workers below it.
     cpus: o.cpus ?? (o.maxWorkers === undefined ? undefined : Math.max(o.maxWorkers, availableParallelism())),
+    maxWorkerProcesses: o.maxWorkerProcesses,
+    webRtcServerPorts: o.webRtcServerPorts ?? "workerRange",
     workerSettings: workerSettings as WorkerSettings,
     logLevel: o.logLevel ?? "warning",
     samplingInterval: o.samplingInterval ?? 1000,
     scaleDownInterval: o.scaleDownInterval
   })
+}
+
+const decodeWorkerSettings = Schema.decodeUnknownEither(WorkerSettingsSchema, {
+  errors: "all",
+  onExcessProperty: "error"
+})
+
+/**
+ * Checks a set of Worker settings as mediasoup and its worker process would (values, port
+ * range, certificate files): the settings of one Mafalda Router, say. `appData` is ignored.
+ */
+export const validateWorkerSettings = (
+  input: unknown
+): Either.Either<WorkerSettings, InvalidOptionsError> => {
+  if (input === undefined) return Either.right({})
+  if (typeof input !== "object" || input === null) {
+    return Either.left(invalid([{ path: "workerSettings", message: "must be an object" }]))
+  }
+  const { appData: _appData, ...settings } = input as Record<string, unknown>
+  const decoded = decodeWorkerSettings(settings)
+  if (Either.isLeft(decoded)) {
+    return Either.left(
+      invalid(
+        issuesOf(decoded.left).map((i) => ({
+          ...i,
+          path: i.path === "(options)" ? "workerSettings" : `workerSettings.${i.path}`
+        }))
+      )
+    )
+  }
+  const out: Record<string, unknown> = { ...decoded.right }
+  if (decoded.right.logTags !== undefined) out.logTags = [...decoded.right.logTags]
+  return Either.right(out as WorkerSettings)
 }

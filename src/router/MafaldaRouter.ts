@@ -3,29 +3,52 @@
  * each transport on one of many underlying Routers on many Workers, as the functional core
  * decides, and pipes producers between them when a consumer needs it.
  *
+ * It is a mediasoup `Router` to the type checker and to `instanceof` (it extends mediasoup's
+ * class, overriding every public method; the base class gets an inert channel), so code
+ * typed against `types.Router` takes it.
+ *
  * Each method exists twice over the same code: as an Effect with typed errors
  * (`router.effect.createWebRtcTransport(...)`) and as a Promise that rejects with the error
  * mediasoup would throw (`router.createWebRtcTransport(...)`).
  *
- * Events: `workerclose` (Mafalda closed under it), `workerdied` (a Worker behind it died:
- * `(error, workerId)`), `newrouter` (it started using another underlying Router:
- * `(router, worker)`, mediasoup objects). Observer: `close`, `newtransport`,
- * `newrtpobserver`.
+ * Events (typed, `MafaldaRouterEvents`): mediasoup's `workerclose` (Mafalda, or the
+ * `mafalda/mediasoup` Worker it belongs to, closed under it), and Mafalda's `workerdied` (a
+ * Worker behind it died: `(error, workerId)`; the transports there closed with
+ * `routerclose`) and `newrouter` (it started using another underlying Router:
+ * `(router, worker)`, mediasoup objects). Observer: mediasoup's `close`, `newtransport`,
+ * `newrtpobserver`. Its transports and RTP observers emit `routerclose` when it closes, as
+ * mediasoup's do.
  *
  * @module
  */
-import { EventEmitter } from "node:events"
 import { Effect } from "effect"
-import type { types } from "mediasoup"
+import { types } from "mediasoup"
 import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
 import { lookup, type TransportKind, workerOfRouter } from "../core/Snapshot.js"
-import type { Placed } from "../services/Placement.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
-import { ClosedError, InvalidArgumentError, type MafaldaRouterError, MediasoupCallError } from "./errors.js"
+import {
+  checkActiveSpeakerObserverOptions,
+  checkAudioLevelObserverOptions,
+  checkDirectTransportOptions,
+  checkPipeTransportOptions,
+  checkPlainTransportOptions,
+  checkWebRtcTransportOptions
+} from "./checks.js"
+import { retryInDeathWindow } from "./deathWindow.js"
+import {
+  ClosedError,
+  InvalidArgumentError,
+  type MafaldaRouterError,
+  MediasoupCallError,
+  UnsupportedCallError
+} from "./errors.js"
+import { inertChannel } from "./inertChannel.js"
 import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
 import { makeDataPipeMirrors, makePipeMirrors } from "./pipeMirrors.js"
+import { MafaldaWebRtcServer } from "./webRtcServer.js"
 import {
   dataConsumersOf,
+  emitPipes,
   forgetMirror,
   pinDataPipe,
   setMirrorPaused,
@@ -36,27 +59,38 @@ import {
 export interface MafaldaRouterOptions<AppData extends types.AppData = types.AppData> {
   readonly mediaCodecs?: ReadonlyArray<types.RtpCodecCapability> | undefined
   readonly appData?: AppData | undefined
-  /** Worker settings of this Mafalda Router (default: Mafalda's). */
+  /** Worker settings of this Mafalda Router (default: Mafalda's); validated as mediasoup does. */
   readonly workerSettings?: WorkerSettings | undefined
 }
 
-/** What `pipeToRouter` accepts: mediasoup's options with a Mafalda Router (or a Router) as target. */
-export type MafaldaPipeToRouterOptions = Omit<types.PipeToRouterOptions, "router"> & {
-  readonly router: MafaldaRouter | types.Router
+/** The events of a Mafalda Router: mediasoup's `RouterEvents` and Mafalda's own. */
+export type MafaldaRouterEvents = types.RouterEvents & {
+  /** A Worker behind it died (`(error, workerId)`); it stays open on the others. */
+  workerdied: [Error, string]
+  /** It started using another underlying Router (mediasoup objects). */
+  newrouter: [types.Router, types.Worker | undefined]
 }
+
+type Listener<K extends keyof MafaldaRouterEvents> = (...args: MafaldaRouterEvents[K]) => void
+type Emit = (eventName: string, ...args: Array<unknown>) => boolean
+type On<R> = (eventName: string, listener: never) => R
+
+/** What `pipeToRouter` accepts: mediasoup's options; the target a Mafalda Router or a mediasoup Router. */
+export type MafaldaPipeToRouterOptions = types.PipeToRouterOptions
 
 type Creator<O, T> = (router: types.Router, options: O) => Promise<T>
 
-export class MafaldaRouter<AppData extends types.AppData = types.AppData> extends EventEmitter {
+/** A mediasoup Router dump, as `Router.dump()` resolves it. */
+export type RouterDump = Awaited<ReturnType<types.Router["dump"]>>
+
+export class MafaldaRouter<AppData extends types.AppData = types.AppData> extends types.Router<AppData> {
   readonly #ctx: MafaldaContext
   readonly #id: MafaldaRouterId
-  readonly #rtpCapabilities: types.RtpCapabilities
-  readonly #observer = new EventEmitter()
-  readonly #transports = new Set<types.Transport>()
-  readonly #rtpObservers = new Set<types.RtpObserver>()
+  /** The application's transports (wrapped), by id. */
+  readonly #transports = new Map<string, types.Transport>()
+  readonly #rtpObservers = new Map<string, types.RtpObserver>()
   readonly #onClose: () => void
   #closed = false
-  #appData: AppData
   /** Settings this Mafalda Router was created with. */
   readonly settings: { readonly worker: WorkerSettings; readonly router: RouterSettings }
 
@@ -69,91 +103,178 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     readonly settings: { readonly worker: WorkerSettings; readonly router: RouterSettings }
     readonly onClose: () => void
   }) {
-    super()
+    super({
+      internal: { routerId: args.id },
+      data: { rtpCapabilities: args.rtpCapabilities },
+      channel: inertChannel,
+      appData: args.appData
+    })
     this.#ctx = args.ctx
     this.#id = args.id
-    this.#rtpCapabilities = args.rtpCapabilities
-    this.#appData = args.appData
     this.settings = args.settings
     this.#onClose = args.onClose
   }
 
-  get id(): string {
-    return this.#id
-  }
-  get closed(): boolean {
+  override get closed(): boolean {
     return this.#closed
   }
-  get rtpCapabilities(): types.RtpCapabilities {
-    return this.#rtpCapabilities
-  }
-  get appData(): AppData {
-    return this.#appData
-  }
-  set appData(appData: AppData) {
-    this.#appData = appData
-  }
-  get observer(): EventEmitter {
-    return this.#observer
+
+  /** The application's transports, by id (mediasoup's testing accessor). */
+  override get transportsForTesting(): Map<string, types.Transport> {
+    return this.#transports
   }
 
   /** The underlying Routers this Mafalda Router uses now (ids). */
   get routerIds(): ReadonlyArray<string> {
-    const m = this.#ctx.store.current().mafaldaRouters
-    for (const [id, value] of m) if (id === this.#id) return Array.from(value.routers)
-    return []
+    const m = lookup(this.#ctx.store.current().mafaldaRouters, this.#id)
+    return m === undefined ? [] : Array.from(m.routers)
+  }
+
+  // --- Typed events (mediasoup's and Mafalda's) ------------------------------------------
+
+  override on<K extends keyof MafaldaRouterEvents & string>(eventName: K, listener: Listener<K>): this {
+    return (super.on as On<this>)(eventName, listener as never)
+  }
+  override once<K extends keyof MafaldaRouterEvents & string>(eventName: K, listener: Listener<K>): this {
+    return (super.once as On<this>)(eventName, listener as never)
+  }
+  override off<K extends keyof MafaldaRouterEvents & string>(eventName: K, listener: Listener<K>): this {
+    return (super.off as On<this>)(eventName, listener as never)
+  }
+  override addListener<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    listener: Listener<K>
+  ): this {
+    return (super.addListener as On<this>)(eventName, listener as never)
+  }
+  override removeListener<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    listener: Listener<K>
+  ): this {
+    return (super.removeListener as On<this>)(eventName, listener as never)
+  }
+  override prependListener<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    listener: Listener<K>
+  ): this {
+    return (super.prependListener as On<this>)(eventName, listener as never)
+  }
+  override prependOnceListener<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    listener: Listener<K>
+  ): this {
+    return (super.prependOnceListener as On<this>)(eventName, listener as never)
+  }
+  override emit<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    ...args: MafaldaRouterEvents[K]
+  ): boolean {
+    return (super.emit as Emit).call(this, eventName, ...args)
+  }
+  override safeEmit<K extends keyof MafaldaRouterEvents & string>(
+    eventName: K,
+    ...args: MafaldaRouterEvents[K]
+  ): boolean {
+    return (super.safeEmit as Emit).call(this, eventName, ...args)
   }
 
   // --- Effect API ----------------------------------------------------------------------
 
   readonly effect = {
-    createWebRtcTransport: (options: types.WebRtcTransportOptions) =>
-      this.#createTransport("webrtc", "createWebRtcTransport", options, (r, o) => r.createWebRtcTransport(o)),
-    createPlainTransport: (options: types.PlainTransportOptions) =>
-      this.#createTransport("plain", "createPlainTransport", options, (r, o) => r.createPlainTransport(o)),
-    createPipeTransport: (options: types.PipeTransportOptions) =>
-      this.#createTransport("pipe", "createPipeTransport", options, (r, o) => r.createPipeTransport(o)),
-    createDirectTransport: (options: Partial<types.DirectTransportOptions> = {}) =>
-      this.#createTransport("direct", "createDirectTransport", options, (r, o) =>
-        r.createDirectTransport(o as types.DirectTransportOptions)
+    createWebRtcTransport: <T extends types.AppData = types.AppData>(
+      options: types.WebRtcTransportOptions<T>
+    ): Effect.Effect<types.WebRtcTransport<T>, MafaldaRouterError> =>
+      this.#createTransport("webrtc", checkWebRtcTransportOptions, options, (r, o) =>
+        this.#createWebRtc(r, o)
       ),
-    createActiveSpeakerObserver: (options: types.ActiveSpeakerObserverOptions = {}) =>
-      this.#createRtpObserver("createActiveSpeakerObserver", options, (r, o) =>
-        r.createActiveSpeakerObserver(o)
+    createPlainTransport: <T extends types.AppData = types.AppData>(
+      options: types.PlainTransportOptions<T>
+    ): Effect.Effect<types.PlainTransport<T>, MafaldaRouterError> =>
+      this.#createTransport("plain", checkPlainTransportOptions, options, (r, o) =>
+        call("createPlainTransport", () => r.createPlainTransport(o))
       ),
-    createAudioLevelObserver: (options: types.AudioLevelObserverOptions = {}) =>
-      this.#createRtpObserver("createAudioLevelObserver", options, (r, o) => r.createAudioLevelObserver(o)),
-    pipeToRouter: (options: MafaldaPipeToRouterOptions) => this.#pipeToRouter(options)
+    createPipeTransport: <T extends types.AppData = types.AppData>(
+      options: types.PipeTransportOptions<T>
+    ): Effect.Effect<types.PipeTransport<T>, MafaldaRouterError> =>
+      this.#createTransport("pipe", checkPipeTransportOptions, options, (r, o) =>
+        call("createPipeTransport", () => r.createPipeTransport(o))
+      ),
+    createDirectTransport: <T extends types.AppData = types.AppData>(
+      options?: types.DirectTransportOptions<T>
+    ): Effect.Effect<types.DirectTransport<T>, MafaldaRouterError> =>
+      this.#createTransport("direct", checkDirectTransportOptions, options, (r, o) =>
+        call("createDirectTransport", () => r.createDirectTransport(o))
+      ),
+    createActiveSpeakerObserver: <T extends types.AppData = types.AppData>(
+      options?: types.ActiveSpeakerObserverOptions<T>
+    ): Effect.Effect<types.ActiveSpeakerObserver<T>, MafaldaRouterError> =>
+      this.#createRtpObserver(
+        "createActiveSpeakerObserver",
+        checkActiveSpeakerObserverOptions,
+        options,
+        (r, o) => r.createActiveSpeakerObserver(o)
+      ),
+    createAudioLevelObserver: <T extends types.AppData = types.AppData>(
+      options?: types.AudioLevelObserverOptions<T>
+    ): Effect.Effect<types.AudioLevelObserver<T>, MafaldaRouterError> =>
+      this.#createRtpObserver("createAudioLevelObserver", checkAudioLevelObserverOptions, options, (r, o) =>
+        r.createAudioLevelObserver(o)
+      ),
+    pipeToRouter: (options: MafaldaPipeToRouterOptions) => this.#pipeToRouter(options),
+    dump: (): Effect.Effect<RouterDump, MafaldaRouterError> => this.#dump()
   }
 
   // --- mediasoup's Promise API -----------------------------------------------------------
 
-  createWebRtcTransport(options: types.WebRtcTransportOptions): Promise<types.WebRtcTransport> {
+  override createWebRtcTransport<T extends types.AppData = types.AppData>(
+    options: types.WebRtcTransportOptions<T>
+  ): Promise<types.WebRtcTransport<T>> {
     return runPromise(this.#ctx, this.effect.createWebRtcTransport(options))
   }
-  createPlainTransport(options: types.PlainTransportOptions): Promise<types.PlainTransport> {
+  override createPlainTransport<T extends types.AppData = types.AppData>(
+    options: types.PlainTransportOptions<T>
+  ): Promise<types.PlainTransport<T>> {
     return runPromise(this.#ctx, this.effect.createPlainTransport(options))
   }
-  createPipeTransport(options: types.PipeTransportOptions): Promise<types.PipeTransport> {
+  override createPipeTransport<T extends types.AppData = types.AppData>(
+    options: types.PipeTransportOptions<T>
+  ): Promise<types.PipeTransport<T>> {
     return runPromise(this.#ctx, this.effect.createPipeTransport(options))
   }
-  createDirectTransport(options: Partial<types.DirectTransportOptions> = {}): Promise<types.DirectTransport> {
+  override createDirectTransport<T extends types.AppData = types.AppData>(
+    options?: types.DirectTransportOptions<T>
+  ): Promise<types.DirectTransport<T>> {
     return runPromise(this.#ctx, this.effect.createDirectTransport(options))
   }
-  createActiveSpeakerObserver(
-    options: types.ActiveSpeakerObserverOptions = {}
-  ): Promise<types.ActiveSpeakerObserver> {
+  override createActiveSpeakerObserver<T extends types.AppData = types.AppData>(
+    options?: types.ActiveSpeakerObserverOptions<T>
+  ): Promise<types.ActiveSpeakerObserver<T>> {
     return runPromise(this.#ctx, this.effect.createActiveSpeakerObserver(options))
   }
-  createAudioLevelObserver(options: types.AudioLevelObserverOptions = {}): Promise<types.AudioLevelObserver> {
+  override createAudioLevelObserver<T extends types.AppData = types.AppData>(
+    options?: types.AudioLevelObserverOptions<T>
+  ): Promise<types.AudioLevelObserver<T>> {
     return runPromise(this.#ctx, this.effect.createAudioLevelObserver(options))
   }
-  pipeToRouter(options: MafaldaPipeToRouterOptions): Promise<types.PipeToRouterResult> {
+  override pipeToRouter(options: MafaldaPipeToRouterOptions): Promise<types.PipeToRouterResult> {
     return runPromise(this.#ctx, this.effect.pipeToRouter(options))
+  }
+  /**
+   * The underlying Routers' dumps, merged under this Router's id: its own transports and
+   * RTP observers, the producers it sees (its own and those piped to it) and its consumers of
+   * them; Mafalda's pipes and other Mafalda Routers' objects on shared Routers left out.
+   */
+  override dump(): Promise<RouterDump> {
+    return runPromise(this.#ctx, this.effect.dump())
+  }
+
+  /** @internal mediasoup's pipe bookkeeping between Routers: not used by Mafalda Routers. */
+  override addPipeTransportPair(): void {
+    throw new types.UnsupportedError("addPipeTransportPair() is internal to mediasoup Routers")
   }
 
   /** Whether `rtpCapabilities` can consume the producer (which this Mafalda Router must see). */
-  canConsume({
+  override canConsume({
     producerId,
     rtpCapabilities
   }: {
@@ -166,31 +287,34 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     return router?.canConsume({ producerId, rtpCapabilities }) ?? false
   }
 
-  /** Closes the Mafalda Router: its transports and RTP observers (not the shared Routers). */
-  close(): void {
+  /** Closes the Mafalda Router: its transports and RTP observers (`routerclose`), not the shared Routers. */
+  override close(): void {
     if (this.#closed) return
     this.#shutdown()
-    this.#observer.emit("close")
+    this.emit("@close")
+    this.observer.safeEmit("close")
   }
 
-  /** @internal Mafalda closed under this Router. */
-  workerClosed(): void {
+  /** @internal Mafalda (or the `mafalda/mediasoup` Worker it belongs to) closed under this Router. */
+  override workerClosed(): void {
     if (this.#closed) return
     this.#shutdown()
-    this.emit("workerclose")
-    this.#observer.emit("close")
+    this.safeEmit("workerclose")
+    this.observer.safeEmit("close")
   }
 
   /** @internal A Worker behind this Router died. */
   workerDied(worker: WorkerId, reason: string): void {
     if (this.#closed) return
-    this.emit("workerdied", new Error(`Worker ${worker} died: ${reason}`), worker)
+    this.safeEmit("workerdied", new Error(`Worker ${worker} died: ${reason}`), worker)
   }
 
   #shutdown(): void {
     this.#closed = true
-    for (const t of this.#transports) t.close()
-    for (const o of this.#rtpObservers) o.close()
+    // Closed under their Router: `routerclose` (after their children closed, before the
+    // observer's `close`), as mediasoup's `routerClosed()` does.
+    for (const t of Array.from(this.#transports.values())) closedByRouter(t)
+    for (const o of Array.from(this.#rtpObservers.values())) closedByRouter(o)
     this.#transports.clear()
     this.#rtpObservers.clear()
     for (const key of this.#ctx.sharedConsumers.keys()) {
@@ -205,81 +329,179 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     return this.#closed ? Effect.fail(new ClosedError({ message: "Router closed" })) : Effect.void
   }
 
-  #announce(placement: Placed): void {
+  /** A failure of work done for this Router: `InvalidStateError` once it is closed meanwhile. */
+  #orClosed<A>(effect: Effect.Effect<A, MafaldaRouterError>): Effect.Effect<A, MafaldaRouterError> {
+    return Effect.catchAll(effect, (error) =>
+      this.#closed ? Effect.fail(new ClosedError({ message: "Router closed" })) : Effect.fail(error)
+    )
+  }
+
+  #announce(placement: {
+    readonly router: RouterId
+    readonly worker: WorkerId
+    readonly added: boolean
+  }): void {
     if (!placement.added) return
     const router = this.#ctx.local.router(placement.router)
     const worker = this.#ctx.local.worker(placement.worker)
-    this.emit("newrouter", router, worker)
+    if (router !== undefined) this.safeEmit("newrouter", router, worker)
   }
 
   #localRouter(id: RouterId): Effect.Effect<types.Router, MediasoupCallError> {
     const router = this.#ctx.local.router(id)
     return router === undefined
       ? Effect.fail(
-          new MediasoupCallError({ operation: "router", cause: new Error(`Router ${id} is not local`) })
+          new MediasoupCallError({
+            operation: "router",
+            cause: new types.InvalidStateError(`Router ${id} is not open on this Node`)
+          })
         )
       : Effect.succeed(router)
   }
 
-  /** Runs a mediasoup creator on the local Router behind `routerId`. */
-  #onLocalRouter<O, T>(routerId: RouterId, operation: string, options: O, f: Creator<O, T>) {
-    return Effect.flatMap(this.#localRouter(routerId), (router) => call(operation, () => f(router, options)))
+  /** A WebRtcTransport on `router`: with a Mafalda WebRtcServer, through its instance on that Worker. */
+  #createWebRtc<T extends types.AppData>(
+    router: types.Router,
+    options: types.WebRtcTransportOptions<T>
+  ): Effect.Effect<types.WebRtcTransport<T>, MafaldaRouterError> {
+    const server = options.webRtcServer
+    if (!(server instanceof MafaldaWebRtcServer)) {
+      return call("createWebRtcTransport", () => router.createWebRtcTransport(options))
+    }
+    const worker = server.workerOf(router.id)
+    if (worker === undefined) {
+      return Effect.fail(
+        new MediasoupCallError({
+          operation: "createWebRtcTransport",
+          cause: new types.InvalidStateError(`Router ${router.id} is gone`)
+        })
+      )
+    }
+    return Effect.flatMap(server.instanceOn(worker), (instance) =>
+      call("createWebRtcTransport", () =>
+        router.createWebRtcTransport({
+          ...options,
+          webRtcServer: instance
+        } as types.WebRtcTransportOptions<T>)
+      )
+    )
   }
 
   #createTransport<O, T extends types.Transport>(
     kind: TransportKind,
-    operation: string,
+    check: (options: unknown) => string | undefined,
     options: O,
-    f: Creator<O, T>
+    f: (router: types.Router, options: O) => Effect.Effect<T, MafaldaRouterError>
   ): Effect.Effect<T, MafaldaRouterError> {
     const ctx = this.#ctx
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
-      const placed = yield* ctx.placement.placeTransport(
-        this.#id,
-        kind,
-        (routerId) => this.#onLocalRouter(routerId, operation, options, f),
-        (t) => t.id
+      const bad = check(options)
+      if (bad !== undefined) return yield* new InvalidArgumentError({ message: bad })
+      const placed = yield* this.#orClosed(
+        retryInDeathWindow(ctx, (used) =>
+          ctx.placement.placeTransport(
+            this.#id,
+            kind,
+            (routerId) => {
+              used(routerId)
+              return Effect.flatMap(this.#localRouter(routerId), (router) => f(router, options))
+            },
+            (t) => t.id
+          )
+        )
       )
       this.#announce(placed)
-      const transport = wrapTransport(ctx, this.#id, placed.router, placed.transport)
-      this.#transports.add(transport)
-      placed.transport.observer.once("close", () => this.#transports.delete(transport))
-      if (this.#closed) transport.close()
-      this.#observer.emit("newtransport", transport)
+      const real = placed.transport
+      const transport = wrapTransport(ctx, this.#id, placed.router, real)
+      routerOfTransport.set(transport, placed.router)
+      const server = (options as { readonly webRtcServer?: unknown } | undefined)?.webRtcServer
+      if (server instanceof MafaldaWebRtcServer) {
+        server.adopt(real as unknown as types.WebRtcTransport, transport as unknown as types.WebRtcTransport)
+      }
+      this.#transports.set(transport.id, transport)
+      real.observer.once("close", () => this.#transports.delete(transport.id))
+      if (this.#closed) {
+        closedByRouter(transport)
+        return yield* new ClosedError({ message: "Router closed" })
+      }
+      this.observer.safeEmit("newtransport", transport)
       return transport
     })
   }
 
   #createRtpObserver<O, T extends types.RtpObserver>(
     operation: string,
+    check: (options: unknown) => string | undefined,
     options: O,
     f: Creator<O, T>
   ): Effect.Effect<T, MafaldaRouterError> {
     const ctx = this.#ctx
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
+      const bad = check(options)
+      if (bad !== undefined) return yield* new InvalidArgumentError({ message: bad })
       // Created and recorded under the placement lock: the Router is in use from then on.
-      const placed = yield* ctx.placement.placeRtpObserver(
-        this.#id,
-        (routerId) => this.#onLocalRouter(routerId, operation, options, f),
-        (o) => o.id
+      const placed = yield* this.#orClosed(
+        retryInDeathWindow(ctx, (used) =>
+          ctx.placement.placeRtpObserver(
+            this.#id,
+            (routerId) => {
+              used(routerId)
+              return Effect.flatMap(this.#localRouter(routerId), (router) =>
+                call(operation, () => f(router, options))
+              )
+            },
+            (o) => o.id
+          )
+        )
       )
       this.#announce(placed)
       const observer = placed.transport
       const wrapped = wrapRtpObserver(ctx, this.#id, placed.router, observer)
-      this.#rtpObservers.add(wrapped)
+      this.#rtpObservers.set(wrapped.id, wrapped)
       observer.observer.once("close", () => {
-        this.#rtpObservers.delete(wrapped)
+        this.#rtpObservers.delete(wrapped.id)
         ctx.store.recordNow({
           _tag: "RtpObserverClosed",
           observer: observer.id as RtpObserverId,
           router: placed.router
         })
       })
-      if (this.#closed) observer.close()
-      this.#observer.emit("newrtpobserver", wrapped)
+      if (this.#closed) {
+        closedByRouter(wrapped)
+        return yield* new ClosedError({ message: "Router closed" })
+      }
+      this.observer.safeEmit("newrtpobserver", wrapped)
       return wrapped
+    })
+  }
+
+  #dump(): Effect.Effect<RouterDump, MafaldaRouterError> {
+    const ctx = this.#ctx
+    return Effect.gen(this, function* () {
+      yield* this.#checkOpen()
+      const transports = Array.from(this.#transports.values())
+      const routers = Array.from(
+        new Set(
+          transports.flatMap((t) => routerOfTransport.get(t) ?? []).concat(this.routerIds as Array<RouterId>)
+        )
+      ).flatMap((id) => ctx.local.router(id as RouterId) ?? [])
+      const [transportDumps, routerDumps] = yield* call("dump", () =>
+        Promise.all([
+          Promise.all(transports.map((t) => t.dump().catch(() => undefined))),
+          Promise.all(routers.map((r) => r.dump().catch(() => undefined)))
+        ])
+      )
+      return mergeDumps(
+        this.#id,
+        transports.map((t) => t.id),
+        Array.from(this.#rtpObservers.keys()),
+        transportDumps.flatMap((d) => (d === undefined ? [] : [d])),
+        routerDumps.flatMap((d) => (d === undefined ? [] : [d])),
+        visibleTo(ctx, this.#id),
+        ctx
+      )
     })
   }
 
@@ -289,43 +511,60 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     const ctx = this.#ctx
     return Effect.gen(this, function* () {
       yield* this.#checkOpen()
-      const { producerId, dataProducerId, router: target } = options ?? ({} as MafaldaPipeToRouterOptions)
-      if (producerId === undefined && dataProducerId === undefined) {
+      const o = (options ?? {}) as Partial<MafaldaPipeToRouterOptions>
+      const { producerId, dataProducerId, router: target } = o
+      if (o.listenInfo && o.listenIp) {
+        return yield* new InvalidArgumentError({
+          message: "only one of listenInfo and listenIp must be given"
+        })
+      }
+      if (!producerId && !dataProducerId) {
         return yield* new InvalidArgumentError({ message: "missing producerId or dataProducerId" })
       }
-      if (producerId !== undefined && dataProducerId !== undefined) {
+      if (producerId && dataProducerId) {
         return yield* new InvalidArgumentError({ message: "just producerId or dataProducerId can be given" })
       }
-      if (target === undefined || target === null)
-        return yield* new InvalidArgumentError({ message: "Router not found" })
+      if (!target) return yield* new InvalidArgumentError({ message: "Router not found" })
       if ((target as unknown) === this) {
         return yield* new InvalidArgumentError({ message: "cannot use this Router as destination" })
+      }
+      if (!(target instanceof types.Router)) {
+        return yield* new InvalidArgumentError({
+          message: "router must be a Router (a Mafalda Router or a mediasoup Router)"
+        })
       }
       const visible = visibleTo(ctx, this.#id)
       const id = (producerId ?? dataProducerId) as string
       if (!visible.has(id)) {
         return yield* new InvalidArgumentError({
-          message: producerId !== undefined ? "Producer not found" : "DataProducer not found"
+          message: producerId ? "Producer not found" : "DataProducer not found"
         })
       }
       if (!(target instanceof MafaldaRouter)) {
         // A plain mediasoup Router: a real pipe from the Router the producer lives on.
-        const entry = producerId !== undefined ? ctx.producers.get(producerId) : ctx.dataProducers.get(id)
+        const entry = producerId ? ctx.producers.get(producerId) : ctx.dataProducers.get(id)
         const from = entry === undefined ? undefined : ctx.local.router(entry.router)
         if (from === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
-        return yield* call("pipeToRouter", () =>
-          from.pipeToRouter({ ...options, router: target } as types.PipeToRouterOptions)
-        )
+        if (target.closed) return yield* new ClosedError({ message: "destination Router closed" })
+        return yield* call("pipeToRouter", () => from.pipeToRouter({ ...options, router: target }))
+      }
+      if (target.#ctx !== ctx) {
+        return yield* new UnsupportedCallError({
+          message:
+            "cannot pipe to a Router of another Mafalda instance (pipe between Routers of one instance, or to a mediasoup Router)"
+        })
       }
       if (target.closed) return yield* new ClosedError({ message: "destination Router closed" })
       const destination = visibleTo(ctx, target.#id)
       if (destination.has(id)) {
         return yield* new InvalidArgumentError({ message: "destination Router already has this producer" })
       }
-      if (dataProducerId !== undefined) return yield* this.#pipeDataToRouter(dataProducerId, target)
+      if (dataProducerId) return yield* this.#pipeDataToRouter(dataProducerId, target)
       const entry = ctx.producers.get(id)
       if (entry === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
-      const outcome = yield* ctx.placement.pipeToMafaldaRouter(id as ProducerId, this.#id, target.#id)
+      const outcome = yield* retryInDeathWindow(ctx, () =>
+        ctx.placement.pipeToMafaldaRouter(id as ProducerId, this.#id, target.#id)
+      )
       destination.add(id)
       if (outcome._tag === "Shared") {
         target.#announce(outcome)
@@ -333,18 +572,23 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         const consumersThere = () => ctx.sharedConsumers.get(key) ?? new Set<types.Consumer>()
         // Pausing the mirror pauses the destination's consumers only, shown to them as
         // `producerPaused` (see pipeMirrors.ts): the original producer keeps flowing.
-        return makePipeMirrors(entry.producer, {
-          onPause: () => setMirrorPaused(ctx, target.#id, id, true),
-          onResume: () => setMirrorPaused(ctx, target.#id, id, false),
-          onClose: () => {
-            destination.delete(id)
-            forgetMirror(ctx, target.#id, id)
-            for (const c of consumersThere()) c.close()
-            ctx.sharedConsumers.delete(key)
-          }
-        }) as unknown as types.PipeToRouterResult
+        return makePipeMirrors(
+          entry.producer,
+          {
+            onPause: () => setMirrorPaused(ctx, target.#id, id, true),
+            onResume: () => setMirrorPaused(ctx, target.#id, id, false),
+            onClose: () => {
+              destination.delete(id)
+              forgetMirror(ctx, target.#id, id)
+              for (const c of consumersThere()) c.close()
+              ctx.sharedConsumers.delete(key)
+            }
+          },
+          o.enableRtx === true
+        ) as unknown as types.PipeToRouterResult
       }
       target.#announce(outcome.placement)
+      emitPipes(ctx, [outcome.pipe], true)
       const pipe = ctx.local.pipe(id as ProducerId, outcome.pipe.to)
       if (pipe === undefined) return {}
       pipe.producer.observer.once("close", () => destination.delete(id))
@@ -384,7 +628,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         workerOfRouter(snapshot, entry.router)?.settings === to.workerSettings
       let piped: types.PipeToRouterResult | undefined
       if (!shares) {
-        const placement = yield* ctx.placement.placeRouter(target.#id)
+        const placement = yield* retryInDeathWindow(ctx, () => ctx.placement.placeRouter(target.#id))
         target.#announce(placement)
         piped = yield* call("pipeToRouter", () => pinDataPipe(ctx, id, placement.router))
       }
@@ -421,5 +665,86 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         }
       }) as unknown as types.PipeToRouterResult
     })
+  }
+}
+
+/** The Router each wrapped transport was placed on (for `dump`). */
+export const routerOfTransport = new WeakMap<object, RouterId>()
+
+/**
+ * Closes a transport or RTP observer as its Router's closing does in mediasoup: its children
+ * close, then it emits `routerclose`, then its observer `close`. (`close()` tells the
+ * underlying Router, which stays open for others; `@close` comes right before the observer's
+ * `close`, and `routerclose` is emitted then.)
+ */
+const closedByRouter = (closable: types.Transport | types.RtpObserver): void => {
+  if (closable.closed) return
+  const emitter = closable as unknown as {
+    once(event: "@close", listener: () => void): unknown
+    safeEmit(event: "routerclose"): boolean
+  }
+  emitter.once("@close", () => emitter.safeEmit("routerclose"))
+  closable.close()
+}
+
+type KeyValues = { key: string; values: Array<string> }
+type KeyValue = { key: string; value: string }
+
+/**
+ * One Router dump for a Mafalda Router out of its transports' and its underlying Routers'
+ * dumps: what mediasoup's own Router would list if it were alone to hold them.
+ */
+const mergeDumps = (
+  id: string,
+  transportIds: ReadonlyArray<string>,
+  rtpObserverIds: ReadonlyArray<string>,
+  transports: ReadonlyArray<{
+    producerIds: Array<string>
+    consumerIds: Array<string>
+    dataProducerIds: Array<string>
+    dataConsumerIds: Array<string>
+  }>,
+  routers: ReadonlyArray<RouterDump>,
+  visible: ReadonlySet<string>,
+  ctx: MafaldaContext
+): RouterDump => {
+  const consumers = new Set(transports.flatMap((t) => t.consumerIds))
+  const dataConsumers = new Set(transports.flatMap((t) => t.dataConsumerIds))
+  const observers = new Set(rtpObserverIds)
+  const producers = Array.from(visible).filter((p) => ctx.producers.has(p))
+  const dataProducers = Array.from(visible).filter((p) => ctx.dataProducers.has(p))
+  const collect = (
+    keys: ReadonlyArray<string>,
+    pick: (d: RouterDump) => ReadonlyArray<KeyValues>,
+    keep: ReadonlySet<string>
+  ): Array<KeyValues> => {
+    const values = new Map<string, Array<string>>(keys.map((k) => [k, []]))
+    for (const d of routers) {
+      for (const { key, values: vs } of pick(d)) {
+        const into = values.get(key)
+        if (into === undefined) continue
+        for (const v of vs) if (keep.has(v) && !into.includes(v)) into.push(v)
+      }
+    }
+    return Array.from(values, ([key, vs]) => ({ key, values: vs }))
+  }
+  const pairs = (pick: (d: RouterDump) => ReadonlyArray<KeyValue>, keep: ReadonlySet<string>) => {
+    const out = new Map<string, string>()
+    for (const d of routers) for (const { key, value } of pick(d)) if (keep.has(key)) out.set(key, value)
+    return Array.from(out, ([key, value]) => ({ key, value }))
+  }
+  return {
+    id,
+    transportIds: [...transportIds],
+    rtpObserverIds: [...rtpObserverIds],
+    mapProducerIdConsumerIds: collect(producers, (d) => d.mapProducerIdConsumerIds, consumers),
+    mapConsumerIdProducerId: pairs((d) => d.mapConsumerIdProducerId, consumers),
+    mapProducerIdObserverIds: collect(producers, (d) => d.mapProducerIdObserverIds, observers),
+    mapDataProducerIdDataConsumerIds: collect(
+      dataProducers,
+      (d) => d.mapDataProducerIdDataConsumerIds,
+      dataConsumers
+    ),
+    mapDataConsumerIdDataProducerId: pairs((d) => d.mapDataConsumerIdDataProducerId, dataConsumers)
   }
 }

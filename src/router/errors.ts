@@ -33,6 +33,11 @@ export class InvalidArgumentError extends Data.TaggedError("InvalidArgumentError
 /** The Mafalda Router (or Mafalda) is closed (mediasoup throws `InvalidStateError`). */
 export class ClosedError extends Data.TaggedError("ClosedError")<{ readonly message: string }> {}
 
+/** What Mafalda does not do (mediasoup throws `UnsupportedError` for these). */
+export class UnsupportedCallError extends Data.TaggedError("UnsupportedCallError")<{
+  readonly message: string
+}> {}
+
 /** Invalid Mafalda options. */
 export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
   readonly message: string
@@ -43,28 +48,53 @@ export type MafaldaRouterError =
   | MediasoupCallError
   | InvalidArgumentError
   | ClosedError
+  | UnsupportedCallError
   | NoCapacityError
   | ProducerNotFoundError
   | MafaldaRouterClosedError
   | WorkerServiceError
   | InvalidEvent
 
-/** The error mediasoup would throw for the same situation. */
+/** mediasoup's own error kinds (and its plain `Error`): these pass through unchanged. */
+const isMediasoupKind = (error: unknown): error is Error =>
+  error instanceof Error &&
+  (error.constructor === TypeError ||
+    error.constructor === Error ||
+    error.constructor === types.InvalidStateError ||
+    error.constructor === types.UnsupportedError)
+
+/** A plain `Error` (the kind mediasoup uses for failures that are not the caller's fault). */
+const plainError = (message: string, cause: unknown): Error => new Error(message, { cause })
+
+/**
+ * The error mediasoup would throw for the same situation: `TypeError` for bad arguments,
+ * `InvalidStateError` for closed objects, `UnsupportedError`, or a plain `Error` naming the
+ * problem (the typed error is its `cause`). Nothing else leaves the Promise API.
+ */
 export const toMediasoupError = (error: MafaldaRouterError | InvalidOptionsError): Error => {
   switch (error._tag) {
     case "MediasoupCallError":
-      return error.cause instanceof Error ? error.cause : new Error(String(error.cause))
+      return isMediasoupKind(error.cause)
+        ? error.cause
+        : plainError(error.cause instanceof Error ? error.cause.message : String(error.cause), error.cause)
     case "InvalidArgumentError":
     case "InvalidOptionsError":
       return new TypeError(error.message)
     case "ClosedError":
     case "MafaldaRouterClosedError":
       return new types.InvalidStateError(error.message)
+    case "UnsupportedCallError":
+      return new types.UnsupportedError(error.message)
     case "ProducerNotFoundError":
-      return new Error(error.message)
+      return plainError(error.message, error)
     case "NoCapacityError":
+      return plainError(`no capacity left: ${error.message}`, error)
     case "WorkerServiceError":
+      // A Worker that would not start with its settings (mediasoup's TypeError), say.
+      return isMediasoupKind(error.cause) && error.cause.constructor !== Error
+        ? error.cause
+        : plainError(`${error.operation} failed: ${error.message}`, error)
     case "InvalidEvent":
-      return Object.assign(new Error(error.message), { name: error._tag })
+      return plainError(`inconsistent cluster state: ${error.message}`, error)
   }
 }

@@ -38,6 +38,7 @@
 import { randomUUID } from "node:crypto"
 import { EventEmitter } from "node:events"
 import { types } from "mediasoup"
+import { pipeConsumerRtpParameters, pipeProducerRtpParameters } from "./rtpCapabilities.js"
 
 /** What the destination Mafalda Router does when its mirrored pipe producer changes. */
 export interface MirrorHooks {
@@ -218,16 +219,19 @@ abstract class ConsumerMirrorEnd<P extends MirrorEnd> extends MirrorEnd {
 export class PipeProducerMirror extends ProducerMirrorEnd<PipeConsumerMirror> {
   readonly type = "pipe" as const
   readonly #source: types.Producer
+  readonly #rtpParameters: types.RtpParameters
 
-  constructor(source: types.Producer, hooks: MirrorHooks) {
+  constructor(source: types.Producer, hooks: MirrorHooks, rtpParameters: types.RtpParameters) {
     super(source, hooks)
     this.#source = source
+    this.#rtpParameters = rtpParameters
   }
   get kind(): types.MediaKind {
     return this.#source.kind
   }
+  /** What a real pipe producer reports: its pipe consumer's parameters, validated by `produce()`. */
   get rtpParameters(): types.RtpParameters {
-    return this.#source.consumableRtpParameters
+    return this.#rtpParameters
   }
   get consumableRtpParameters(): types.RtpParameters {
     return this.#source.consumableRtpParameters
@@ -256,10 +260,12 @@ export class PipeConsumerMirror extends ConsumerMirrorEnd<PipeProducerMirror> {
   readonly type = "pipe" as const
   readonly priority = 1
   readonly #source: types.Producer
+  readonly #rtpParameters: types.RtpParameters
 
-  constructor(source: types.Producer, producer: PipeProducerMirror) {
+  constructor(source: types.Producer, producer: PipeProducerMirror, rtpParameters: types.RtpParameters) {
     super(source, producer, { prefix: "producer", overall: false })
     this.#source = source
+    this.#rtpParameters = rtpParameters
     producer.consumer = this
   }
   get producerId(): string {
@@ -268,8 +274,9 @@ export class PipeConsumerMirror extends ConsumerMirrorEnd<PipeProducerMirror> {
   get kind(): types.MediaKind {
     return this.#source.kind
   }
+  /** What a real pipe consumer reports (mediasoup's pipe consumer parameters). */
   get rtpParameters(): types.RtpParameters {
-    return this.#source.consumableRtpParameters
+    return this.#rtpParameters
   }
   get producerPaused(): boolean {
     return this.sourcePaused
@@ -310,10 +317,12 @@ export class PipeConsumerMirror extends ConsumerMirrorEnd<PipeProducerMirror> {
 /** A mirrored pipe pair over `source`. */
 export const makePipeMirrors = (
   source: types.Producer,
-  hooks: MirrorHooks
+  hooks: MirrorHooks,
+  enableRtx = false
 ): { readonly pipeConsumer: PipeConsumerMirror; readonly pipeProducer: PipeProducerMirror } => {
-  const pipeProducer = new PipeProducerMirror(source, hooks)
-  const pipeConsumer = new PipeConsumerMirror(source, pipeProducer)
+  const consumerParameters = pipeConsumerRtpParameters(source.consumableRtpParameters, enableRtx)
+  const pipeProducer = new PipeProducerMirror(source, hooks, pipeProducerRtpParameters(consumerParameters))
+  const pipeConsumer = new PipeConsumerMirror(source, pipeProducer, consumerParameters)
   return { pipeConsumer, pipeProducer }
 }
 

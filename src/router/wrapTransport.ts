@@ -22,6 +22,8 @@ import { Effect } from "effect"
 import type { types } from "mediasoup"
 import type { ConsumerId, MafaldaRouterId, ProducerId, RouterId, TransportId } from "../core/Ids.js"
 import type { ProducerLocation } from "../services/IndexService.js"
+import type { PipeInfo } from "../services/WorkerService.js"
+import { retryInDeathWindow } from "./deathWindow.js"
 import { InvalidArgumentError, type MafaldaRouterError } from "./errors.js"
 import { forwardingProxy } from "./forwardingProxy.js"
 import {
@@ -36,13 +38,26 @@ import {
 const producerNotFound = (id: unknown) => new Error(`Producer with id "${String(id)}" not found`)
 const dataProducerNotFound = (id: unknown) => new Error(`DataProducer with id "${String(id)}" not found`)
 
-/** Makes `router` receive `producer` (a pipe along its tree when needed), as an Effect. */
+/** Announces pipes made on the Mafalda instance's observer (`pipe`). */
+export const emitPipes = (ctx: MafaldaContext, pipes: ReadonlyArray<PipeInfo>, pinned: boolean): void => {
+  for (const p of pipes) ctx.events.safeEmit("pipe", { producer: p.producer, from: p.from, to: p.to, pinned })
+}
+
+/**
+ * Makes `router` receive `producer` (a pipe along its tree when needed), as an Effect; in a
+ * Worker's death window, once the death is recorded.
+ */
 export const ensureProducerOn = (
   ctx: MafaldaContext,
   producer: string,
   router: RouterId
 ): Effect.Effect<void, MafaldaRouterError> =>
-  Effect.asVoid(ctx.placement.ensureProducer(producer as ProducerId, router))
+  retryInDeathWindow(ctx, () => ctx.placement.ensureProducer(producer as ProducerId, router)).pipe(
+    Effect.tap((pipes) => {
+      if (pipes.length > 0) emitPipes(ctx, pipes, false)
+    }),
+    Effect.asVoid
+  )
 
 /**
  * Makes `router` receive a data producer: a mediasoup `pipeToRouter` from the Router it was
@@ -318,14 +333,27 @@ export const wrapTransport = <T extends types.Transport>(
 
   // Not `async`: the fast path (the Router receives the producer already: two O(1) lookups,
   // no Effect) hands mediasoup's own promise on with one `then`, and no extra await.
+  // From the moment it decides until the consumer is recorded, it holds the pipe into this
+  // Router against scale-down (the snapshot does not count the consumer yet).
   const consume = (options: types.ConsumerOptions): Promise<types.Consumer> => {
     const producerId = options?.producerId
     if (typeof producerId !== "string") return Promise.reject(new TypeError("missing producerId"))
     if (!visible.has(producerId)) return Promise.reject(producerNotFound(producerId))
+    const release = ctx.holds.holdPipe(producerId as ProducerId, router)
     const consumed = store.receives(producerId as ProducerId, router)
       ? transport.consume(options)
       : runPromise(ctx, ensureProducerOn(ctx, producerId, router)).then(() => transport.consume(options))
-    return consumed.then((consumer) => recordConsumer(consumer, producerId))
+    return consumed.then(
+      (consumer) => {
+        const recorded = recordConsumer(consumer, producerId)
+        release()
+        return recorded
+      },
+      (error: unknown) => {
+        release()
+        throw error
+      }
+    )
   }
 
   const produceData = async (options: types.DataProducerOptions = {}): Promise<types.DataProducer> => {
@@ -362,7 +390,12 @@ export const wrapTransport = <T extends types.Transport>(
   return forwardingProxy(transport, { produce, consume, produceData, consumeData } as never)
 }
 
-/** An RTP observer whose `addProducer` first makes its Router receive the producer. */
+/**
+ * An RTP observer whose `addProducer` first makes its Router receive the producer, and
+ * holds the pipe that feeds it (if any) against scale-down until the producer is removed,
+ * closes, or the observer closes: the snapshot counts consumers, not observers, as users of
+ * a pipe.
+ */
 export const wrapRtpObserver = <T extends types.RtpObserver>(
   ctx: MafaldaContext,
   owner: MafaldaRouterId,
@@ -370,14 +403,39 @@ export const wrapRtpObserver = <T extends types.RtpObserver>(
   observer: T
 ): T => {
   const visible = visibleTo(ctx, owner)
+  const held = new Map<string, () => void>()
+  const release = (producerId: string) => {
+    held.get(producerId)?.()
+    held.delete(producerId)
+  }
+  observer.observer.once("close", () => {
+    for (const id of Array.from(held.keys())) release(id)
+  })
   const addProducer = async (options: { producerId: string }): Promise<void> => {
     const producerId = options?.producerId
     if (typeof producerId !== "string") throw new TypeError("missing producerId")
     if (!visible.has(producerId)) throw producerNotFound(producerId)
-    await runPromise(ctx, ensureProducerOn(ctx, producerId, router))
-    await observer.addProducer({ producerId })
+    const first = !held.has(producerId)
+    if (first) {
+      held.set(producerId, ctx.holds.holdPipe(producerId as ProducerId, router))
+      ctx.producers.get(producerId)?.producer.observer.once("close", () => release(producerId))
+    }
+    try {
+      await runPromise(ctx, ensureProducerOn(ctx, producerId, router))
+      await observer.addProducer({ producerId })
+    } catch (error) {
+      if (first) release(producerId)
+      throw error
+    }
   }
-  return forwardingProxy(observer, { addProducer } as never)
+  const removeProducer = async (options: { producerId: string }): Promise<void> => {
+    try {
+      await observer.removeProducer(options)
+    } finally {
+      if (typeof options?.producerId === "string") release(options.producerId)
+    }
+  }
+  return forwardingProxy(observer, { addProducer, removeProducer } as never)
 }
 
 /** Creates a mediasoup object as an Effect (mediasoup's error kept as the cause). */

@@ -27,9 +27,10 @@ describe("Promise API", () => {
     expect(router.appData).toEqual({ room: "a" })
     expect(router.rtpCapabilities.codecs?.[0]?.mimeType).toBe("audio/opus")
     expect(await mafalda.workers()).toHaveLength(0)
+    // mediasoup's own error for a codec it does not support.
     await expect(
       mafalda.createRouter({ mediaCodecs: [{ kind: "audio", mimeType: "audio/nope", clockRate: 1 }] })
-    ).rejects.toThrow(TypeError)
+    ).rejects.toThrow(types.UnsupportedError)
     await expect(router.pipeToRouter({ router } as never)).rejects.toThrow(TypeError)
     const closedEvent = new Promise<void>((resolve) => router.observer.once("close", () => resolve()))
     router.close()

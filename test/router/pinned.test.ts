@@ -3,10 +3,9 @@
  * and a pipe the application asked for with `pipeToRouter` (pinned until the application
  * closes it), both past the idle grace period.
  */
-import type { types } from "mediasoup"
 import { describe, expect, it } from "vitest"
-import type { MafaldaInstance } from "../../src/promise.js"
 import { useMafaldaHarness } from "../support/mafaldaHarness.js"
+import { scaleDownHadItsChance } from "./scaleDownWitness.js"
 import { listen, listenInfo, once, opus, sendUntilReceived, startBroadcast } from "./support.js"
 
 const harness = useMafaldaHarness()
@@ -23,27 +22,6 @@ const options = {
   samplingInterval: 3_600_000,
   workerSettings: { rtcMinPort: 46000, rtcMaxPort: 46499 }
 } as const
-
-const vp8: types.RtpCodecCapability = { kind: "video", mimeType: "video/VP8", clockRate: 90000 }
-
-/**
- * Waits until scale-down has had its chance at what stopped being used before this call: a
- * witness (a Mafalda Router of other codecs, so with an underlying Router of its own) stops
- * being used now; once scale-down has closed the witness's Router (a pass ran a grace period
- * later), one more pass runs to its end. Fails if the witness is not closed within 10 s.
- */
-const scaleDownHadItsChance = async (mafalda: MafaldaInstance): Promise<void> => {
-  const witness = await mafalda.createRouter({ mediaCodecs: [vp8] })
-  const placed = once<[types.Router, types.Worker]>(witness, "newrouter")
-  const transport = await witness.createDirectTransport()
-  const [router] = await placed
-  const closed = once(router.observer, "close", 10_000)
-  transport.close()
-  await closed
-  // The pass that closed the witness may still be closing other things: one more, to its end.
-  await mafalda.scaleDown()
-  witness.close()
-}
 
 describe("scale-down keeps what is in use", () => {
   it("keeps a Router whose only use is an RTP observer, and closes it once the observer closes", async () => {

@@ -125,18 +125,25 @@ export const countPipeTransports = () => {
   }
 }
 
-/** Resolves on the first `event` of `emitter` (with its arguments), or rejects after `ms`. */
+/**
+ * Resolves on the first `event` of `emitter` (with its arguments), or rejects after `ms`.
+ * Any emitter will do, typed ones (mediasoup's `EnhancedEventEmitter`) included.
+ */
 export const once = <A extends Array<unknown>>(
-  emitter: { once(event: string, listener: (...args: A) => void): unknown },
+  emitter: { once: (event: never, listener: never) => unknown },
   event: string,
   ms = 10_000
 ): Promise<A> =>
   new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${event}" within ${ms} ms`)), ms)
-    emitter.once(event, (...args: A) => {
-      clearTimeout(timer)
-      resolve(args)
-    })
+    ;(emitter.once as (event: string, listener: (...args: A) => void) => unknown).call(
+      emitter,
+      event,
+      (...args: A) => {
+        clearTimeout(timer)
+        resolve(args)
+      }
+    )
   })
 
 /** The mediasoup-worker processes still running (none after a test file). */
