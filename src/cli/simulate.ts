@@ -7,22 +7,25 @@
  *   mafalda simulate --scenario-file my.json --seed 7 --html report.html
  */
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { Effect, Either } from "effect"
 import type { SimResult } from "../sim/Metrics.js"
 import { type PolicyName, policyNames } from "../sim/policies/Policy.js"
 import { htmlReport, resultJson, summaryTable } from "../sim/report.js"
 import { simulate } from "../sim/run.js"
 import { loadScenarioFile, type Scenario } from "../sim/Scenario.js"
-import { builtinScenario, builtinScenarioNames } from "../sim/scenarios.js"
+import { builtinScenario, builtinScenarioInputs, builtinScenarioNames } from "../sim/scenarios.js"
 
-const usage = `usage: mafalda simulate (--scenario NAME | --scenario-file FILE) [options]
+export const simulateUsage = `usage: mafalda simulate (--scenario NAME | --scenario-file FILE) [options]
   --scenario NAME        built-in: ${builtinScenarioNames.join(", ")}
-  --scenario-file FILE   a scenario as JSON (see src/sim/Scenario.ts)
+  --scenario-file FILE   a scenario as JSON (--print-scenario gives one to start from)
+  --print-scenario NAME  print a built-in scenario as JSON, and exit
   --policy a,b,...       ${policyNames.join(", ")} (default: the scenario's list, else all)
   --seed N               overrides the scenario's seed
   --json                 one JSON object per policy per line on stdout
   --html FILE            write one self-contained HTML report
-  --no-progress          no progress bar (it is only drawn when stderr is a terminal)`
+  --progress-every S     progress on stderr every S seconds (default 5; a bar on a terminal)
+  --no-progress          no progress at all`
 
 interface Args {
   readonly scenario?: string
@@ -33,6 +36,8 @@ interface Args {
   readonly json: boolean
   readonly html?: string
   readonly progress: boolean
+  readonly progressEvery: number
+  readonly printScenario?: string
 }
 
 const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => {
@@ -43,6 +48,8 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
   let json = false
   let html: string | undefined
   let progress = true
+  let progressEvery = 5
+  let printScenario: string | undefined
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     const value = (): string | undefined => argv[++i]
@@ -85,12 +92,27 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
       case "--no-progress":
         progress = false
         break
+      case "--progress-every": {
+        const v = Number(value())
+        if (!Number.isFinite(v) || v < 0) return Either.left("--progress-every needs a number of seconds")
+        progressEvery = v
+        break
+      }
+      case "--print-scenario":
+        printScenario = value()
+        if (printScenario === undefined) return Either.left("--print-scenario needs a name")
+        break
       case "-h":
       case "--help":
         return Either.left("")
       default:
         return Either.left(`unknown argument ${a}`)
     }
+  }
+  if (printScenario !== undefined) {
+    if (!(builtinScenarioNames as ReadonlyArray<string>).includes(printScenario))
+      return Either.left(`unknown scenario ${printScenario} (built-in: ${builtinScenarioNames.join(", ")})`)
+    return Either.right({ policies: undefined, json, progress, progressEvery, printScenario })
   }
   if ((scenario === undefined) === (scenarioFile === undefined))
     return Either.left("give exactly one of --scenario and --scenario-file")
@@ -101,7 +123,8 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
     ...(seed === undefined ? {} : { seed }),
     json,
     ...(html === undefined ? {} : { html }),
-    progress
+    progress,
+    progressEvery
   })
 }
 
@@ -114,45 +137,119 @@ const loadScenario = (args: Args): Either.Either<Scenario, string> => {
   return Either.right(builtinScenario(name as (typeof builtinScenarioNames)[number]))
 }
 
-const progressBar = (label: string) => {
-  let last = -1
+const clock = (seconds: number): string => {
+  const s = Math.max(0, Math.round(seconds))
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+    : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`
+}
+
+/**
+ * Progress of one policy's run (`index` of `count`) on stderr: a bar redrawn in place on a
+ * terminal, otherwise a line every `everySeconds`; both with an ETA for this policy and for
+ * the whole run (the policies still to run estimated at the mean time of those done).
+ */
+const progressReporter = (
+  tty: boolean,
+  everySeconds: number,
+  policy: string,
+  index: number,
+  count: number,
+  doneSeconds: ReadonlyArray<number>
+) => {
+  const start = Date.now()
+  let lastAt = start
+  let lastPct = -1
   return (fraction: number) => {
+    const now = Date.now()
     const pct = Math.floor(fraction * 100)
-    if (pct === last) return
-    last = pct
-    const width = 30
-    const filled = Math.round((pct / 100) * width)
-    process.stderr.write(
-      `\r${label.padEnd(14)} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${String(pct).padStart(3)}%`
-    )
+    if (tty ? pct === lastPct : now - lastAt < everySeconds * 1000) return
+    lastAt = now
+    lastPct = pct
+    const elapsed = (now - start) / 1000
+    const left = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : Number.NaN
+    const perPolicy =
+      doneSeconds.length > 0
+        ? doneSeconds.reduce((a, b) => a + b, 0) / doneSeconds.length
+        : elapsed / (fraction || 1)
+    const total = left + (count - index) * perPolicy
+    const eta = Number.isFinite(left)
+      ? `ETA ${clock(left)}${index < count ? `, all ${clock(total)}` : ""}`
+      : "ETA unknown"
+    const label = `policy ${index} of ${count} (${policy}):`
+    if (tty) {
+      const width = 24
+      const filled = Math.round((pct / 100) * width)
+      process.stderr.write(
+        `\r${label} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${String(pct).padStart(3)}% ${eta}\x1b[K`
+      )
+    } else {
+      process.stderr.write(`mafalda simulate: ${label} ${pct}% done, ${eta}\n`)
+    }
+  }
+}
+
+/** Why the report cannot be written there, or undefined when it can (checked before any work). */
+const htmlProblem = (file: string): string | undefined => {
+  const dir = path.dirname(path.resolve(file))
+  try {
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) return `--html ${file} is a directory`
+    if (!fs.statSync(dir).isDirectory()) return `--html ${file}: ${dir} is not a directory`
+    fs.accessSync(dir, fs.constants.W_OK)
+    return undefined
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === "ENOENT"
+      ? `--html ${file}: the directory ${dir} does not exist`
+      : `--html ${file}: cannot write in ${dir} (${code ?? String(error)})`
   }
 }
 
 export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<number> => {
   const parsed = parseArgs(argv)
   if (Either.isLeft(parsed)) {
-    if (parsed.left !== "") console.error(`mafalda simulate: ${parsed.left}`)
-    console.error(usage)
-    return parsed.left === "" ? 0 : 2
+    if (parsed.left === "") {
+      console.log(simulateUsage)
+      return 0
+    }
+    console.error(`mafalda simulate: ${parsed.left}\n${simulateUsage}`)
+    return 2
   }
   const args = parsed.right
+  if (args.printScenario !== undefined) {
+    console.log(
+      JSON.stringify(builtinScenarioInputs[args.printScenario as keyof typeof builtinScenarioInputs], null, 2)
+    )
+    return 0
+  }
+  const problem = args.html === undefined ? undefined : htmlProblem(args.html)
+  if (problem !== undefined) {
+    console.error(`mafalda simulate: ${problem}`)
+    return 2
+  }
   const loaded = loadScenario(args)
   if (Either.isLeft(loaded)) {
     console.error(`mafalda simulate: ${loaded.left}`)
     return 2
   }
   const scenario = loaded.right
-  const tty = args.progress && process.stderr.isTTY === true
+  const tty = process.stderr.isTTY === true
   const results: Array<SimResult> = []
-  for (const policy of args.policies ?? scenario.policies ?? policyNames) {
-    const onProgress = tty ? progressBar(policy) : undefined
+  const policies = args.policies ?? scenario.policies ?? policyNames
+  const doneSeconds: Array<number> = []
+  for (const [i, policy] of policies.entries()) {
+    const onProgress = args.progress
+      ? progressReporter(tty, args.progressEvery, policy, i + 1, policies.length, doneSeconds)
+      : undefined
+    const started = Date.now()
     const result = await Effect.runPromise(
       simulate(scenario, policy, {
         ...(args.seed === undefined ? {} : { seed: args.seed }),
         ...(onProgress === undefined ? {} : { onProgress })
       })
     )
-    if (tty) process.stderr.write("\r\x1b[K")
+    doneSeconds.push((Date.now() - started) / 1000)
+    if (tty && args.progress) process.stderr.write("\r\x1b[K")
     results.push(result)
     if (args.json) console.log(JSON.stringify(resultJson(result)))
   }
