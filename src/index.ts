@@ -4,6 +4,8 @@
  * - `createMafalda(options)` (Promise API) or the `Mafalda` service and its layers (Effect API)
  *   give one Router object per room over many real mediasoup Workers.
  * - `Core` is the functional core: pure placement, stream-tree, pipe and scale-down decisions.
+ * - Subpaths: `mafalda/core` (the core alone), `mafalda/ops` (logs, metrics, live view),
+ *   `mafalda/rtp` (RTP packets over UDP, for demos and tests), `mafalda/demo` (the broadcast demo).
  */
 export * as Core from "./core/index.js"
 export * as ClusterLayer from "./layers/Cluster.js"
@@ -11,13 +13,7 @@ export * as IndexLayer from "./layers/IndexService.js"
 export * as MafaldaLayer from "./layers/Mafalda.js"
 export * as TrackerLayer from "./layers/TrackerService.js"
 export { layerMediasoup, layerSimulated, SimulatedWorkers } from "./layers/WorkerService.js"
-export * from "./media/rtp.js"
 export { createMafalda, type MafaldaInstance } from "./promise.js"
-export {
-  type BroadcastDemoOptions,
-  type BroadcastDemoResult,
-  runBroadcastDemo
-} from "./router/broadcastDemo.js"
 export * from "./router/errors.js"
 export { MafaldaOptions, type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
 export { MafaldaRouter, type MafaldaRouterOptions } from "./router/MafaldaRouter.js"
