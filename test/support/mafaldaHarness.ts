@@ -24,7 +24,7 @@ export const useMafaldaHarness = (): MafaldaHarness => {
   const pids = new Set<number>()
 
   afterEach(async () => {
-    for (const w of (await mafalda?.workers()) ?? []) pids.add(w.pid)
+    if (mafalda?.closed === false) for (const w of await mafalda.workers()) pids.add(w.pid)
     await mafalda?.close()
     await resources?.close()
     mafalda = undefined
