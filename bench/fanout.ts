@@ -314,7 +314,8 @@ const main = async () => {
       capacity: median(ramps.map((r) => r.capacity)),
       capacities: ramps.map((r) => r.capacity),
       cpuPer100: {
-        audio: r2(median(audio.filter((w) => w.served).map(per100))),
+        // CPU is meaningful when the work was done (under 1 % loss), even if the delay failed.
+        audio: r2(median(audio.filter((w) => w.workerSide.loss < 0.01).map(per100))),
         video: r2(median(same.map(per100)))
       },
       delayMs: {
@@ -406,6 +407,23 @@ const main = async () => {
   const rawFit = leastSquares(rawPoints)
   const costs: CalibratedCosts | undefined = calibrations.length === 0 ? undefined : costsFrom(calibrations)
   const cpuModel = cpus()[0]?.model ?? "?"
+  // What else ran on the machine during the windows (a shared machine's load).
+  const windows = passes.flatMap((p) => [
+    ...p.video.flatMap((r) =>
+      r.steps.flatMap((q) => (q.retry === undefined ? [q.window] : [q.window, q.retry]))
+    ),
+    ...p.audio.map((a) => a.window)
+  ])
+  const conditions = {
+    windows: windows.length,
+    voidedWindows: passes.reduce(
+      (n, p) => n + p.video.reduce((m, r) => m + r.steps.reduce((k, q) => k + q.voided, 0), 0),
+      0
+    ),
+    /** Medians over the windows, % of one core: the whole machine, and other processes. */
+    machineCpuMedian: r2(median(windows.map((w) => w.cpu.machine ?? Number.NaN))),
+    foreignCpuMedian: r2(median(windows.map((w) => w.cpu.foreign ?? Number.NaN)))
+  }
   const out = {
     date: new Date().toISOString(),
     machine: {
@@ -418,6 +436,7 @@ const main = async () => {
     },
     node: process.version,
     mediasoupVersion,
+    conditions,
     command: `npm run bench:fanout -- ${argv.join(" ")}`.trim(),
     settings: {
       passes: PASSES,
@@ -459,12 +478,12 @@ const main = async () => {
     return
   }
   const row = (label: string, f: (x: typeof raw) => string) =>
-    `| ${label.padEnd(34)} | ${f(raw).padStart(10)} | ${f(spread).padStart(10)} | ${f(mafalda).padStart(10)} |`
+    `| ${label.padEnd(38)} | ${f(raw).padStart(10)} | ${f(spread).padStart(10)} | ${f(mafalda).padStart(10)} |`
   console.log("")
   console.log(
-    `| ${"".padEnd(34)} | ${"raw".padStart(10)} | ${"spread".padStart(10)} | ${"mafalda".padStart(10)} |`
+    `| ${"".padEnd(38)} | ${"raw".padStart(10)} | ${"spread".padStart(10)} | ${"mafalda".padStart(10)} |`
   )
-  console.log(`|${"-".repeat(36)}|${"-".repeat(12)}|${"-".repeat(12)}|${"-".repeat(12)}|`)
+  console.log(`|${"-".repeat(40)}|${"-".repeat(12)}|${"-".repeat(12)}|${"-".repeat(12)}|`)
   console.log(row("capacity (median of passes)", (x) => String(x.capacity)))
   console.log(row("capacity per pass", (x) => x.capacities.join("/")))
   console.log(row("Worker CPU % per 100 video consumers", (x) => x.cpuPer100.video.toFixed(1)))
@@ -486,6 +505,7 @@ const main = async () => {
     })
   )
   console.log("goals:", JSON.stringify(goals))
+  console.log("machine during the windows:", JSON.stringify(conditions))
   console.log("ends:", JSON.stringify({ raw: raw.end, spread: spread.end, mafalda: mafalda.end }))
   if (costs !== undefined)
     console.log("derived costs (CPU % of one Worker per object):", JSON.stringify(costs))
