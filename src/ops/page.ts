@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { LOAD_COLOURS } from "./loadColours.js"
 
 const style = `
 body{font:14px/1.4 system-ui,sans-serif;margin:20px;color:#222;max-width:1400px}
@@ -31,11 +32,16 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}
 
 const script = `
 "use strict";
-const colours = [[0.5, "#c7e9c0", "under half the watermark"], [1, "#fdbb84", "under the watermark"],
-  [Infinity, "#e34a33", "at or over the watermark"]];
-const over100 = "#b30000";
+// The bands of loadColours.ts (the report draws the same).
+const colours = ${JSON.stringify(LOAD_COLOURS)};
+const pct = (n) => String(Math.round(n * 10) / 10);
+const bandsFor = (w) => [
+  { below: w / 2, colour: colours[0], label: "under " + pct(w / 2) + " % (half the watermark)" },
+  { below: w, colour: colours[1], label: pct(w / 2) + "–" + pct(w) + " % (under the watermark)" },
+  { below: 100, colour: colours[2], label: pct(w) + "–100 % (at or over the watermark)" },
+  { below: Infinity, colour: colours[3], label: "100 % or more (overloaded)" }];
 let watermark = 60;
-const colourOf = (load) => load >= 100 ? over100 : colours.find(([f]) => load < f * watermark)[1];
+const colourOf = (load) => bandsFor(watermark).find((b) => load < b.below).colour;
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\\"":"&quot;"}[c]));
 const short = (id) => String(id ?? "?").split("/").pop();
 const $ = (id) => document.getElementById(id);
@@ -43,10 +49,8 @@ const MAX_CHILDREN = 10, MAX_NODES = 240;
 const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
 
 function drawKey() {
-  $("key").innerHTML = "Router colour, by its Worker's load:" +
-    colours.map(([f, c, label]) => '<span style="background:' + c + '"></span>' + esc(label) +
-      (Number.isFinite(f) ? " (&lt; " + Math.round(f * watermark) + " %)" : "")).join("") +
-    '<span style="background:' + over100 + '"></span>100 % or more';
+  $("key").innerHTML = "Router colour, by its Worker's load:" + bandsFor(watermark)
+    .map((b) => '<span style="background:' + b.colour + '"></span>' + esc(b.label)).join("");
 }
 
 function visible(hops) {
