@@ -256,6 +256,13 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
                 new WorkerServiceError({ operation: "pipe", message: "pipeToRouter returned no pipe" })
               )
             }
+            // mediasoup passes the pipe consumer's pause and resume on to the pipe producer
+            // without handling a failure: one whose Worker has just gone (closing, or dying)
+            // would be an unhandled rejection. The same, with the failure ignored.
+            pipeConsumer.observer.removeAllListeners("pause")
+            pipeConsumer.observer.removeAllListeners("resume")
+            pipeConsumer.observer.on("pause", () => void pipeProducer.pause().catch(() => undefined))
+            pipeConsumer.observer.on("resume", () => void pipeProducer.resume().catch(() => undefined))
             const key = pipeKey(producer, to)
             pipes.set(key, { consumer: pipeConsumer, producer: pipeProducer })
             pipeProducer.observer.once("close", () => {

@@ -62,6 +62,8 @@ export class MafaldaWebRtcServer<
   readonly #ctx: MafaldaContext
   readonly #listenInfos: ReadonlyArray<types.TransportListenInfo>
   readonly #instances = new Map<WorkerId, Promise<Instance>>()
+  /** The instances made (those of `#instances` that resolved), for what must be synchronous. */
+  readonly #ready = new Map<WorkerId, Instance>()
   readonly #transports = new Map<string, types.WebRtcTransport>()
   readonly #releases = new Map<WorkerId, () => void>()
   #closed = false
@@ -113,10 +115,14 @@ export class MafaldaWebRtcServer<
   #shutdown(): boolean {
     if (this.#closed) return false
     this.#closed = true
-    const instances = Array.from(this.#instances.values())
+    const pending = Array.from(this.#instances.entries()).filter(([w]) => !this.#ready.has(w))
+    const ready = Array.from(this.#ready.values())
     this.#instances.clear()
-    for (const pending of instances)
-      pending.then(
+    this.#ready.clear()
+    // Those made close now (their transports with them, `listenserverclose`); the others once made.
+    for (const i of ready) i.server.close()
+    for (const [, p] of pending)
+      p.then(
         (i) => i.server.close(),
         () => undefined
       )
@@ -128,11 +134,8 @@ export class MafaldaWebRtcServer<
   /** The instances' dumps, merged, with this server's id. */
   override async dump(): Promise<types.WebRtcServerDump> {
     if (this.#closed) throw new types.InvalidStateError("WebRtcServer closed")
-    const settled = await Promise.allSettled(this.#instances.values())
     const dumps = await Promise.all(
-      settled.flatMap((s) =>
-        s.status === "fulfilled" && !s.value.server.closed ? [s.value.server.dump()] : []
-      )
+      Array.from(this.#ready.values()).flatMap((i) => (i.server.closed ? [] : [i.server.dump()]))
     )
     return {
       id: this.id,
@@ -206,12 +209,17 @@ export class MafaldaWebRtcServer<
       throw new types.InvalidStateError("WebRtcServer closed")
     }
     if (primary) this.#releases.set(worker, this.#ctx.holds.holdWorker(worker))
+    const instance: Instance = { server, primary }
+    this.#ready.set(worker, instance)
     server.observer.once("close", () => {
       this.#releases.get(worker)?.()
       this.#releases.delete(worker)
-      this.#instances.delete(worker)
+      if (this.#ready.get(worker) === instance) {
+        this.#ready.delete(worker)
+        this.#instances.delete(worker)
+      }
     })
-    return { server, primary }
+    return instance
   }
 
   /** @internal A transport made with it on some Worker: tracked, and announced on the observer. */

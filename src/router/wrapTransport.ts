@@ -91,7 +91,10 @@ const acquireDataPipe = async (
     const forget = () => {
       if (ctx.dataPipes.get(key) === made) ctx.dataPipes.delete(key)
     }
-    made.pending.then((result) => result.pipeDataProducer?.observer.once("close", forget), forget)
+    made.pending.then((result) => {
+      result.pipeDataProducer?.observer.once("close", forget)
+      passPauseOn(result)
+    }, forget)
   }
   const used = pipe
   used.users++
@@ -118,6 +121,28 @@ const acquireDataPipe = async (
     throw error
   }
   return { release, result }
+}
+
+/**
+ * mediasoup's data pipes do not pass the data producer's pause on: its pipe data consumer
+ * learns of it (`dataproducerpause`), the pipe data producer does not, and neither do the
+ * data consumers on the other Router. Here the pipe data producer follows, so that they do
+ * (`dataproducerpause`, and their observer's `pause`), as on the data producer's own Router.
+ */
+const passPauseOn = (pipe: types.PipeToRouterResult): void => {
+  const consumer = pipe.pipeDataConsumer
+  const producer = pipe.pipeDataProducer
+  if (consumer === undefined || producer === undefined) return
+  // What it was last told (its `paused` changes only once mediasoup answers).
+  let told = producer.paused
+  const follow = (paused: boolean) => {
+    if (producer.closed || told === paused) return
+    told = paused
+    void (paused ? producer.pause() : producer.resume()).catch(() => undefined)
+  }
+  consumer.on("dataproducerpause", () => follow(true))
+  consumer.on("dataproducerresume", () => follow(false))
+  follow(consumer.dataProducerPaused)
 }
 
 /**
