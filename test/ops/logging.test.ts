@@ -117,10 +117,11 @@ describe("the logs of a running Mafalda", () => {
       const status = await runtime.runPromise(mafalda.status)
       expect(status.workers).toHaveLength(2)
       for (const w of status.workers) pids.push(w.pid!)
-      const [origin, other] = status.workers
+      const origin = status.workers[0]!
+      const other = status.workers[1]!
 
-      const started = await awaitLog("Worker started", { worker: other!.id })
-      expect(started).toMatchObject({ level: "INFO", annotations: { pid: other!.pid } })
+      const started = await awaitLog("Worker started", { worker: other.id })
+      expect(started).toMatchObject({ level: "INFO", annotations: { pid: other.pid } })
       const pipe = await awaitLog("pipe made", { producer: broadcast.producer.id })
       expect(pipe.annotations.from).toBe(status.pipes[0]!.from)
       expect(pipe.annotations.to).toBe(status.pipes[0]!.to)
@@ -134,14 +135,14 @@ describe("the logs of a running Mafalda", () => {
       for (const l of [near, ...far]) l.transport.close()
       await awaitLog("scale-down", { action: "close_pipe", producer: broadcast.producer.id })
       await awaitLog("pipe closed", { producer: broadcast.producer.id, to: status.pipes[0]!.to })
-      await awaitLog("scale-down", { action: "close_worker", worker: other!.id })
-      await awaitLog("Worker exited", { worker: other!.id, why: "closed" })
+      await awaitLog("scale-down", { action: "close_worker", worker: other.id })
+      await awaitLog("Worker exited", { worker: other.id, why: "closed" })
 
       // The origin Worker dies.
       process.kill(origin.pid!, "SIGKILL")
-      const died = await awaitLog("Worker died", { worker: origin!.id })
+      const died = await awaitLog("Worker died", { worker: origin.id })
       expect(died.level).toBe("ERROR")
-      expect(died.annotations.pid).toBe(origin!.pid)
+      expect(died.annotations.pid).toBe(origin.pid)
     } finally {
       await runtime.dispose()
       await resources.close()
