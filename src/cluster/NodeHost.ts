@@ -1,0 +1,618 @@
+/**
+ * `NodeHost`: what a Mafalda Node does for its RPC clients. It keeps the mediasoup objects
+ * made through the Node API (transports, producers, consumers, pipes) on the Node's own
+ * Workers (`WorkerService` and `LocalMediasoup`), records its producers in the Index,
+ * publishes what happens to them on its own (`NodeNotice`), carries out the pipe handshake
+ * with other Nodes (see `src/rpc/NodeRpcs.ts`) and drains.
+ *
+ * Every handler returns typed errors (`NodeCallError` with mediasoup's error name,
+ * `UnknownObjectError`, `NodeDrainingError`) and never dies, so one bad request never
+ * fails the other requests of its connection.
+ *
+ * @module
+ */
+import { Context, Effect, Fiber, Layer, PubSub, Queue, Ref, Runtime, Stream } from "effect"
+import type { types } from "mediasoup"
+import { MafaldaRouterId, type NodeId, ProducerId, type RouterId } from "../core/Ids.js"
+import {
+  type ConsumerData,
+  NodeCallError,
+  NodeDrainingError,
+  type NodeError,
+  type NodeInfo,
+  type NodeNotice,
+  NodeRpcs,
+  type PipeData,
+  type PipeEnd,
+  type PipeSignal,
+  type ProducerData,
+  UnknownObjectError
+} from "../rpc/NodeRpcs.js"
+import type { RtpParameters } from "../rpc/schemas.js"
+import type { NodeHandlers } from "../rpc/transport.js"
+import { IndexService, type ProducerLocation } from "../services/IndexService.js"
+import { LocalMediasoup } from "../services/LocalMediasoup.js"
+import { NodeRegistry } from "../services/NodeRegistry.js"
+import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
+import { WorkerService, type WorkerServiceError } from "../services/WorkerService.js"
+import { NodeClients } from "./NodeClients.js"
+
+export interface NodeHostOptions {
+  /** The IP other Nodes send pipe media to (announced in PipeTransports). */
+  readonly announcedIp: string
+  /** The IP PipeTransports listen on (default: `announcedIp`). */
+  readonly pipeListenIp?: string | undefined
+  /** How long a PipeTransport opened for another Node waits for its lease (default 10 s). */
+  readonly pipeLeaseGraceMillis?: number | undefined
+}
+
+export interface NodeHostShape {
+  readonly node: NodeId
+  /** The handlers of the Node API. */
+  readonly handlers: Context.Context<NodeHandlers>
+  /** Stops new placements here (Workers, Routers, transports, pipes in). */
+  readonly drain: Effect.Effect<void>
+  readonly draining: Effect.Effect<boolean>
+  /** Transports made by clients (pipes not counted) that are open. */
+  readonly clientTransports: Effect.Effect<number>
+  /** What happens on the Node on its own. */
+  readonly notices: Stream.Stream<NodeNotice>
+  /** Writes the Index entries of every producer made here again (after the Node registered anew). */
+  readonly republish: Effect.Effect<void>
+}
+
+export class NodeHost extends Context.Tag("mafalda/NodeHost")<NodeHost, NodeHostShape>() {}
+
+type TransportKind = "webrtc" | "plain" | "pipe"
+
+interface Hosted {
+  readonly transport: types.Transport
+  readonly router: RouterId
+  readonly kind: TransportKind
+  leased: boolean
+}
+
+/** A mediasoup call as an Effect whose failure keeps mediasoup's error name. */
+const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A, NodeCallError> =>
+  Effect.tryPromise({
+    try: async () => f(),
+    catch: (cause) =>
+      new NodeCallError({
+        operation,
+        errorName: cause instanceof Error ? cause.name : "Error",
+        message: cause instanceof Error ? cause.message : String(cause)
+      })
+  })
+
+const fromWorkerError = (e: WorkerServiceError) =>
+  new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
+
+/** A failure of a call to another Node, as one of this Node's errors. */
+const remote = (operation: string) => (e: unknown) =>
+  typeof e === "object" &&
+  e !== null &&
+  "_tag" in e &&
+  ["NodeCallError", "UnknownObjectError", "NodeDrainingError"].includes(String(e._tag))
+    ? (e as NodeError)
+    : new NodeCallError({
+        operation,
+        errorName: "RemoteError",
+        message: e instanceof Error ? e.message : String((e as { message?: unknown })?.message ?? e)
+      })
+
+/** The object without its `undefined` fields (mediasoup's options are exact). */
+const compact = <T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never
+
+const producerData = (p: types.Producer): ProducerData => ({
+  id: ProducerId.make(p.id),
+  kind: p.kind,
+  type: p.type,
+  rtpParameters: p.rtpParameters as RtpParameters,
+  paused: p.paused
+})
+
+const consumerData = (c: types.Consumer): ConsumerData => ({
+  id: c.id,
+  producer: ProducerId.make(c.producerId),
+  kind: c.kind,
+  type: c.type,
+  rtpParameters: c.rtpParameters as RtpParameters,
+  paused: c.paused,
+  producerPaused: c.producerPaused
+})
+
+const make = (options: NodeHostOptions) =>
+  Effect.gen(function* () {
+    const workers = yield* WorkerService
+    const local = yield* LocalMediasoup
+    const index = yield* IndexService
+    const registry = yield* NodeRegistry
+    const clients = yield* NodeClients
+    const scope = yield* Effect.scope
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const node = workers.node
+    const announcedIp = options.announcedIp
+    const pipeListenIp = options.pipeListenIp ?? announcedIp
+    const leaseGrace = options.pipeLeaseGraceMillis ?? 10_000
+    const draining = yield* Ref.make(false)
+    const notices = yield* Effect.acquireRelease(PubSub.unbounded<NodeNotice>(), PubSub.shutdown)
+    const notify = (notice: NodeNotice) => void notices.unsafeOffer(notice)
+
+    const transports = new Map<string, Hosted>()
+    const producers = new Map<string, types.Producer>()
+    /** Where each producer made here lives, as the Index has it. */
+    const locations = new Map<string, ProducerLocation>()
+    const consumers = new Map<string, types.Consumer>()
+    /** Pipes into this Node's Routers: `producer router` → the pipe producer and its lease. */
+    const pipesIn = new Map<
+      string,
+      { readonly data: PipeData; readonly producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> }
+    >()
+    const pipeKey = (producer: string, router: string) => `${producer} ${router}`
+
+    // Index writes, one at a time and in order; failures logged (the agent re-publishes).
+    const indexWrites = yield* Queue.unbounded<Effect.Effect<void, unknown>>()
+    yield* Stream.fromQueue(indexWrites).pipe(
+      Stream.runForEach((write) =>
+        write.pipe(Effect.catchAllCause((cause) => Effect.logWarning("an Index write failed", cause)))
+      ),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // Worker deaths and pipe closes reported by the Workers.
+    yield* Stream.fromQueue(yield* workers.subscribe).pipe(
+      Stream.runForEach((notice) =>
+        Effect.sync(() => {
+          if (notice._tag === "WorkerDied")
+            notify({ _tag: "WorkerDied", worker: notice.worker, reason: notice.reason })
+        })
+      ),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // Everything made here is closed with the host (before the Workers go), and the
+    // leases of pipes into it are let go.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const leases: Array<Fiber.RuntimeFiber<void, never>> = []
+        for (const pipe of pipesIn.values()) if (pipe.lease !== undefined) leases.push(pipe.lease)
+        for (const pipe of pipesIn.values()) pipe.producer.close()
+        for (const hosted of Array.from(transports.values())) hosted.transport.close()
+        return Fiber.interruptAll(leases)
+      })
+    )
+
+    const refuseWhenDraining = Effect.flatMap(Ref.get(draining), (d) =>
+      d ? Effect.fail(new NodeDrainingError({ node })) : Effect.void
+    )
+
+    const routerOf = (id: RouterId) =>
+      Effect.suspend(() => {
+        const router = local.router(id)
+        return router === undefined || router.closed
+          ? Effect.fail(new UnknownObjectError({ what: "Router", id }))
+          : Effect.succeed(router)
+      })
+
+    const hosted = (id: string) =>
+      Effect.suspend(() => {
+        const t = transports.get(id)
+        return t === undefined
+          ? Effect.fail(new UnknownObjectError({ what: "transport", id }))
+          : Effect.succeed(t)
+      })
+
+    const host = (transport: types.Transport, router: RouterId, kind: TransportKind): Hosted => {
+      const entry: Hosted = { transport, router, kind, leased: false }
+      transports.set(transport.id, entry)
+      transport.observer.once("close", () => {
+        transports.delete(transport.id)
+        notify({ _tag: "Closed", what: "transport", id: transport.id })
+      })
+      return entry
+    }
+
+    const keepConsumer = (consumer: types.Consumer) => {
+      consumers.set(consumer.id, consumer)
+      consumer.on("producerpause", () =>
+        notify({ _tag: "ProducerPaused", consumer: consumer.id, paused: true })
+      )
+      consumer.on("producerresume", () =>
+        notify({ _tag: "ProducerPaused", consumer: consumer.id, paused: false })
+      )
+      consumer.observer.once("close", () => {
+        consumers.delete(consumer.id)
+        notify({ _tag: "Closed", what: "consumer", id: consumer.id })
+      })
+    }
+
+    // --- the pipe handshake, origin side ----------------------------------------------
+
+    const openPipe = (router: types.Router, enableSrtp: boolean) =>
+      attempt("createPipeTransport", () =>
+        router.createPipeTransport({
+          listenInfo: { protocol: "udp", ip: pipeListenIp, announcedAddress: announcedIp },
+          enableSrtp
+        })
+      )
+
+    const pipeEnd = (t: types.PipeTransport): PipeEnd => ({
+      transport: t.id,
+      ip: announcedIp,
+      port: t.tuple.localPort,
+      ...(t.srtpParameters === undefined ? {} : { srtpParameters: t.srtpParameters })
+    })
+
+    const PipeOpen = ({ router, enableSrtp }: { router: RouterId; enableSrtp: boolean }) =>
+      Effect.gen(function* () {
+        const r = yield* routerOf(router)
+        const t = yield* openPipe(r, enableSrtp)
+        const entry = host(t, router, "pipe")
+        // A pipe end nobody leases in time (the other Node failed half-way) is closed.
+        yield* Effect.sleep(leaseGrace).pipe(
+          Effect.andThen(Effect.sync(() => (entry.leased ? undefined : t.close()))),
+          Effect.interruptible,
+          Effect.forkIn(scope)
+        )
+        return pipeEnd(t)
+      })
+
+    const pipeTransport = (id: string) =>
+      Effect.flatMap(hosted(id), (h) =>
+        h.kind === "pipe"
+          ? Effect.succeed(h.transport as types.PipeTransport)
+          : Effect.fail(new UnknownObjectError({ what: "PipeTransport", id }))
+      )
+
+    const pipeTransportOfConsumer = new Map<string, string>()
+    const findTransportOf = (consumer: types.Consumer): Hosted | undefined => {
+      const id = pipeTransportOfConsumer.get(consumer.id)
+      return id === undefined ? undefined : transports.get(id)
+    }
+
+    const PipeLease = ({ consumer: id }: { consumer: string }): Stream.Stream<PipeSignal, NodeError> =>
+      Stream.asyncPush<PipeSignal, NodeError>((emit) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const consumer = consumers.get(id)
+            const entry = consumer === undefined ? undefined : findTransportOf(consumer)
+            if (consumer === undefined || entry === undefined || entry.kind !== "pipe") {
+              return Effect.fail(new UnknownObjectError({ what: "pipe consumer", id }))
+            }
+            entry.leased = true
+            const pause = () => emit.single("pause")
+            const resume = () => emit.single("resume")
+            const close = () => {
+              emit.single("close")
+              emit.end()
+            }
+            consumer.on("producerpause", pause)
+            consumer.on("producerresume", resume)
+            consumer.observer.once("close", close)
+            // The state now: a change between PipeConsume and this lease is not lost.
+            emit.single(consumer.producerPaused ? "pause" : "resume")
+            return Effect.succeed({ consumer, entry, pause, resume, close })
+          }),
+          ({ consumer, entry, pause, resume, close }) =>
+            Effect.sync(() => {
+              consumer.off("producerpause", pause)
+              consumer.off("producerresume", resume)
+              consumer.observer.off("close", close)
+              // The lease is over: the pipe's end here goes.
+              entry.transport.close()
+            })
+        )
+      )
+
+    // --- the pipe handshake, destination side -----------------------------------------
+
+    const pipeLocks = new Map<string, Effect.Semaphore>()
+    const lockFor = (key: string) => {
+      let lock = pipeLocks.get(key)
+      if (lock === undefined) {
+        lock = Effect.unsafeMakeSemaphore(1)
+        pipeLocks.set(key, lock)
+      }
+      return lock
+    }
+
+    const PipeFrom = (request: {
+      producer: ProducerId
+      origin: NodeId
+      from: RouterId
+      to: RouterId
+      enableSrtp: boolean
+    }) => {
+      const key = pipeKey(request.producer, request.to)
+      return Effect.gen(function* () {
+        const existing = pipesIn.get(key)
+        if (existing !== undefined && !existing.producer.closed) return existing.data
+        yield* refuseWhenDraining
+        const router = yield* routerOf(request.to)
+        const client = yield* clients.get(request.origin).pipe(Effect.mapError(remote("PipeFrom")))
+        const here = yield* openPipe(router, request.enableSrtp)
+        const made = Effect.gen(function* () {
+          const there = yield* client
+            .PipeOpen({ router: request.from, enableSrtp: request.enableSrtp })
+            .pipe(Effect.mapError(remote("PipeOpen")))
+          const handshake = Effect.gen(function* () {
+            const mine = pipeEnd(here)
+            yield* client
+              .PipeConnect({
+                transport: there.transport,
+                ip: mine.ip,
+                port: mine.port,
+                ...(mine.srtpParameters === undefined ? {} : { srtpParameters: mine.srtpParameters })
+              })
+              .pipe(Effect.mapError(remote("PipeConnect")))
+            yield* attempt("pipeTransport.connect", () =>
+              here.connect({
+                ip: there.ip,
+                port: there.port,
+                ...(there.srtpParameters === undefined ? {} : { srtpParameters: there.srtpParameters })
+              })
+            )
+            const consumed = yield* client
+              .PipeConsume({ transport: there.transport, producer: request.producer })
+              .pipe(Effect.mapError(remote("PipeConsume")))
+            const producer = yield* attempt("pipeTransport.produce", () =>
+              here.produce({
+                id: request.producer,
+                kind: consumed.kind,
+                rtpParameters: consumed.rtpParameters as types.RtpParameters,
+                paused: consumed.producerPaused
+              })
+            )
+            return { consumed, producer }
+          })
+          // Half-way failures: the other end is told to close its PipeTransport (it would
+          // also close it unleased after a grace period).
+          return yield* handshake.pipe(
+            Effect.tapError(() =>
+              client
+                .Close({ what: "transport", id: there.transport })
+                .pipe(Effect.ignore, Effect.forkIn(scope))
+            )
+          )
+        })
+        const { consumed, producer } = yield* made.pipe(
+          Effect.tapError(() => Effect.sync(() => here.close()))
+        )
+        host(here, request.to, "pipe")
+        const data: PipeData = {
+          producer: request.producer,
+          from: request.from,
+          to: request.to,
+          pipeConsumer: consumed.consumer,
+          pipeProducer: ProducerId.make(producer.id)
+        }
+        const entry: { data: PipeData; producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> } = {
+          data,
+          producer
+        }
+        pipesIn.set(key, entry)
+        // The lease: the origin's pause, resume and close; when it ends, for whatever
+        // reason, the pipe closes here.
+        entry.lease = runFork(
+          client.PipeLease({ consumer: consumed.consumer }).pipe(
+            Stream.runForEach((signal) =>
+              Effect.promise(async () => {
+                if (producer.closed) return
+                if (signal === "pause") await producer.pause()
+                else if (signal === "resume") await producer.resume()
+                else producer.close()
+              })
+            ),
+            Effect.catchAllCause((cause) => Effect.logDebug("a pipe lease ended", cause)),
+            Effect.ensuring(Effect.sync(() => here.close()))
+          )
+        )
+        producer.observer.once("close", () => {
+          if (pipesIn.get(key) === entry) pipesIn.delete(key)
+          here.close()
+          const lease = entry.lease
+          if (lease !== undefined) runFork(Fiber.interrupt(lease))
+          notify({ _tag: "PipeClosed", producer: request.producer, router: request.to })
+        })
+        return data
+      }).pipe(lockFor(key).withPermits(1))
+    }
+
+    // --- the handlers ------------------------------------------------------------------
+
+    const drain = Ref.set(draining, true).pipe(
+      Effect.andThen(registry.setState(node, "draining")),
+      Effect.catchAll((e) => Effect.logWarning("could not mark the Node draining in the registry", e))
+    )
+
+    const handlers = yield* Layer.build(
+      NodeRpcs.toLayer({
+        NodeInfo: () =>
+          Effect.gen(function* () {
+            let clientTransports = 0
+            for (const t of transports.values()) if (t.kind !== "pipe") clientTransports++
+            const info: NodeInfo = {
+              node,
+              cpus: workers.cpus,
+              announcedIp,
+              state: (yield* Ref.get(draining)) ? "draining" : "up",
+              workers: yield* workers.workers,
+              transports: clientTransports
+            }
+            return info
+          }),
+        StartWorker: ({ settings }) =>
+          refuseWhenDraining.pipe(
+            Effect.andThen(workers.startWorker(settings as WorkerSettings)),
+            Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))
+          ),
+        CloseWorker: ({ worker }) => workers.closeWorker(worker),
+        CreateRouter: ({ worker, settings }) =>
+          Effect.gen(function* () {
+            yield* refuseWhenDraining
+            const info = yield* workers
+              .createRouter(worker, settings as RouterSettings)
+              .pipe(Effect.mapError(fromWorkerError))
+            const router = yield* routerOf(info.id)
+            return { ...info, rtpCapabilities: router.rtpCapabilities as never }
+          }),
+        CloseRouter: ({ router }) => workers.closeRouter(router),
+        CreateWebRtcTransport: ({ router, listenInfos, ...rest }) =>
+          Effect.gen(function* () {
+            yield* refuseWhenDraining
+            const r = yield* routerOf(router)
+            const t = yield* attempt("createWebRtcTransport", () =>
+              r.createWebRtcTransport({
+                ...compact(rest),
+                listenInfos: [...listenInfos] as types.TransportListenInfo[]
+              })
+            )
+            host(t, router, "webrtc")
+            return {
+              id: t.id,
+              iceRole: t.iceRole,
+              iceParameters: t.iceParameters,
+              iceCandidates: t.iceCandidates,
+              dtlsParameters: t.dtlsParameters
+            }
+          }),
+        CreatePlainTransport: ({ router, listenInfo, ...rest }) =>
+          Effect.gen(function* () {
+            yield* refuseWhenDraining
+            const r = yield* routerOf(router)
+            const t = yield* attempt("createPlainTransport", () =>
+              r.createPlainTransport({
+                ...compact(rest),
+                listenInfo: listenInfo as types.TransportListenInfo
+              })
+            )
+            host(t, router, "plain")
+            return {
+              id: t.id,
+              tuple: t.tuple,
+              ...(t.rtcpTuple === undefined ? {} : { rtcpTuple: t.rtcpTuple }),
+              ...(t.srtpParameters === undefined ? {} : { srtpParameters: t.srtpParameters })
+            }
+          }),
+        ConnectTransport: ({ transport, ...parameters }) =>
+          Effect.flatMap(hosted(transport), (h) =>
+            attempt("transport.connect", () => h.transport.connect(parameters as never))
+          ),
+        Produce: ({ transport, kind, rtpParameters, paused, mafaldaRouter }) =>
+          Effect.gen(function* () {
+            const h = yield* hosted(transport)
+            const producer = yield* attempt("transport.produce", () =>
+              h.transport.produce({
+                kind,
+                rtpParameters: rtpParameters as types.RtpParameters,
+                ...(paused === undefined ? {} : { paused })
+              })
+            )
+            const id = ProducerId.make(producer.id)
+            producers.set(id, producer)
+            const location: ProducerLocation = {
+              producer: id,
+              node,
+              mafaldaRouter: MafaldaRouterId.make(mafaldaRouter ?? ""),
+              router: h.router,
+              kind
+            }
+            locations.set(id, location)
+            indexWrites.unsafeOffer(index.add(location))
+            producer.observer.once("close", () => {
+              producers.delete(id)
+              locations.delete(id)
+              indexWrites.unsafeOffer(index.remove(id))
+              notify({ _tag: "Closed", what: "producer", id })
+            })
+            return producerData(producer)
+          }),
+        Consume: ({ transport, producer, rtpCapabilities, paused }) =>
+          Effect.gen(function* () {
+            const h = yield* hosted(transport)
+            const consumer = yield* attempt("transport.consume", () =>
+              h.transport.consume({
+                producerId: producer,
+                rtpCapabilities: rtpCapabilities as types.RtpCapabilities,
+                ...(paused === undefined ? {} : { paused })
+              })
+            )
+            keepConsumer(consumer)
+            return consumerData(consumer)
+          }),
+        Close: ({ what, id }) =>
+          Effect.sync(() => {
+            if (what === "transport") transports.get(id)?.transport.close()
+            else if (what === "producer") producers.get(id)?.close()
+            else consumers.get(id)?.close()
+          }),
+        Pause: ({ what, id, paused }) =>
+          Effect.suspend((): Effect.Effect<void, NodeError> => {
+            const target = what === "producer" ? producers.get(id) : consumers.get(id)
+            if (target === undefined) return Effect.fail(new UnknownObjectError({ what, id }))
+            return attempt(`${what}.${paused ? "pause" : "resume"}`, () =>
+              paused ? target.pause() : target.resume()
+            )
+          }),
+        Notices: () => Stream.fromPubSub(notices),
+        PipeOpen,
+        PipeConnect: ({ transport, ...parameters }) =>
+          Effect.flatMap(pipeTransport(transport), (t) =>
+            attempt("pipeTransport.connect", () => t.connect(parameters as never))
+          ),
+        PipeConsume: ({ transport, producer }) =>
+          Effect.gen(function* () {
+            const t = yield* pipeTransport(transport)
+            const consumer = yield* attempt("pipeTransport.consume", () =>
+              t.consume({ producerId: producer })
+            )
+            pipeTransportOfConsumer.set(consumer.id, t.id)
+            keepConsumer(consumer)
+            consumer.observer.once("close", () => pipeTransportOfConsumer.delete(consumer.id))
+            return {
+              consumer: consumer.id,
+              kind: consumer.kind,
+              rtpParameters: consumer.rtpParameters as RtpParameters,
+              producerPaused: consumer.producerPaused
+            }
+          }),
+        PipeLease,
+        PipeFrom,
+        ClosePipe: ({ producer, router }) =>
+          Effect.sync(() => pipesIn.get(pipeKey(producer, router))?.producer.close()),
+        Drain: () => drain
+      })
+    )
+
+    const service: NodeHostShape = {
+      node,
+      handlers: handlers as Context.Context<NodeHandlers>,
+      drain,
+      draining: Ref.get(draining),
+      clientTransports: Effect.sync(() => {
+        let n = 0
+        for (const t of transports.values()) if (t.kind !== "pipe") n++
+        return n
+      }),
+      notices: Stream.fromPubSub(notices),
+      republish: Effect.sync(() => {
+        for (const location of locations.values()) indexWrites.unsafeOffer(index.add(location))
+      })
+    }
+    return service
+  })
+
+/** The host over this Node's Workers, Index, registry and clients of the other Nodes. */
+export const layer = (
+  options: NodeHostOptions
+): Layer.Layer<NodeHost, never, WorkerService | LocalMediasoup | IndexService | NodeRegistry | NodeClients> =>
+  Layer.scoped(NodeHost, make(options))
+
+/** The handlers of a host, as the layer the RPC server needs. */
+export const handlersLayer: Layer.Layer<NodeHandlers, never, NodeHost> = Layer.effectContext(
+  Effect.map(NodeHost, (host) => host.handlers)
+)
