@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { randomUUID } from "node:crypto"
 import { types } from "mediasoup"
 import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { WorkerId } from "../core/Ids.js"
@@ -44,6 +45,8 @@ export class Worker<WorkerAppData extends types.AppData = types.AppData> extends
   readonly #routers = new Set<types.Router>()
   readonly #webRtcServers = new Set<types.WebRtcServer>()
   readonly #releaseHold: () => void
+  /** Its Routers' `pipeGroup`: pipeToRouter between them fails, as in mediasoup. */
+  readonly #group = randomUUID()
   #appData: WorkerAppData
   #closed = false
   #died = false
@@ -212,6 +215,7 @@ export class Worker<WorkerAppData extends types.AppData = types.AppData> extends
       throw new types.InvalidStateError("Worker closed")
     }
     const generic = router as unknown as MafaldaRouter
+    generic.pipeGroup = this.#group
     this.#routers.add(generic)
     generic.on("@close", () => this.#routers.delete(generic))
     this.#observer.safeEmit("newrouter", generic)

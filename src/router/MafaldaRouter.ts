@@ -88,11 +88,19 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
   readonly #id: MafaldaRouterId
   /** The application's transports (wrapped), by id. */
   readonly #transports = new Map<string, types.Transport>()
+  /** Of those, the PipeTransports of `pipeToRouter` between Workers (shared with Mafalda's pipes). */
+  readonly #pipeTransports = new Set<string>()
   readonly #rtpObservers = new Map<string, types.RtpObserver>()
   readonly #onClose: () => void
   #closed = false
   /** Settings this Mafalda Router was created with. */
   readonly settings: { readonly worker: WorkerSettings; readonly router: RouterSettings }
+  /**
+   * @internal The `mafalda/mediasoup` Worker it was made on, if any. Between Routers of two
+   * such Workers `pipeToRouter` follows mediasoup: a real pipe, its PipeTransports listed by
+   * both Routers; between Routers of one such Worker it fails, as in mediasoup.
+   */
+  pipeGroup: string | undefined
 
   /** @internal Made by `Mafalda.createRouter`. */
   constructor(args: {
@@ -313,7 +321,9 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     this.#closed = true
     // Closed under their Router: `routerclose` (after their children closed, before the
     // observer's `close`), as mediasoup's `routerClosed()` does.
-    for (const t of Array.from(this.#transports.values())) closedByRouter(t)
+    // The PipeTransports of pipeToRouter between Workers carry Mafalda's pipes too: they stay.
+    for (const t of Array.from(this.#transports.values()))
+      if (!this.#pipeTransports.has(t.id)) closedByRouter(t)
     for (const o of Array.from(this.#rtpObservers.values())) closedByRouter(o)
     this.#transports.clear()
     this.#rtpObservers.clear()
@@ -559,6 +569,15 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       if (destination.has(id)) {
         return yield* new InvalidArgumentError({ message: "destination Router already has this producer" })
       }
+      if (this.pipeGroup !== undefined && target.pipeGroup !== undefined) {
+        if (this.pipeGroup === target.pipeGroup) {
+          return yield* new UnsupportedCallError({
+            message: "cannot pipe between two Routers of the same Worker (as in mediasoup)"
+          })
+        }
+        const between = yield* this.#pipeBetweenWorkers(id, !dataProducerId, target, o)
+        if (between !== undefined) return between
+      }
       if (dataProducerId) return yield* this.#pipeDataToRouter(dataProducerId, target)
       const entry = ctx.producers.get(id)
       if (entry === undefined) return yield* new InvalidArgumentError({ message: "Producer not found" })
@@ -606,6 +625,135 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
    * producer (or consumer) closes the destination's data consumers of it, and the
    * destination no longer sees it.
    */
+  /**
+   * `pipeToRouter` between Routers of two `mafalda/mediasoup` Workers, as mediasoup does it:
+   * mediasoup's own pipe from the Router that carries the (data) producer into a Router of
+   * the destination (one it uses already, else one placed for it), recorded as a pinned pipe,
+   * and the PipeTransport pair listed by both Routers. `undefined` when the destination can
+   * only use the source's own Router (then the pipe is shared, as between Mafalda Routers).
+   */
+  #pipeBetweenWorkers(
+    id: string,
+    media: boolean,
+    target: MafaldaRouter,
+    options: Partial<MafaldaPipeToRouterOptions>
+  ): Effect.Effect<types.PipeToRouterResult | undefined, MafaldaRouterError> {
+    const ctx = this.#ctx
+    return Effect.gen(this, function* () {
+      const source = (media ? ctx.producers.get(id) : ctx.dataProducers.get(id))?.router
+      if (source === undefined) {
+        return yield* new InvalidArgumentError({
+          message: media ? "Producer not found" : "DataProducer not found"
+        })
+      }
+      let to = target.routerIds.find((r) => r !== source) as RouterId | undefined
+      if (to === undefined) {
+        const placed = yield* retryInDeathWindow(ctx, () => ctx.placement.placeRouter(target.#id))
+        target.#announce(placed)
+        if (placed.router === source) return undefined
+        to = placed.router
+      }
+      const from = ctx.local.router(source)
+      const into = ctx.local.router(to)
+      if (from === undefined || into === undefined) {
+        return yield* new ClosedError({ message: "a Router of the pipe is gone" })
+      }
+      const destination = visibleTo(ctx, target.#id)
+      let result: types.PipeToRouterResult
+      if (!media) {
+        result = (yield* call("pipeToRouter", () => pinDataPipe(ctx, id, to as RouterId))) ?? {}
+      } else if (ctx.store.receives(id as ProducerId, to)) {
+        // Mafalda piped it there already (for a consumer): that pipe, kept from now on.
+        const pipe = ctx.local.pipe(id as ProducerId, to)
+        if (pipe === undefined) return undefined
+        const release = ctx.holds.holdPipe(id as ProducerId, to)
+        pipe.producer.observer.once("close", release)
+        result = { pipeConsumer: pipe.consumer, pipeProducer: pipe.producer }
+      } else {
+        const { listenInfo, listenIp, enableSctp, numSctpStreams, enableRtx, enableSrtp } = options
+        result = yield* call("pipeToRouter", () =>
+          from.pipeToRouter({
+            producerId: id,
+            router: into,
+            ...(listenIp === undefined
+              ? { listenInfo: listenInfo ?? { protocol: "udp", ip: "127.0.0.1" } }
+              : { listenIp }),
+            ...(enableSctp === undefined ? {} : { enableSctp }),
+            ...(numSctpStreams === undefined ? {} : { numSctpStreams }),
+            ...(enableRtx === undefined ? {} : { enableRtx }),
+            ...(enableSrtp === undefined ? {} : { enableSrtp })
+          } as types.PipeToRouterOptions)
+        )
+        const at = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+        yield* ctx.store.apply({
+          _tag: "PipeCreated",
+          producer: id as ProducerId,
+          from: source,
+          to,
+          pinned: true,
+          at
+        })
+        const made = to
+        result.pipeProducer?.observer.once("close", () =>
+          ctx.store.recordNow({ _tag: "PipeClosed", producer: id as ProducerId, to: made })
+        )
+        emitPipes(
+          ctx,
+          [{ producer: id as ProducerId, from: source, to, pipeConsumer: "", pipeProducer: id }],
+          true
+        )
+      }
+      destination.add(id)
+      const forget = () => destination.delete(id)
+      result.pipeProducer?.observer.once("close", forget)
+      result.pipeDataProducer?.observer.once("close", forget)
+      this.#listPipeTransports(result, from, into, target)
+      return result
+    })
+  }
+
+  /** Lists the PipeTransport pair of a pipe between Workers in this Router and `target`. */
+  #listPipeTransports(
+    result: types.PipeToRouterResult,
+    from: types.Router,
+    into: types.Router,
+    target: MafaldaRouter
+  ): void {
+    const isPipe = (t: types.Transport): t is types.PipeTransport => t.constructor.name === "PipeTransport"
+    const inner = (t: types.Transport) =>
+      t as unknown as {
+        readonly consumers: Map<string, unknown>
+        readonly dataConsumers: Map<string, unknown>
+      }
+    const consumer = result.pipeConsumer?.id ?? result.pipeDataConsumer?.id
+    const local = Array.from(from.transportsForTesting.values()).find(
+      (t): t is types.PipeTransport =>
+        isPipe(t) &&
+        consumer !== undefined &&
+        (inner(t).consumers.has(consumer) || inner(t).dataConsumers.has(consumer))
+    )
+    if (local === undefined) return
+    const remote = Array.from(into.transportsForTesting.values()).find(
+      (t): t is types.PipeTransport =>
+        isPipe(t) &&
+        t.tuple.localPort === local.tuple.remotePort &&
+        t.tuple.remotePort === local.tuple.localPort
+    )
+    this.#listPipeTransport(local)
+    if (remote !== undefined) target.#listPipeTransport(remote)
+  }
+
+  #listPipeTransport(transport: types.PipeTransport): void {
+    if (this.#transports.has(transport.id) || transport.closed) return
+    this.#transports.set(transport.id, transport)
+    this.#pipeTransports.add(transport.id)
+    transport.observer.once("close", () => {
+      this.#transports.delete(transport.id)
+      this.#pipeTransports.delete(transport.id)
+    })
+    this.observer.safeEmit("newtransport", transport)
+  }
+
   #pipeDataToRouter(
     id: string,
     target: MafaldaRouter
