@@ -143,7 +143,6 @@ const resize = (
   return { ...s, mafaldaRouters: HashMap.set(s.mafaldaRouters, room, { ...m, size, peak, peakAt }) }
 }
 
-
 const reserveOnRouter = (s: ClusterSnapshot, router: RouterId, cost: number, at: number): ClusterSnapshot => {
   const r = lookup(s.routers, router)
   return r === undefined ? s : reserve(s, r.worker, cost, at)
