@@ -23,13 +23,15 @@
  *
  * Then, with the Opus-like audio stream (50 packets/s), each set-up serves a fixed audience
  * (`--audio-consumers`) for its Worker CPU per 100 audio consumers; and the costs of a
- * producer, a consumer, a pipe end and a transport are calibrated per kind
- * (`src/media/fanoutCalibration.ts`) for the cost model's defaults.
+ * producer, a consumer, a piped producer (per pipe end, K producers over one shared
+ * PipeTransport pair) and a transport are calibrated per kind, with the fixed cost of a
+ * PipeTransport pair (`src/media/fanoutCalibration.ts`), for the cost model's defaults.
  *
  *   npm run bench:fanout                  human-readable
  *   npm run bench:fanout -- --json        one JSON object
  *   options: --passes 2 --start 100 --step 100 --max 2900 --window 5000
- *            --audio-consumers 400 --calibrations 3 --sample 16 --no-calibration
+ *            --audio-consumers 400 --calibrations 1 --sample 16 --no-calibration
+ *            --calibration-streams 16 --calibration-round-trips 2 (each calibration: 4 passes per kind)
  *            --warmup 2200 --settle 1000 --retries 2 --max-foreign 30 --max-voids 4
  *            --quiet-foreign 40 --quiet-wait 20000 (wait before a window for other work to calm down)
  *            --pacing 2.5 (packets leave at 2.5 x the bitrate, as libwebrtc's pacer; 0 = frame bursts)
@@ -52,10 +54,12 @@ import {
   type WindowResult
 } from "../src/media/fanout.js"
 import {
-  type CalibratedCosts,
   calibrate,
-  costsFrom,
-  type KindCalibration
+  calibrationSummary,
+  type KindCalibration,
+  median,
+  summaryLines,
+  windowLine
 } from "../src/media/fanoutCalibration.js"
 import { audioStream, videoStream } from "../src/media/fanoutStreams.js"
 
@@ -74,7 +78,10 @@ const STEP = num("--step", 100)
 const MAX = num("--max", 2900)
 const WINDOW_MS = num("--window", 5000)
 const AUDIO_CONSUMERS = num("--audio-consumers", 400)
-const CALIBRATIONS = argv.includes("--no-calibration") ? 0 : num("--calibrations", 3)
+const CALIBRATIONS = argv.includes("--no-calibration") ? 0 : num("--calibrations", 1)
+/** Producers of each kind piped over one pair, and up-and-down round trips, per calibration. */
+const CALIBRATION_STREAMS = num("--calibration-streams", 16)
+const CALIBRATION_ROUND_TRIPS = num("--calibration-round-trips", 2)
 const SAMPLE = num("--sample", 16)
 /** Stream time before each step's joins (Mafalda's load samples, every second, must see it), and after. */
 const WARMUP_MS = num("--warmup", 2200)
@@ -104,12 +111,6 @@ const log = (...parts: Array<unknown>) => {
   else console.error(...parts)
 }
 const r2 = (x: number) => Math.round(x * 100) / 100
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  if (s.length === 0) return Number.NaN
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const rotate = <A>(xs: ReadonlyArray<A>, by: number): Array<A> => xs.map((_, i) => xs[(i + by) % xs.length]!)
 
 const setupOptions = (name: SetupName, kind: "audio" | "video") => ({
@@ -286,8 +287,15 @@ const main = async () => {
     }
     for (let c = 0; c < CALIBRATIONS; c++) {
       const kinds = c % 2 === 0 ? (["video", "audio"] as const) : (["audio", "video"] as const)
-      const runs = await calibrate(harness, { kinds, ports: PORTS.calibration, windowMs: 4000 })
-      for (const r of runs) log(`calibration ${c + 1}: ${JSON.stringify(r)}`)
+      log(`--- calibration ${c + 1}/${CALIBRATIONS} (load average ${loadavg().map(r2).join(" ")})`)
+      const runs = await calibrate(harness, {
+        kinds,
+        ports: PORTS.calibration,
+        windowMs: 4000,
+        streams: { video: CALIBRATION_STREAMS, audio: CALIBRATION_STREAMS },
+        roundTrips: CALIBRATION_ROUND_TRIPS,
+        onWindow: (w) => log(`calibration ${c + 1}${windowLine(w)}`)
+      })
       calibrations.push(...runs)
     }
   } finally {
@@ -405,7 +413,8 @@ const main = async () => {
       .map((w) => [w.consumers, w.cpu.total] as const)
   )
   const rawFit = leastSquares(rawPoints)
-  const costs: CalibratedCosts | undefined = calibrations.length === 0 ? undefined : costsFrom(calibrations)
+  const calibration = calibrations.length === 0 ? undefined : calibrationSummary(calibrations)
+  const costs = calibration?.costs
   const cpuModel = cpus()[0]?.model ?? "?"
   // What else ran on the machine during the windows (a shared machine's load).
   const windows = passes.flatMap((p) => [
@@ -465,6 +474,11 @@ const main = async () => {
     derivedCosts: {
       costs,
       unit: "CPU % of one Worker (one core) per object, at the streams above",
+      /** Per kind: marginal cost per piped producer (the costs' pipe), average at K, first pipe; median [min, max] over the passes. */
+      pipes: calibration?.pipes,
+      /** Fixed cost of a PipeTransport pair per kind (idle, with traffic), and idle pairs with and without SCTP. */
+      pipeTransportPair: calibration?.pipeTransportPair,
+      calibrationLoad: calibration?.load,
       calibrations,
       rawRampConsumerCostVideo:
         rawFit === undefined
@@ -507,8 +521,11 @@ const main = async () => {
   console.log("goals:", JSON.stringify(goals))
   console.log("machine during the windows:", JSON.stringify(conditions))
   console.log("ends:", JSON.stringify({ raw: raw.end, spread: spread.end, mafalda: mafalda.end }))
-  if (costs !== undefined)
+  if (costs !== undefined) {
+    for (const line of summaryLines(calibrations)) console.log(line)
+    console.log("calibration load:", JSON.stringify(calibration?.load))
     console.log("derived costs (CPU % of one Worker per object):", JSON.stringify(costs))
+  }
   console.log(
     `${out.command}; ${out.date}; ${out.machine.cpus} CPUs (${cpuModel}); mediasoup ${mediasoupVersion}; ${out.elapsedSeconds} s`
   )

@@ -4,7 +4,8 @@
  * every consumer sent every packet. Plus the VP8 packets mediasoup needs to forward video.
  */
 import { describe, expect, it } from "vitest"
-import { type FanoutOnceOptions, runFanoutOnce } from "../src/media/fanout.js"
+import { type FanoutOnceOptions, openHarness, runFanoutOnce } from "../src/media/fanout.js"
+import { calibrate, costsFrom } from "../src/media/fanoutCalibration.js"
 import { STAMP_SIZE, videoStream } from "../src/media/fanoutStreams.js"
 import { parseRtpPacket } from "../src/media/rtp.js"
 import { packetizeVp8Frame, parseVp8PayloadDescriptor } from "../src/media/vp8.js"
@@ -114,4 +115,81 @@ describe("fan-out harness with real RTP", () => {
       ports: { min: 49800, max: 49999 }
     })
   })
+})
+
+describe("cost calibration", () => {
+  it("pipes K producers over one shared PipeTransport pair, every piped producer carrying its stream", async () => {
+    const harness = await openHarness({ sinks: 2 })
+    try {
+      const k = 4
+      const [run] = await calibrate(harness, {
+        kinds: ["audio"],
+        streams: { audio: k },
+        roundTrips: 1,
+        windowMs: 600,
+        settleMs: 300,
+        consumers: { audio: 10 },
+        transports: 10,
+        ports: { min: 49500, max: 49799 }
+      })
+      if (run === undefined) throw new Error("no calibration")
+      const perStream = run.stream.packetsPerSecond
+      const byState = (state: string) => run.windows.filter((w) => w.phase === "pipes" && w.state === state)
+      // stopped, then up and down: 11 windows, 2 passes with one window of each state.
+      expect(run.windows.filter((w) => w.phase === "pipes").map((w) => w.state)).toEqual([
+        "stopped",
+        "streaming",
+        "pairIdle",
+        "piped1",
+        "pipedHalf",
+        "pipedAll",
+        "pipedHalf",
+        "piped1",
+        "pairIdle",
+        "streaming",
+        "stopped"
+      ])
+      expect(run.passes.length).toBe(2)
+      // One pair per round trip, shared by every producer piped.
+      expect(run.pairsCreated).toBe(1)
+      for (const w of run.windows.filter((x) => x.phase !== "pairs")) {
+        expect(w.pipeTransports).toBe(["stopped", "streaming", "consumers"].includes(w.state) ? 0 : 1)
+        const streaming = w.state !== "stopped"
+        expect(w.ingressPacketsPerSecond).toBeGreaterThan(streaming ? 0.7 * k * perStream : -1)
+        expect(w.ingressPacketsPerSecond).toBeLessThan(streaming ? 1.3 * k * perStream : 1)
+        // Every piped producer receives its stream on B; nothing when nothing is piped.
+        expect(w.pipedPacketsPerSecond).toBeGreaterThanOrEqual(0.7 * w.piped * perStream)
+        expect(w.pipedPacketsPerSecond).toBeLessThanOrEqual(1.3 * w.piped * perStream + 1)
+      }
+      expect(byState("pipedAll").every((w) => w.piped === k)).toBe(true)
+      expect(byState("pipedHalf").every((w) => w.piped === 2)).toBe(true)
+      expect(byState("pairIdle").every((w) => w.piped === 0)).toBe(true)
+      expect(run.windows.filter((w) => w.state === "consumers").length).toBe(1)
+      expect(run.transport).toBeDefined()
+      // Idle pairs, streams stopped: none, without SCTP, with SCTP, four with SCTP, and back.
+      expect(run.windows.filter((w) => w.phase === "pairs").map((w) => w.state)).toEqual([
+        "stopped",
+        "pairNoSctp",
+        "pairSctp",
+        "pairsSctp4",
+        "pairSctp",
+        "pairNoSctp",
+        "stopped"
+      ])
+      expect(
+        run.windows.filter((w) => w.phase === "pairs").every((w) => w.ingressPacketsPerSecond === 0)
+      ).toBe(true)
+      expect(run.sctp?.passes.length).toBe(2)
+      // The cost-model shape, with positive costs.
+      const costs = costsFrom([run])
+      expect(Object.keys(costs).sort()).toEqual(["audio", "transport", "video"])
+      expect(Object.keys(costs.audio).sort()).toEqual(["consumer", "pipe", "producer"])
+      expect(costs.audio.pipe).toBeGreaterThan(0)
+      expect(run.estimates.pairIdle.both.n).toBe(2)
+      expect(run.workerPids.length).toBe(2)
+      for (const pid of run.workerPids) expect(processExists(pid)).toBe(false)
+    } finally {
+      await harness.close()
+    }
+  }, 60_000)
 })

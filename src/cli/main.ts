@@ -111,11 +111,13 @@ const commands: Record<string, Command> = {
       "                                    Worker here (audio, video) and print the costs",
     help: () =>
       `usage: mafalda calibrate [--json] [--window MS] [--repeats N] [--ports MIN-MAX]
-  Measures, with real Workers and real RTP, what a producer, a consumer, a pipe end and a
-  transport cost a mediasoup Worker on this machine, for audio and video, and prints the
-  costs option to give createMafalda.
+  Measures, with real Workers and real RTP, what a producer, a consumer, a piped producer
+  (per pipe end, K producers over one shared PipeTransport pair) and a transport cost a
+  mediasoup Worker on this machine, for audio and video, and the fixed cost of a
+  PipeTransport pair (with and without SCTP); prints the costs option to give createMafalda.
   --window MS       length of each measuring window (default 3000, at least 500)
-  --repeats N       windows per measurement (default 1)
+  --repeats N       up-and-down round trips over the pipe states, two passes each (default 2)
+  --streams K       producers of each kind piped over one pair (default 16, at least 3)
   --ports MIN-MAX   UDP ports the Workers may use (default 46000-48999)
   --json            print the result as one JSON object`,
     needsWorker: true,

@@ -391,7 +391,7 @@ const cpuMsOf = async (worker: types.Worker): Promise<number> => {
 }
 
 /** Busy, softirq and total jiffies of the whole machine (Linux), or undefined. */
-const machineJiffies = (): { busy: number; softirq: number; total: number } | undefined => {
+export const machineJiffies = (): { busy: number; softirq: number; total: number } | undefined => {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? ""
     const v = line.trim().split(/\s+/).slice(1).map(Number)
