@@ -105,6 +105,9 @@ export const layer = (
           try: () => client.connect(),
           catch: storeError("connect")
         }).pipe(
+          // The acquisition is uninterruptible: without this, the timeout could not stop a
+          // connect that node-redis keeps retrying, and a Redis that is down hung the caller.
+          Effect.interruptible,
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () => new ClusterStoreError({ operation: "connect", message: `no answer from ${url}` })
