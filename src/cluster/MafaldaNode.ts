@@ -67,6 +67,8 @@ export interface NodeHandleShape {
   readonly address: string
   /** Stops new placements here and marks the Node draining in the registry. */
   readonly drain: Effect.Effect<void>
+  /** Whether the Node drains (by `drain`, or by the `Drain` RPC). */
+  readonly draining: Effect.Effect<boolean>
   /** After `drain`: waits until no client transport is left, or `timeout` passes; true when empty. */
   readonly drained: (timeout: Duration.DurationInput) => Effect.Effect<boolean>
 }
@@ -154,6 +156,7 @@ export const layer = (options: NodeOptions): Layer.Layer<NodeHandle, ClusterStor
         node: hostService.node,
         address: text,
         drain: hostService.drain,
+        draining: hostService.draining,
         drained: (timeout) =>
           hostService.clientTransports.pipe(
             Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("100 millis") }),
@@ -171,6 +174,8 @@ export const layer = (options: NodeOptions): Layer.Layer<NodeHandle, ClusterStor
 export interface RunningNode {
   readonly node: string
   readonly address: string
+  /** Whether the Node drains (by `drainAndClose`, or by the `Drain` RPC). */
+  readonly draining: () => Promise<boolean>
   /** Drains (no new placements), waits until empty or `timeoutMillis`, then closes. */
   readonly drainAndClose: (timeoutMillis?: number) => Promise<{ readonly empty: boolean }>
   readonly close: () => Promise<void>
@@ -195,6 +200,7 @@ export const startNode = async (options: NodeOptions): Promise<RunningNode> => {
     node: handle.node,
     address: handle.address,
     close,
+    draining: () => Effect.runPromise(handle.draining),
     drainAndClose: async (timeoutMillis = 30_000) => {
       const empty = await Effect.runPromise(
         handle.drain.pipe(Effect.andThen(handle.drained(Duration.millis(timeoutMillis))))

@@ -388,7 +388,8 @@ const make = (options: NodeHostOptions) =>
           from: request.from,
           to: request.to,
           pipeConsumer: consumed.consumer,
-          pipeProducer: ProducerId.make(producer.id)
+          pipeProducer: ProducerId.make(producer.id),
+          srtp: here.srtpParameters !== undefined
         }
         const entry: { data: PipeData; producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> } = {
           data,

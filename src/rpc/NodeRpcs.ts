@@ -154,7 +154,9 @@ export const PipeData = Schema.Struct({
   /** The pipe consumer on the origin Node. */
   pipeConsumer: ObjectId,
   /** The pipe producer on this Node (its id is the producer's). */
-  pipeProducer: ProducerId
+  pipeProducer: ProducerId,
+  /** Whether the media between the two PipeTransports is SRTP. */
+  srtp: Schema.Boolean
 })
 export type PipeData = typeof PipeData.Type
 

@@ -127,7 +127,7 @@ export const collectNotices = (n: NodeUnderTest) =>
   Effect.gen(function* () {
     const seen: Array<{ readonly _tag: string } & Record<string, unknown>> = []
     yield* n.client.Notices().pipe(
-      Stream.runForEach((notice) => Effect.sync(() => void seen.push(notice as never))),
+      Stream.runForEach((notice) => Effect.sync(() => void seen.push({ ...notice, seenAt: Date.now() }))),
       Effect.ignore,
       Effect.forkScoped
     )

@@ -95,7 +95,13 @@ describe.skipIf(!redisAvailable)("the Node API between two Nodes", () => {
         from: ra.id,
         to: rb.id
       })
-      expect(pipe).toMatchObject({ producer: producer.id, from: ra.id, to: rb.id, pipeProducer: producer.id })
+      expect(pipe).toMatchObject({
+        producer: producer.id,
+        from: ra.id,
+        to: rb.id,
+        pipeProducer: producer.id,
+        srtp: true
+      })
       // PipeFrom is idempotent.
       expect(
         yield* nb.client.PipeFrom({ producer: producer.id, origin: na.node, from: ra.id, to: rb.id })
