@@ -8,6 +8,7 @@
  *   mafalda pipe-demo [--json]              two Workers, one pipe, real RTP (raw mediasoup)
  *   mafalda simulate --scenario NAME ...    the placement policies on simulated clusters
  *   mafalda calibrate [--json]              the cost-model options measured on this machine
+ *   mafalda node --secret S ...             a Mafalda Node of a cluster (Redis, RPC)
  *   mafalda status --url URL                a running instance's status, from its live view
  *   mafalda build-worker                    builds mediasoup's worker (an app installed from npm)
  */
@@ -127,6 +128,14 @@ const commands: Record<string, Command> = {
     summary: "status --url URL [--json]        a running instance's status, from its live view",
     help: async () => (await import("./status.js")).statusUsage,
     run: async (argv) => (await import("./status.js")).runStatusCommand(argv)
+  },
+  node: {
+    summary:
+      "node --secret S [--redis URL] [--listen HOST:PORT] [--announced-ip IP]\n" +
+      "                                    a Mafalda Node of a cluster, until SIGTERM (drains)",
+    help: async () => (await import("./node.js")).nodeUsage,
+    needsWorker: true,
+    run: async (argv) => (await import("./node.js")).runNodeCommand(argv)
   },
   "build-worker": {
     summary: "build-worker                     build mediasoup's worker (for an app installed from npm)",
