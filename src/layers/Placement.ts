@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, FiberRef, Layer } from "effect"
 import type { InvalidEvent } from "../core/applyEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
 import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, SettingsKey } from "../core/Ids.js"
@@ -14,6 +14,7 @@ import { decidePipeToRouter } from "../core/pipeToRouter.js"
 import { lookup } from "../core/Snapshot.js"
 import * as Metrics from "../ops/metrics.js"
 import * as Observe from "../ops/observe.js"
+import { constrainSnapshot, placementConstraint } from "../router/relocation.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
 import {
   MafaldaRouterClosedError,
@@ -75,10 +76,13 @@ const make = (policy: PolicyOptions) =>
         return { router, worker, added: plan.register }
       })
 
+    // A relocation's new transport is placed away from its old Worker (see relocation.ts).
     const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
       Effect.flatMap(
-        Observe.transportPlan(mafaldaRouter, node, () =>
-          planTransportPlacement(read(), policy, { node, mafaldaRouter })
+        Effect.flatMap(FiberRef.get(placementConstraint), (constraint) =>
+          Observe.transportPlan(mafaldaRouter, node, () =>
+            planTransportPlacement(constrainSnapshot(read(), constraint), policy, { node, mafaldaRouter })
+          )
         ),
         (plan) =>
           Either.isLeft(plan)

@@ -15,7 +15,9 @@
  * `mafalda/mediasoup` Worker it belongs to, closed under it), and Mafalda's `workerdied` (a
  * Worker behind it died: `(error, workerId)`; the transports there closed with
  * `routerclose`) and `newrouter` (it started using another underlying Router:
- * `(router, worker)`, mediasoup objects). Observer: mediasoup's `close`, `newtransport`,
+ * `(router, worker)`, mediasoup objects) and `relocation` (one of its transports is offered
+ * for a move to another Worker, with the helper that carries it out: see `relocation.ts`;
+ * `relocateTransport` offers one). Observer: mediasoup's `close`, `newtransport`,
  * `newrtpobserver`. Its transports and RTP observers emit `routerclose` when it closes, as
  * mediasoup's do.
  *
@@ -45,6 +47,13 @@ import {
 import { inertChannel } from "./inertChannel.js"
 import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
 import { makeDataPipeMirrors, makePipeMirrors } from "./pipeMirrors.js"
+import {
+  type RelocateTransportOptions,
+  relocateTransport,
+  runSync,
+  type TransportRelocation,
+  trackTransport
+} from "./relocation.js"
 import { MafaldaWebRtcServer } from "./webRtcServer.js"
 import {
   dataConsumersOf,
@@ -69,6 +78,11 @@ export type MafaldaRouterEvents = types.RouterEvents & {
   workerdied: [Error, string]
   /** It started using another underlying Router (mediasoup objects). */
   newrouter: [types.Router, types.Worker | undefined]
+  /**
+   * One of its transports is offered for a move to another Worker (forced, overload, drain,
+   * consolidation, or its Worker died: then before the transport's `routerclose`).
+   */
+  relocation: [TransportRelocation]
 }
 
 type Listener<K extends keyof MafaldaRouterEvents> = (...args: MafaldaRouterEvents[K]) => void
@@ -229,7 +243,12 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         r.createAudioLevelObserver(o)
       ),
     pipeToRouter: (options: MafaldaPipeToRouterOptions) => this.#pipeToRouter(options),
-    dump: (): Effect.Effect<RouterDump, MafaldaRouterError> => this.#dump()
+    dump: (): Effect.Effect<RouterDump, MafaldaRouterError> => this.#dump(),
+    relocateTransport: (
+      transportId: string,
+      options?: RelocateTransportOptions
+    ): Effect.Effect<TransportRelocation, MafaldaRouterError> =>
+      relocateTransport(this, this.#transports.get(transportId), options)
   }
 
   // --- mediasoup's Promise API -----------------------------------------------------------
@@ -274,6 +293,16 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
    */
   override dump(): Promise<RouterDump> {
     return runPromise(this.#ctx, this.effect.dump())
+  }
+
+  /**
+   * Offers one of its transports for relocation to another Worker (reason `"Forced"` unless
+   * given; to `target.worker` if given, else wherever placement puts it, never on its own
+   * Worker): emits `relocation` (here and on the Mafalda instance's observer) and returns
+   * the offer, whose `prepare()`, `complete()` and `abandon()` carry it out.
+   */
+  relocateTransport(transportId: string, options?: RelocateTransportOptions): TransportRelocation {
+    return runSync(this.#ctx, this.effect.relocateTransport(transportId, options))
   }
 
   /** @internal mediasoup's pipe bookkeeping between Routers: not used by Mafalda Routers. */
@@ -431,6 +460,12 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       }
       this.#transports.set(transport.id, transport)
       real.observer.once("close", () => this.#transports.delete(transport.id))
+      trackTransport(ctx, this, transport, real, {
+        kind,
+        options,
+        router: placed.router,
+        worker: placed.worker
+      })
       if (this.#closed) {
         closedByRouter(transport)
         return yield* new ClosedError({ message: "Router closed" })

@@ -34,6 +34,7 @@ import {
   sharedKey,
   visibleTo
 } from "./MafaldaContext.js"
+import * as Relocation from "./relocation.js"
 
 const producerNotFound = (id: unknown) => new Error(`Producer with id "${String(id)}" not found`)
 const dataProducerNotFound = (id: unknown) => new Error(`DataProducer with id "${String(id)}" not found`)
@@ -372,6 +373,8 @@ export const wrapTransport = <T extends types.Transport>(
       (consumer) => {
         const recorded = recordConsumer(consumer, producerId)
         release()
+        // Remembered for a relocation of this transport (see relocation.ts).
+        Relocation.consumed(wrapped, options, recorded)
         return recorded
       },
       (error: unknown) => {
@@ -409,10 +412,12 @@ export const wrapTransport = <T extends types.Transport>(
     }
     if (release !== undefined) dataConsumer.observer.once("close", release)
     trackDataConsumer(ctx, owner, dataConsumer)
+    Relocation.consumedData(wrapped, options, dataConsumer)
     return dataConsumer
   }
 
-  return forwardingProxy(transport, { produce, consume, produceData, consumeData } as never)
+  const wrapped: T = forwardingProxy(transport, { produce, consume, produceData, consumeData } as never)
+  return wrapped
 }
 
 /**

@@ -16,6 +16,7 @@ import type { ClusterSnapshot } from "../core/Snapshot.js"
 import type { ScaleDownAction } from "../core/scaleDown.js"
 import type { MafaldaRouterError } from "../router/errors.js"
 import type { MafaldaRouter, MafaldaRouterOptions } from "../router/MafaldaRouter.js"
+import type { TransportRelocation } from "../router/relocation.js"
 import type { ClusterStatus } from "../router/status.js"
 import type { MafaldaWebRtcServer, MafaldaWebRtcServerOptions } from "../router/webRtcServer.js"
 
@@ -44,23 +45,6 @@ export interface WorkerLoss {
   readonly mafaldaRouters: ReadonlyArray<string>
 }
 
-/**
- * Something moved from one Worker (or Node) to another without the application asking, to
- * drain a Node or relieve an overloaded Worker. Emitted by the shell through
- * `MafaldaShape.relocated` (the relocation itself is the core's and the shell's, not this
- * service's).
- */
-export interface Relocation {
-  readonly kind: "transport" | "consumer" | "producer" | "pipe"
-  /** The id of what moved (for a pipe: the producer's). */
-  readonly id: string
-  readonly mafaldaRouter: string | undefined
-  readonly from: { readonly node: string; readonly worker: string | undefined; readonly router: string }
-  readonly to: { readonly node: string; readonly worker: string | undefined; readonly router: string }
-  /** Why, in a few words: "drain", "overload"... */
-  readonly reason: string
-}
-
 /** The events of a Mafalda instance's `observer`. */
 export type MafaldaEvents = {
   /** A Mafalda Router was made. */
@@ -75,8 +59,11 @@ export type MafaldaEvents = {
   overload: [WorkerOverload]
   /** Scale-down closed idle pipes, Routers or Workers. */
   scaledown: [ReadonlyArray<ScaleDownAction>]
-  /** Something was moved to another Worker or Node (see `Relocation`). */
-  relocation: [Relocation]
+  /**
+   * A transport of a Mafalda Router is offered for a move to another Worker, with the helper
+   * that carries it out (see `TransportRelocation`); its Mafalda Router emits it too.
+   */
+  relocation: [TransportRelocation]
   /** A listener threw (mediasoup's `EnhancedEventEmitter` convention). */
   listenererror: [string, Error]
 }
@@ -103,7 +90,7 @@ export interface MafaldaShape {
   /** The instance's events (typed: a misspelt event name does not compile). */
   readonly observer: EnhancedEventEmitter<MafaldaEvents>
   /** The hook through which the shell reports a relocation (emits `relocation`). */
-  readonly relocated: (relocation: Relocation) => Effect.Effect<void>
+  readonly relocated: (relocation: TransportRelocation) => Effect.Effect<void>
 }
 
 export class Mafalda extends Context.Tag("mafalda/Mafalda")<Mafalda, MafaldaShape>() {}
