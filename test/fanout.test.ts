@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest"
 import { type FanoutOnceOptions, openHarness, runFanoutOnce } from "../src/media/fanout.js"
-import { calibrate, costsFrom } from "../src/media/fanoutCalibration.js"
+import { type CalibrationWindow, calibrate, costsFrom, shortfallsOf } from "../src/media/fanoutCalibration.js"
 import { STAMP_SIZE, videoStream } from "../src/media/fanoutStreams.js"
 import { parseRtpPacket } from "../src/media/rtp.js"
 import { packetizeVp8Frame, parseVp8PayloadDescriptor } from "../src/media/vp8.js"
@@ -186,10 +186,58 @@ describe("cost calibration", () => {
       expect(Object.keys(costs.audio).sort()).toEqual(["consumer", "pipe", "producer"])
       expect(costs.audio.pipe).toBeGreaterThan(0)
       expect(run.estimates.pairIdle.both.n).toBe(2)
+      expect(run.shortfalls).toEqual(shortfallsOf(run.windows, k, perStream))
       expect(run.workerPids.length).toBe(2)
       for (const pid of run.workerPids) expect(processExists(pid)).toBe(false)
     } finally {
       await harness.close()
     }
   }, 60_000)
+})
+
+describe("calibration shortfalls", () => {
+  const window = (over: Partial<CalibrationWindow>): CalibrationWindow => ({
+    kind: "video",
+    state: "streaming",
+    phase: "pipes",
+    piped: 0,
+    pipeTransports: 0,
+    sendingEnd: 5,
+    receivingEnd: 0,
+    harness: 10,
+    machine: 50,
+    softirq: 1,
+    foreign: 30,
+    loadAverage: 1,
+    ingressPacketsPerSecond: 1600,
+    pipedPacketsPerSecond: 0,
+    ...over
+  })
+
+  it("flags the windows that received less than 85 % of what K streams send, in and over the pipe", () => {
+    const windows = [
+      window({ state: "stopped", ingressPacketsPerSecond: 0 }),
+      window({}),
+      window({ state: "pipedHalf", piped: 8, pipedPacketsPerSecond: 790 }),
+      window({ state: "pipedAll", piped: 16, pipedPacketsPerSecond: 1300 }),
+      window({ phase: "consumers", state: "consumers", ingressPacketsPerSecond: 829 }),
+      window({ phase: "pairs", state: "pairSctp", ingressPacketsPerSecond: 0 })
+    ]
+    expect(shortfallsOf(windows, 16, 100)).toEqual([
+      {
+        state: "pipedAll",
+        phase: "pipes",
+        at: "piped",
+        expectedPacketsPerSecond: 1600,
+        receivedPacketsPerSecond: 1300
+      },
+      {
+        state: "consumers",
+        phase: "consumers",
+        at: "ingress",
+        expectedPacketsPerSecond: 1600,
+        receivedPacketsPerSecond: 829
+      }
+    ])
+  })
 })

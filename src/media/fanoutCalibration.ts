@@ -217,6 +217,12 @@ export interface KindCalibration {
   /** When measured with this kind: idle pairs with and without SCTP. */
   readonly sctp?: SctpEstimates | undefined
   readonly windows: ReadonlyArray<CalibrationWindow>
+  /**
+   * Windows in which the producers, or the pipe producers, received less than
+   * `SHORTFALL` of the packets the streams send (a starved sender or Worker on a busy
+   * machine): the figures that use them are too low.
+   */
+  readonly shortfalls: ReadonlyArray<Shortfall>
   /** The machine during the run. */
   readonly load: {
     readonly averageBefore: ReadonlyArray<number>
@@ -227,6 +233,42 @@ export interface KindCalibration {
     readonly harnessCpuMedian: number
   }
 }
+
+/** A window that received less than it was sent (see `KindCalibration.shortfalls`). */
+export interface Shortfall {
+  readonly state: CalibrationState
+  readonly phase: CalibrationWindow["phase"]
+  /** `ingress`: into the K producers on A; `piped`: into the pipe producers on B. */
+  readonly at: "ingress" | "piped"
+  readonly expectedPacketsPerSecond: number
+  readonly receivedPacketsPerSecond: number
+}
+
+/** Below this share of the packets sent, a window is a shortfall. */
+export const SHORTFALL = 0.85
+
+/** The windows that received less than `SHORTFALL` of the nominal packet rate. */
+export const shortfallsOf = (
+  windows: ReadonlyArray<CalibrationWindow>,
+  streams: number,
+  packetsPerSecond: number
+): Array<Shortfall> =>
+  windows.flatMap((w) => {
+    const streaming = w.phase !== "pairs" && w.state !== "stopped"
+    const checks = [
+      ["ingress", streaming ? streams * packetsPerSecond : 0, w.ingressPacketsPerSecond],
+      ["piped", w.piped * packetsPerSecond, w.pipedPacketsPerSecond]
+    ] as const
+    return checks
+      .filter(([, expected, received]) => expected > 0 && received < SHORTFALL * expected)
+      .map(([at, expected, received]) => ({
+        state: w.state,
+        phase: w.phase,
+        at,
+        expectedPacketsPerSecond: expected,
+        receivedPacketsPerSecond: received
+      }))
+  })
 
 /** Per-kind costs shaped for the cost model. */
 export interface CalibratedCosts {
@@ -615,6 +657,7 @@ export const calibrateKind = async (
         : {}),
       ...(sctp === undefined ? {} : { sctp }),
       pairsCreated,
+      shortfalls: shortfallsOf(windows, k, first.nominal.packetsPerSecond),
       workerPids: workers.map((w) => w.pid),
       estimates: est,
       passes,
@@ -710,6 +753,8 @@ export const calibrationSummary = (runs: ReadonlyArray<KindCalibration>) => {
       /** Idle pairs, streams stopped: the cost is SCTP's (usrsctp's 10 ms timer, once per Worker). */
       sctp: sctpOf(runs)
     },
+    /** Windows that received less than they were sent: the figures from them are too low. */
+    shortfalls: runs.flatMap((r) => r.shortfalls.map((x) => ({ kind: r.kind, ...x }))),
     load: {
       averageBefore: runs[0]?.load.averageBefore,
       averageAfter: runs[runs.length - 1]?.load.averageAfter,
@@ -756,6 +801,11 @@ export const summaryLines = (runs: ReadonlyArray<KindCalibration>): Array<string
     )
     for (const r of mine) {
       if (r.transport !== undefined) lines.push(`  transport ${r.transport.toFixed(4)}`)
+      for (const x of r.shortfalls) {
+        lines.push(
+          `  warning: ${x.phase} ${x.state} window, ${x.at} ${x.receivedPacketsPerSecond} of ${x.expectedPacketsPerSecond} packets/s (the machine starved a sender or a Worker): the figures from it are too low`
+        )
+      }
     }
   }
   const sctp = sctpOf(runs)
