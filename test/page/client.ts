@@ -7,6 +7,7 @@ import { Device, type types } from "mediasoup-client"
 import type {
   InboundRtpStats,
   PageApi,
+  PageRecvRelocation,
   PageRunResult,
   SignallingApi,
   SignallingEndpoint
@@ -38,6 +39,24 @@ const createDevice = async (): Promise<{ device: Device; detected: boolean }> =>
 }
 
 const consumers = new Map<string, types.Consumer>()
+/** The video element of each video consumer. */
+const videos = new Map<string, HTMLVideoElement>()
+/** What a relocation of the receive transport needs. */
+let session: { device: Device; recvTransport: types.Transport } | undefined
+
+/** Shows a video consumer's track (in the element of the consumer it replaces, if any). */
+const show = (consumer: types.Consumer, replaces?: string) => {
+  let video = replaces === undefined ? undefined : videos.get(replaces)
+  if (video === undefined) {
+    video = document.createElement("video")
+    video.muted = true
+    video.autoplay = true
+    video.playsInline = true
+    document.body.append(video)
+  } else if (replaces !== undefined) videos.delete(replaces)
+  video.srcObject = new MediaStream([consumer.track])
+  videos.set(consumer.id, video)
+}
 
 const connectOnDemand = (transport: types.Transport) => {
   transport.on("connect", ({ dtlsParameters }, callback, errback) => {
@@ -79,20 +98,14 @@ const run = async (): Promise<PageRunResult> => {
     })
     const consumer = await recvTransport.consume(parameters)
     consumers.set(consumer.id, consumer)
-    if (consumer.kind === "video") {
-      const video = document.createElement("video")
-      video.muted = true
-      video.autoplay = true
-      video.playsInline = true
-      video.srcObject = new MediaStream([consumer.track])
-      document.body.append(video)
-    }
+    if (consumer.kind === "video") show(consumer)
     await api("resume-consumer", { consumerId: consumer.id })
     return consumer
   }
   const videoConsumer = await consume(videoProducer.id)
   const audioConsumer = await consume(audioProducer.id)
   log("consuming", { video: videoConsumer.id, audio: audioConsumer.id })
+  session = { device, recvTransport }
 
   return {
     handlerName: device.handlerName,
@@ -123,6 +136,27 @@ const inboundStats = async (): Promise<Array<InboundRtpStats>> => {
   return all
 }
 
-const pageApi: PageApi = { run, inboundStats }
+const switchRecvTransport = async (relocation: PageRecvRelocation): Promise<PageRunResult["consumerIds"]> => {
+  if (session === undefined) throw new Error("run() first")
+  const old = session.recvTransport
+  const recvTransport = session.device.createRecvTransport(relocation.transport)
+  connectOnDemand(recvTransport)
+  const ids: { audio?: string; video?: string } = {}
+  for (const { replaces, ...parameters } of relocation.consumers) {
+    const consumer = await recvTransport.consume(parameters)
+    consumers.set(consumer.id, consumer)
+    if (consumer.kind === "video") show(consumer, replaces)
+    consumers.get(replaces)?.close()
+    consumers.delete(replaces)
+    ids[consumer.kind] = consumer.id
+  }
+  old.close()
+  session.recvTransport = recvTransport
+  log("switched to recv transport", recvTransport.id, ids)
+  if (ids.audio === undefined || ids.video === undefined) throw new Error("a kind is missing")
+  return { audio: ids.audio, video: ids.video }
+}
+
+const pageApi: PageApi = { run, inboundStats, switchRecvTransport }
 window.mafalda = pageApi
 document.title = "mafalda ready"

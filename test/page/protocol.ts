@@ -74,12 +74,38 @@ export interface PageRunResult {
   readonly consumerIds: { readonly audio: string; readonly video: string }
 }
 
+/**
+ * What the application tells the page when its receive transport was relocated (a Mafalda
+ * relocation's `prepared.parameters`): the new transport, and the consumers that replace
+ * the old ones.
+ */
+export interface PageRecvRelocation {
+  readonly transport: {
+    readonly id: string
+    readonly iceParameters: types.IceParameters
+    readonly iceCandidates: Array<types.IceCandidate>
+    readonly dtlsParameters: types.DtlsParameters
+  }
+  readonly consumers: ReadonlyArray<{
+    readonly replaces: string
+    readonly id: string
+    readonly producerId: string
+    readonly kind: types.MediaKind
+    readonly rtpParameters: types.RtpParameters
+  }>
+}
+
 /** What the page exposes to the test, on `window.mafalda`. */
 export interface PageApi {
   /** Produces camera + microphone on Router A, consumes both from Router B. */
   readonly run: () => Promise<PageRunResult>
   /** The `inbound-rtp` stats of the page's consumers. */
   readonly inboundStats: () => Promise<Array<InboundRtpStats>>
+  /**
+   * Switches to a new receive transport: creates it, consumes the new consumers there (their
+   * video shown in place of the old), then closes the old consumers and transport.
+   */
+  readonly switchRecvTransport: (relocation: PageRecvRelocation) => Promise<PageRunResult["consumerIds"]>
 }
 
 declare global {

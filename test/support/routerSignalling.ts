@@ -41,6 +41,8 @@ export interface RouterSignallingServer {
   readonly consumers: ReadonlyMap<string, types.Consumer>
   /** Every signalling call and its outcome, for diagnostics. */
   readonly log: ReadonlyArray<string>
+  /** Serves a transport made by the test (a relocation's new one), as `create-transport` would. */
+  readonly adopt: (transport: types.WebRtcTransport, direction: "send" | "recv") => void
 }
 
 const listenInfos: Array<types.TransportListenInfo> = [{ protocol: "udp", ip: "127.0.0.1" }]
@@ -56,6 +58,10 @@ export const startRouterSignallingServer = (
     const producers = new Map<string, types.Producer>()
     const consumers = new Map<string, types.Consumer>()
 
+    const adopt = (created: types.WebRtcTransport, direction: "send" | "recv") => {
+      byId.set(created.id, created)
+      transports[direction].push(created)
+    }
     const transport = (id: string): types.WebRtcTransport => {
       const found = byId.get(id)
       if (found === undefined) throw new Error(`no transport ${id}`)
@@ -66,8 +72,7 @@ export const startRouterSignallingServer = (
       "router-capabilities": async () => router.rtpCapabilities,
       "create-transport": async ({ direction }) => {
         const created = await router.createWebRtcTransport({ listenInfos, enableUdp: true, enableTcp: false })
-        byId.set(created.id, created)
-        transports[direction].push(created)
+        adopt(created, direction)
         return {
           id: created.id,
           iceParameters: created.iceParameters,
@@ -109,5 +114,5 @@ export const startRouterSignallingServer = (
     }
 
     const served = yield* serveSignalling(options, handlers)
-    return { ...served, transports, producers, consumers }
+    return { ...served, transports, producers, consumers, adopt }
   })
