@@ -236,6 +236,45 @@ describe("relocation of a transport", () => {
     expect([...mafalda.snapshot().transports]).toHaveLength(1 + 4)
   })
 
+  it("moves data consumers too: a DirectTransport's data consumer re-created on another Worker receives the data producer's messages", async () => {
+    const mafalda = await harness.createMafalda(options)
+    const router = await mafalda.createRouter({ mediaCodecs: [opus] })
+    const source = await router.createDirectTransport()
+    const dataProducer = await source.produceData({ label: "chat" })
+    const sink = await router.createDirectTransport()
+    const dataConsumer = await sink.consumeData({ dataProducerId: dataProducer.id })
+    harness.track(await mafalda.workers())
+    const home = workerOf(mafalda, sink.id)
+
+    const relocation = router.relocateTransport(sink.id, {
+      reason: "Consolidate",
+      target: { newWorker: true }
+    })
+    const prepared = await relocation.prepare()
+    harness.track(await mafalda.workers())
+    expect(prepared.to.worker).not.toBe(home)
+    expect(prepared.parameters.transport).toEqual({ kind: "direct", id: prepared.transport.id })
+    expect(prepared.consumers).toEqual([])
+    expect(prepared.dataConsumers.map((d) => d.replaces)).toEqual([dataConsumer.id])
+    const [moved] = prepared.dataConsumers.map((d) => d.dataConsumer)
+    expect(prepared.parameters.dataConsumers[0]).toMatchObject({
+      replaces: dataConsumer.id,
+      id: moved!.id,
+      dataProducerId: dataProducer.id,
+      label: "chat"
+    })
+    await relocation.complete()
+    expect(dataConsumer.closed).toBe(true)
+
+    const received = new Promise<string>((resolve) =>
+      moved!.on("message", (m: Buffer) => resolve(m.toString()))
+    )
+    dataProducer.send("after the move")
+    expect(await Promise.race([received, new Promise((r) => setTimeout(() => r("nothing"), 5_000))])).toBe(
+      "after the move"
+    )
+  })
+
   it("checks its arguments and state as mediasoup would, and abandon() keeps the old transport", async () => {
     const mafalda = await harness.createMafalda(options)
     const { router, broadcast, listeners } = await start(mafalda, 1)
