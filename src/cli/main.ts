@@ -21,8 +21,8 @@ interface Command {
   readonly summary: string
   /** Its full help. */
   readonly help: () => Promise<string> | string
-  /** It starts mediasoup Workers: the worker binary must be there. */
-  readonly needsWorker?: boolean
+  /** It starts mediasoup Workers (with these arguments): the worker binary must be there. */
+  readonly needsWorker?: boolean | ((argv: ReadonlyArray<string>) => boolean)
   readonly run: (argv: ReadonlyArray<string>) => Promise<number>
 }
 
@@ -134,7 +134,8 @@ const commands: Record<string, Command> = {
       "node --secret S [--redis URL] [--listen HOST:PORT] [--announced-ip IP]\n" +
       "                                    a Mafalda Node of a cluster, until SIGTERM (drains)",
     help: async () => (await import("./node.js")).nodeUsage,
-    needsWorker: true,
+    // "mafalda node drain" only talks to a running Node.
+    needsWorker: (argv) => argv[0] !== "drain",
     run: async (argv) => (await import("./node.js")).runNodeCommand(argv)
   },
   "build-worker": {
@@ -192,7 +193,9 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     console.log(await command.help())
     return 0
   }
-  if (command.needsWorker === true) {
+  const needsWorker =
+    typeof command.needsWorker === "function" ? command.needsWorker(rest) : command.needsWorker === true
+  if (needsWorker) {
     const problem = workerProblem()
     if (problem !== undefined) {
       console.error(`mafalda ${name}: ${problem}`)

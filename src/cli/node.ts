@@ -53,12 +53,19 @@ const fail = (message: string): number => {
 const drainRemote = async (argv: ReadonlyArray<string>, secret: string): Promise<number> => {
   const address = parseAddress(flag(argv, "--address") ?? "")
   if (address === undefined) return fail("--address HOST:PORT is required")
-  await Effect.runPromise(
+  const text = `${address.host}:${address.port}`
+  const asked = await Effect.runPromise(
     Effect.scoped(Effect.flatMap(makeClient({ ...address, secret }), (client) => client.Drain())).pipe(
-      Effect.timeout("10 seconds")
+      Effect.timeout("10 seconds"),
+      Effect.either
     )
   )
-  say({ event: "drain-requested", address: `${address.host}:${address.port}` })
+  if (asked._tag === "Left") {
+    const e = asked.left as { readonly _tag?: string; readonly message?: string }
+    console.error(`mafalda node drain: no drain at ${text}: ${e._tag ?? "Error"}: ${e.message ?? String(e)}`)
+    return 1
+  }
+  say({ event: "drain-requested", address: text })
   return 0
 }
 

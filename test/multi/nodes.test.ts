@@ -211,7 +211,7 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
   )
 
   it.live(
-    "a bad command line exits with 2 and says why; a Redis that does not answer, with 1",
+    "a bad command line exits with 2 and says why; a Redis, a worker binary or a Node to drain missing, with 1",
     () =>
       Effect.gen(function* () {
         const run = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) =>
@@ -227,13 +227,21 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
           [["--secret", secret, "--cpus", "0"], {}, "--cpus must be a positive whole number"],
           [["drain", "--secret", secret], {}, "--address HOST:PORT is required"]
         ]
-        const [down, ...results] = yield* Effect.all(
+        const noWorker = { MEDIASOUP_WORKER_BIN: "/nonexistent/mediasoup-worker" }
+        const [down, missingWorker, drainNowhere, ...results] = yield* Effect.all(
           [
             run(["--secret", secret, "--redis", "redis://127.0.0.1:1", "--prefix", prefix]),
+            run(["--secret", secret], noWorker),
+            // "drain" starts no Worker: it needs no worker binary, only a Node that answers.
+            run(["drain", "--address", "127.0.0.1:1", "--secret", secret], noWorker),
             ...cases.map(([args, env]) => run(args, env))
           ],
           { concurrency: "unbounded" }
         )
+        expect(missingWorker?.code).toBe(1)
+        expect(missingWorker?.output).toContain("the mediasoup worker binary is missing")
+        expect(drainNowhere?.code).toBe(1)
+        expect(drainNowhere?.output).toContain("mafalda node drain: no drain at 127.0.0.1:1")
         cases.forEach(([args, , reason], i) => {
           expect(results[i]?.code, args.join(" ")).toBe(2)
           expect(results[i]?.output).toContain(reason)
