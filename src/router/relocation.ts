@@ -341,6 +341,29 @@ const createLike = (origin: TransportOrigin): Effect.Effect<types.Transport, Maf
 const invalidState = (message: string) => new ClosedError({ message })
 
 /**
+ * Re-creates each remembered (data) consumer with `make`, in order; those whose (data)
+ * producer `visible` no longer has go to `dropped`.
+ */
+const recreate = <R extends { readonly options: object }, A extends object>(
+  records: ReadonlyMap<string, R>,
+  visible: ReadonlySet<string>,
+  dropped: Array<string>,
+  make: (record: R) => Effect.Effect<A, MafaldaRouterError>
+): Effect.Effect<Array<A & { readonly replaces: string }>, MafaldaRouterError> =>
+  Effect.gen(function* () {
+    const out: Array<A & { readonly replaces: string }> = []
+    for (const [id, record] of records) {
+      const options = record.options as { readonly producerId?: string; readonly dataProducerId?: string }
+      if (!visible.has(options.producerId ?? options.dataProducerId ?? "")) {
+        dropped.push(id)
+        continue
+      }
+      out.push({ replaces: id, ...(yield* make(record)) })
+    }
+    return out
+  })
+
+/**
  * A transport offered for relocation (the `relocation` event's argument): what moves, why,
  * from where, and the server-side helper that carries the move out.
  */
@@ -436,30 +459,18 @@ export class TransportRelocation {
       }
       const made = yield* Effect.locally(createLike(o), placementConstraint, constraint)
       const visible = visibleTo(o.ctx, o.owner.id as never)
-      const built = yield* Effect.gen(this, function* () {
-        const consumers: Array<{ replaces: string; consumer: types.Consumer }> = []
-        const dataConsumers: Array<{ replaces: string; dataConsumer: types.DataConsumer }> = []
+      const built = yield* Effect.gen(function* () {
         const dropped: Array<string> = []
-        for (const [id, r] of o.consumers) {
-          if (!visible.has(r.options.producerId)) {
-            dropped.push(id)
-            continue
-          }
-          const consumer = yield* call("consume", () =>
-            made.consume({ ...r.options, paused: r.consumer.paused })
+        const consumers = yield* recreate(o.consumers, visible, dropped, (r) =>
+          call("consume", () => made.consume({ ...r.options, paused: r.consumer.paused })).pipe(
+            Effect.map((consumer) => ({ consumer }))
           )
-          consumers.push({ replaces: id, consumer })
-        }
-        for (const [id, r] of o.dataConsumers) {
-          if (!visible.has(r.options.dataProducerId)) {
-            dropped.push(id)
-            continue
-          }
-          const dataConsumer = yield* call("consumeData", () =>
-            made.consumeData({ ...r.options, paused: r.dataConsumer.paused })
+        )
+        const dataConsumers = yield* recreate(o.dataConsumers, visible, dropped, (r) =>
+          call("consumeData", () => made.consumeData({ ...r.options, paused: r.dataConsumer.paused })).pipe(
+            Effect.map((dataConsumer) => ({ dataConsumer }))
           )
-          dataConsumers.push({ replaces: id, dataConsumer })
-        }
+        )
         return { consumers, dataConsumers, dropped }
       }).pipe(Effect.onError(() => Effect.sync(() => made.close())))
       const to = placeOf(o.ctx, made.id)

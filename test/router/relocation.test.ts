@@ -275,6 +275,27 @@ describe("relocation of a transport", () => {
     )
   })
 
+  it("a move with nowhere to go fails cleanly: prepare() rejects, the old transport stays, the failure is counted", async () => {
+    const mafalda = await harness.createMafalda({ ...options, maxWorkers: 1 })
+    const { router, broadcast, listeners } = await start(mafalda, 1)
+    const [l1] = listeners as [Listener]
+    harness.track(await mafalda.workers())
+    const failedBefore = relocationsCounted("failed")
+    const relocation = router.relocateTransport(l1.transport.id, { reason: "Overload" })
+    await expect(relocation.prepare()).rejects.toThrow(/no capacity|CPU left/)
+    expect(relocation.state).toBe("abandoned")
+    expect(relocation.prepared).toBeUndefined()
+    expect(relocationsCounted("failed")).toBe(failedBefore + 1)
+    expect([...router.transportsForTesting.keys()].sort()).toEqual(
+      [broadcast.ingress.id, l1.transport.id].sort()
+    )
+    expect(await mafalda.workers()).toHaveLength(1)
+    const [n] = await sendUntilReceived(broadcast, [l1], 10)
+    expect(n).toBeGreaterThanOrEqual(10)
+    // It may be offered again.
+    await router.relocateTransport(l1.transport.id).abandon()
+  })
+
   it("checks its arguments and state as mediasoup would, and abandon() keeps the old transport", async () => {
     const mafalda = await harness.createMafalda(options)
     const { router, broadcast, listeners } = await start(mafalda, 1)
