@@ -8,7 +8,8 @@
  *  - `MetricsRecorder`: load reports, series, histograms, tree drawing, the result.
  *
  * Load reports are sampled every `reportIntervalSeconds` and reach the policy
- * `reportDelaySeconds` later; the policy's scale-down runs every `scaleDownIntervalSeconds`.
+ * `reportDelaySeconds` later; once they have, a policy that relocates is asked for moves,
+ * which the workload carries out. The policy's scale-down runs every `scaleDownIntervalSeconds`.
  */
 import { type LoadReport, SimCluster } from "./Cluster.js"
 import { EventLoop } from "./EventLoop.js"
@@ -48,6 +49,7 @@ export class Engine {
   readonly workload: Workload
   readonly metrics: MetricsRecorder
   private readonly seed: number
+  private policy: SimPolicy | undefined
 
   constructor(
     readonly scenario: Scenario,
@@ -66,6 +68,7 @@ export class Engine {
     const loop = this.loop
     this.cluster.policyName = policy.name
     this.workload.playAgainst(policy)
+    this.policy = policy
     const wall0 = performance.now()
     for (let i = 0; i < s.nodes.count; i++) this.cluster.addNode(s.nodes.cpus)
     this.workload.scheduleRooms()
@@ -82,6 +85,7 @@ export class Engine {
           break
         case "deliver":
           this.cluster.applyLoadReports(item.reports)
+          this.relocate(policy)
           break
         case "scaleDown":
           policy.tick(loop.now)
@@ -104,7 +108,16 @@ export class Engine {
     const now = this.loop.now
     const reports = this.metrics.sample(now)
     const delay = this.scenario.reportDelaySeconds
-    if (delay === 0) this.cluster.applyLoadReports(reports)
-    else if (reports.length > 0) this.loop.schedule(now + delay * 1000, { k: "deliver", reports })
+    if (delay === 0) {
+      this.cluster.applyLoadReports(reports)
+      if (this.policy !== undefined) this.relocate(this.policy)
+    } else if (reports.length > 0) this.loop.schedule(now + delay * 1000, { k: "deliver", reports })
+  }
+
+  /** The policy's moves, if it relocates, carried out by the workload. */
+  private relocate(policy: SimPolicy): void {
+    if (policy.relocate === undefined) return
+    const moves = policy.relocate(this.loop.now)
+    if (moves.length > 0) this.workload.relocate(moves)
   }
 }

@@ -4,6 +4,7 @@
  * load-report tick. Figures over time are sampled at each load-report tick, a sample
  * standing for the time since the previous one.
  */
+import type { RelocationReason } from "../core/relocation.js"
 import type { LowerBounds } from "./Demand.js"
 
 /** CPU % histogram, weighted (by Worker-seconds): 0.1 % bins up to 400 %, then one overflow bin. */
@@ -122,6 +123,12 @@ export interface SimResult {
   /** Consumers the policy could not create for placed participants. */
   readonly rejectedConsumers: number
   readonly reconnects: number
+  /**
+   * Transports moved by relocation (each a reconnect for a user: its transport closed, a new
+   * one opened elsewhere, its media consumed and published again), in all and by reason.
+   */
+  readonly relocations: number
+  readonly relocationsByReason: Readonly<Record<RelocationReason, number>>
   readonly consumersCreated: number
   readonly peakConsumers: number
   readonly events: number

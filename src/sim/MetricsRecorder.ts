@@ -8,6 +8,7 @@
  */
 import { HashMap } from "effect"
 import type { ProducerId } from "../core/Ids.js"
+import type { RelocationReason } from "../core/relocation.js"
 import { lookup, workerOfRouter } from "../core/Snapshot.js"
 import type { LoadReport, SimCluster } from "./Cluster.js"
 import { type Demand, workersFor } from "./Demand.js"
@@ -20,6 +21,7 @@ export interface JoinCounts {
   readonly rejected: number
   readonly rejectedConsumers: number
   readonly reconnects: number
+  readonly relocationsByReason: Readonly<Record<RelocationReason, number>>
 }
 
 export class MetricsRecorder {
@@ -206,6 +208,8 @@ export class MetricsRecorder {
       rejected: run.counts.rejected,
       rejectedConsumers: run.counts.rejectedConsumers,
       reconnects: run.counts.reconnects,
+      relocations: Object.values(run.counts.relocationsByReason).reduce((a, b) => a + b, 0),
+      relocationsByReason: { ...run.counts.relocationsByReason },
       consumersCreated: cluster.consumersCreated,
       peakConsumers: this.peakConsumers,
       events: cluster.events,

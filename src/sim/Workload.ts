@@ -3,7 +3,10 @@
  * seats, participants arriving (Poisson arrivals thinned by a rate profile, and bursts),
  * staying and leaving; each (re)join admitted through the policy (transport, producers,
  * consumers) or rejected; Nodes added, drained or failing and Workers failing, after which
- * the clients that lost their transport reconnect and the others re-consume what they lost.
+ * the clients that lost their transport reconnect and the others re-consume what they lost;
+ * and the policy's relocations, each carried out as a reconnect of one participant (its
+ * transport closed, a new one opened on the target, the same producers consumed there, its
+ * own producers published again and consumed by the others).
  *
  * Who sits in which room when, and who publishes, come from the scenario and its seed
  * alone, never from the policy: a rejected participant keeps its seat and its role (the
@@ -12,7 +15,10 @@
  * the media are placed.
  */
 import { HashMap } from "effect"
-import type { MafaldaRouterId, NodeId, TransportId, WorkerId } from "../core/Ids.js"
+import type { MafaldaRouterId, NodeId, RouterId, TransportId, WorkerId } from "../core/Ids.js"
+import type { Made } from "../core/interpret.js"
+import { type Move, type RelocationReason, relocationPlan, targetKey } from "../core/relocation.js"
+import type { MediaKind } from "../core/Snapshot.js"
 import { lookup, mafaldaRoutersOnWorkers, workerOfRouter } from "../core/Snapshot.js"
 import type { SimCluster, SimNode } from "./Cluster.js"
 import { Demand } from "./Demand.js"
@@ -59,6 +65,14 @@ export class Workload {
   rejected = 0
   rejectedConsumers = 0
   reconnects = 0
+  readonly relocationsByReason: Record<RelocationReason, number> = {
+    Overload: 0,
+    Drain: 0,
+    WorkerLost: 0,
+    Consolidate: 0
+  }
+  /** Rooms by id (for relocations, which name a transport and its room). */
+  private readonly roomById = new Map<MafaldaRouterId, Room>()
 
   constructor(
     private readonly scenario: Scenario,
@@ -132,6 +146,7 @@ export class Workload {
           data: undefined
         }
         roomIndex++
+        this.roomById.set(room.id, room)
         group.rooms.push(room)
         group.open.push(room)
       }
@@ -264,15 +279,22 @@ export class Workload {
     }
     p.placed = true
     room.placedCount++
-    for (const producer of room.producers) this.consumeOne(p, producer)
-    if (p.publisher) {
-      for (const kind of room.group.spec.produces) {
-        const producer = this.policy.produce(p, kind)
-        if (producer === undefined) continue
-        for (const other of room.members) if (other !== p && other.placed) this.consumeOne(other, producer)
-      }
-    }
+    this.connect(p, p.publisher ? room.group.spec.produces : [])
     return true
+  }
+
+  /**
+   * A placed participant's media on its (new) transport: it consumes the room's producers,
+   * then publishes `kinds`, each consumed by the room's other placed members.
+   */
+  private connect(p: Participant, kinds: ReadonlyArray<MediaKind>): void {
+    const room = p.room
+    for (const producer of room.producers) if (producer.owner !== p) this.consumeOne(p, producer)
+    for (const kind of kinds) {
+      const producer = this.policy.produce(p, kind)
+      if (producer === undefined) continue
+      for (const other of room.members) if (other !== p && other.placed) this.consumeOne(other, producer)
+    }
   }
 
   private consumeOne(p: Participant, producer: ProducerRef): void {
@@ -330,6 +352,51 @@ export class Workload {
     room.entry = null
     room.nodes.clear()
     room.data = undefined
+  }
+
+  // --- Relocation --------------------------------------------------------------------------
+
+  /**
+   * Carries out the policy's moves, in order, as the shell does: the target made as the
+   * core's `relocationPlan` says (the moves to one new Worker share it), then the
+   * participant reconnects there. A move whose transport or target is gone by then is
+   * dropped, uncounted.
+   */
+  relocate(moves: ReadonlyArray<Move>): void {
+    const made = new Map<string, Made>()
+    for (const move of moves) {
+      const p = this.holderOf(move.transport, move.mafaldaRouter)
+      if (p === undefined) continue
+      const key = targetKey(move.to)
+      const plan = relocationPlan(this.cluster.snapshot, move, key === undefined ? undefined : made.get(key))
+      if (plan === undefined) continue
+      const router = this.cluster.carryOut(plan)
+      const worker = workerOfRouter(this.cluster.snapshot, router)
+      if (key !== undefined && worker !== undefined && !made.has(key)) made.set(key, { worker: worker.id })
+      this.reconnect(p, router)
+      p.room.nodes.add(plan.node)
+      this.relocationsByReason[move.reason]++
+    }
+  }
+
+  /** The present, placed participant whose transport this is (policies with one transport each). */
+  private holderOf(transport: TransportId, room: MafaldaRouterId): Participant | undefined {
+    const r = this.roomById.get(room)
+    if (r === undefined) return undefined
+    for (const p of r.members) if (p.placed && p.extra === null && p.transport === transport) return p
+    return undefined
+  }
+
+  /** The participant's transport closes and a new one opens on `router`; its media follow. */
+  private reconnect(p: Participant, router: RouterId): void {
+    const kinds = p.producers.map((x) => x.kind)
+    const nodes = this.nodesOf(p)
+    this.cluster.closeTransport(p.transport)
+    this.forgetProducers(p)
+    p.transport = this.cluster.createTransport(p.room, router)
+    p.router = router
+    this.connect(p, kinds)
+    for (const n of nodes) this.cluster.touchNode(n)
   }
 
   // --- Failures ----------------------------------------------------------------------------

@@ -29,6 +29,17 @@ const sharedBounds = (results: ReadonlyArray<SimResult>): LowerBounds | undefine
   return first !== undefined && results.every((r) => key(r.lowerBounds) === key(first)) ? first : undefined
 }
 
+/**
+ * Relocations in all, then by reason when there are any: overload/drain/lost/consolidate.
+ * Results written before relocations were counted have none.
+ */
+export const relocationsCell = (r: SimResult): string => {
+  const total = r.relocations ?? 0
+  const by = r.relocationsByReason
+  if (total === 0 || by === undefined) return fmt(total)
+  return `${fmt(total)} (${fmt(by.Overload)}/${fmt(by.Drain)}/${fmt(by.WorkerLost)}/${fmt(by.Consolidate)})`
+}
+
 /** Why a policy has no decision time. */
 const noDecisions = (policies: ReadonlyArray<string>): string =>
   `${policies.join(", ")} ${policies.length === 1 ? "places" : "place"} by ${policies.length === 1 ? "its" : "their"} own rule without the core's placement decisions, so there is no decision time to measure`
@@ -51,6 +62,7 @@ export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: numb
     "depth max/mean",
     "rejected joins",
     "rejected consumers",
+    "relocations",
     "decisions/s",
     "wall s",
     "rss MiB"
@@ -67,6 +79,7 @@ export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: numb
     `${r.maxDepth}/${fmt(r.meanDepth, 2)}`,
     fmt(r.rejected),
     fmt(r.rejectedConsumers),
+    relocationsCell(r),
     r.decisions === 0 ? "-" : fmt(r.decisionsPerSecond),
     fmt(r.wallSeconds, 1),
     fmt(r.peakRssBytes / 1048576)
@@ -454,7 +467,7 @@ export const htmlReport = (scenario: Scenario, results: ReadonlyArray<SimResult>
   const rows = results
     .map(
       (r) =>
-        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.overloadedWorkerSeconds)}</td><td>${pct(r.overloadedShare)}</td><td>${fmt(r.peakWorkers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.workers)}</td>` : ""}<td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.pipes)}</td>` : ""}<td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.rejectedConsumers)}</td><td>${fmt(r.reconnects)}</td><td>${r.decisions === 0 ? "–<sup>a</sup>" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
+        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.overloadedWorkerSeconds)}</td><td>${pct(r.overloadedShare)}</td><td>${fmt(r.peakWorkers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.workers)}</td>` : ""}<td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.pipes)}</td>` : ""}<td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.rejectedConsumers)}</td><td>${fmt(r.reconnects)}</td><td>${esc(relocationsCell(r))}</td><td>${r.decisions === 0 ? "–<sup>a</sup>" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
     )
     .join("")
   const trees = results
@@ -487,7 +500,7 @@ figure{margin:10px 0}figcaption{font-size:13px}.key{font-size:13px}
 <p>${scenario.nodes.count} Nodes × ${scenario.nodes.cpus} CPUs, ${fmt(scenario.durationSeconds)} s simulated, load reports every ${scenario.reportIntervalSeconds} s (${scenario.reportDelaySeconds} s late), watermark ${watermark} %, seed ${results[0]?.seed ?? scenario.seed}.</p>
 ${shared === undefined ? "" : `<p>${esc(boundsLine(shared, watermark))}.</p>`}
 <p>Overload is measured in time: the Worker-seconds spent over 100 % CPU, and their share of the Worker-seconds in use (sampled at every load report); overload events count crossings of 100 %. CPU figures are over the Worker-seconds in use.</p>
-<table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th>${shared === undefined ? "<th>Workers lower bound (watermark/100 %)</th>" : ""}<th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th>${shared === undefined ? "<th>pipes lower bound (watermark/100 %)</th>" : ""}<th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
+<table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th>${shared === undefined ? "<th>Workers lower bound (watermark/100 %)</th>" : ""}<th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th>${shared === undefined ? "<th>pipes lower bound (watermark/100 %)</th>" : ""}<th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>relocations (overload/drain/lost/consolidate)</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
 <p class="notes">${undecided.length === 0 ? "" : `<sup>a</sup> –: ${esc(noDecisions(undecided))} (µs/decision is the mean time of the core's placement decisions: transport and consumer placements, pipes). `}Pipes: the peak number alive at once. Depth: pipe hops from a producer's origin Router to the Router of its consumer.</p>
 <h2>Over time</h2>
 ${legendKey(results)}

@@ -2,6 +2,7 @@
  * What a placement policy is to the simulator: it turns the workload's joins, producers and
  * consumers into cluster events, through the cluster adapter (`PolicyCluster`).
  */
+import type { Move } from "../../core/relocation.js"
 import type { MediaKind } from "../../core/Snapshot.js"
 import type { Participant, ProducerRef, Room } from "../Rooms.js"
 
@@ -33,4 +34,10 @@ export interface SimPolicy {
   closeRoom(room: Room): void
   /** Periodic housekeeping (scale-down). */
   tick(now: number): void
+  /**
+   * Transports to move (relocation), asked by the engine each time load reports reach the
+   * policy; the workload carries each move out as a reconnect (see `Workload.relocate`).
+   * A policy without it never moves anything.
+   */
+  relocate?(now: number): ReadonlyArray<Move>
 }
