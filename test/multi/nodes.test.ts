@@ -3,10 +3,11 @@
  * producer fed with real RTP on Node A, piped by the RPC handshake (SRTP on) into a Router
  * on Node B, RTP checked at a consumer on B; then A is killed (SIGKILL): its lease runs out
  * and it is evicted within 5 s, with its Index entries, the pipe into B closes, and its
- * Workers die with it. C, asked by `mafalda node drain`, exits at once (it holds nothing).
- * B, on SIGTERM, drains: marked draining (the Tracker picks it no more), refusing new
- * transports, up while a client transport is left, and exits once it is gone. Afterwards no
- * process, Worker, Redis key of the test's prefix or listening socket is left.
+ * Workers die with it. The survivors go on: a producer on B is piped to C and consumed
+ * there. B, on SIGTERM, drains: marked draining (the Tracker picks it no more), refusing
+ * new transports, up while a client transport is left, and exits once none is. C, asked by
+ * `mafalda node drain` while it still holds a transport, exits at its drain timeout.
+ * Afterwards no process, Worker, Redis key of the test's prefix or listening socket is left.
  */
 import * as net from "node:net"
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -83,11 +84,11 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
   })
 
   it.scopedLive(
-    "pipe real RTP from Node A to Node B; A killed is evicted with its Index entries; B drains and exits",
+    "real RTP piped A to B; A killed is evicted; B to C still works; B drains on SIGTERM, C on 'mafalda node drain'",
     () =>
       Effect.gen(function* () {
         const [a, b, c] = yield* Effect.promise(() =>
-          Promise.all([startNode("node-a"), startNode("node-b", 60), startNode("node-c")])
+          Promise.all([startNode("node-a"), startNode("node-b", 60), startNode("node-c", 3)])
         )
         const store = yield* Layer.build(
           Layer.mergeAll(RegistryRedis.layerRedis({ reapMillis: 100 }), IndexRedis.layerRedis).pipe(
@@ -99,19 +100,8 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         const gone = yield* registry.subscribe
         expect((yield* registry.nodes).map((n) => n.node).sort()).toEqual(["node-a", "node-b", "node-c"])
 
-        // "mafalda node drain" asks C to drain: it has nothing, so it exits at once.
-        const drain = yield* Effect.promise(() =>
-          spawnNode(["drain", "--address", c.address], { MAFALDA_SECRET: secret }).then((p) => p.exited)
-        )
-        expect(drain.code).toBe(0)
-        expect((yield* Effect.promise(() => c.process.exited)).code).toBe(0)
-        expect(
-          c.process.output.some((line) => line.includes('"event":"stopped"') && line.includes('"empty":true'))
-        ).toBe(true)
-        expect(yield* Queue.take(gone).pipe(Effect.timeout("2 seconds"))).toMatchObject({
-          node: "node-c",
-          reason: "left"
-        })
+        // Loopback only, by default.
+        for (const n of [a, b, c]) expect(n.address).toMatch(/^127\.0\.0\.1:\d+$/)
 
         const na = {
           node: NodeId.make(a.node),
@@ -121,7 +111,12 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
           node: NodeId.make(b.node),
           client: yield* makeClient({ ...parseAddress(b.address)!, secret })
         }
+        const nc = {
+          node: NodeId.make(c.node),
+          client: yield* makeClient({ ...parseAddress(c.address)!, secret })
+        }
         const noticesB = yield* collectNotices(nb)
+        const noticesC = yield* collectNotices(nc)
         const ra = yield* routerOn(na)
         const rb = yield* routerOn(nb)
         const workersOfA = (yield* na.client.NodeInfo()).workers.map((w) => w.pid)
@@ -154,7 +149,7 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         expect(eviction).toMatchObject({ node: "node-a", reason: "expired" })
         expect(detectedMs).toBeLessThan(5000)
         expect(yield* index.find(producer.id)).toEqual(Option.none())
-        expect((yield* registry.nodes).map((n) => n.node)).toEqual(["node-b"])
+        expect((yield* registry.nodes).map((n) => n.node).sort()).toEqual(["node-b", "node-c"])
         // The pipe's lease broke with A's socket: the pipe into B closed, and its consumer,
         // well before the eviction.
         const pipeClosed = noticesB.find((n) => n._tag === "PipeClosed" && n.producer === producer.id)
@@ -165,19 +160,45 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         expect(yield* until(() => workersOfA.every((pid) => !processExists(pid)), 5000)).toBe(true)
         expect(yield* Effect.promise(() => a.process.exited)).toMatchObject({ signal: "SIGKILL" })
 
-        // SIGTERM: B drains. It stays up while a client transport is left (the consumer's),
-        // takes nothing new, is marked draining so that the Tracker picks it no more, and
-        // exits as soon as its last client transport closes (well before its 60 s timeout).
+        // The survivors go on: a new producer on B, piped to C, consumed there.
+        const rc = yield* routerOn(nc)
+        const workersOfC = (yield* nc.client.NodeInfo()).workers.map((w) => w.pid)
+        workerPids.push(...workersOfC)
+        const ssrc2 = 0x5eed5678
+        const second = yield* producerOn(nb, rb.id, ssrc2)
+        const pipe2 = yield* nc.client.PipeFrom({
+          producer: second.producer.id,
+          origin: nb.node,
+          from: rb.id,
+          to: rc.id
+        })
+        expect(pipe2.srtp).toBe(true)
+        const onC = yield* consumerOn(nc, rc, second.producer.id)
+        const rtp2 = yield* sendAndCount(second.sender, onC.receiver, {
+          ssrc: ssrc2,
+          count: 100,
+          first: 0,
+          expectedSsrc: onC.consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0
+        })
+        expect(rtp2.intact).toBeGreaterThanOrEqual(98)
+        expect(Option.map(yield* index.find(second.producer.id), (l) => l.node)).toEqual(
+          Option.some("node-b")
+        )
+
+        // SIGTERM: B drains. It stays up while a client transport is left (the consumer's and
+        // the producer's), takes nothing new, is marked draining so that the Tracker picks it
+        // no more, and exits as soon as its last client transport closes (well before its
+        // 60 s timeout).
         const settings = (yield* nb.client.NodeInfo()).workers[0]!.settings
-        const pickB = registry.pick({ workerSettings: settings, cost: 1, watermark: 85 })
-        expect(Option.map(yield* pickB, (p) => p.node)).toEqual(Option.some("node-b"))
+        const pick = registry.pick({ workerSettings: settings, cost: 1, watermark: 85, exclude: [nc.node] })
+        expect(Option.map(yield* pick, (p) => p.node)).toEqual(Option.some("node-b"))
         b.process.child.kill("SIGTERM")
         expect(
           yield* until(() => b.process.output.some((line) => line.startsWith('{"event":"draining"')), 5000)
         ).toBe(true)
         expect((yield* nb.client.NodeInfo()).state).toBe("draining")
         expect(Option.map(yield* registry.node(nb.node), (r) => r.state)).toEqual(Option.some("draining"))
-        expect(yield* pickB).toEqual(Option.none())
+        expect(yield* pick).toEqual(Option.none())
         const refusedTransport = yield* nb.client
           .CreatePlainTransport({ router: rb.id, listenInfo: { protocol: "udp", ip: "127.0.0.1" } })
           .pipe(Effect.flip)
@@ -186,6 +207,9 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         expect(b.process.hasExited()).toBe(false)
         const lastClosedAt = Date.now()
         yield* nb.client.Close({ what: "transport", id: egress.id })
+        yield* Effect.sleep("300 millis")
+        expect(b.process.hasExited()).toBe(false)
+        yield* nb.client.Close({ what: "transport", id: second.ingress.id })
         const exit = yield* Effect.promise(() => b.process.exited)
         const drainedMs = Date.now() - lastClosedAt
         console.log(`node-b exited ${drainedMs} ms after its last client transport closed`)
@@ -201,6 +225,34 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
           reason: "left"
         })
         expect(workersOfB.every((pid) => !processExists(pid))).toBe(true)
+        // B's producer went with it: the pipe into C closed, and the Index forgot it.
+        expect(
+          yield* until(
+            () => noticesC.some((n) => n._tag === "PipeClosed" && n.producer === second.producer.id),
+            2000
+          )
+        ).toBe(true)
+        expect(yield* index.find(second.producer.id)).toEqual(Option.none())
+
+        // "mafalda node drain" asks C to drain; it still holds a client transport (the
+        // consumer's), so it exits at its drain timeout (3 s), saying it was not empty.
+        const asked = Date.now()
+        const drain = yield* Effect.promise(() =>
+          spawnNode(["drain", "--address", c.address], { MAFALDA_SECRET: secret }).then((p) => p.exited)
+        )
+        expect(drain.code).toBe(0)
+        expect((yield* Effect.promise(() => c.process.exited)).code).toBe(0)
+        expect(Date.now() - asked).toBeGreaterThanOrEqual(3000)
+        expect(
+          c.process.output.some(
+            (line) => line.includes('"event":"stopped"') && line.includes('"empty":false')
+          )
+        ).toBe(true)
+        expect(yield* Queue.take(gone).pipe(Effect.timeout("2 seconds"))).toMatchObject({
+          node: "node-c",
+          reason: "left"
+        })
+        expect(workersOfC.every((pid) => !processExists(pid))).toBe(true)
         // Nothing listens any more, and no key of the prefix is left (before any clean-up).
         expect(yield* Effect.promise(() => refused(a.address))).toBe(true)
         expect(yield* Effect.promise(() => refused(b.address))).toBe(true)
