@@ -11,19 +11,14 @@
  */
 import * as net from "node:net"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Queue } from "effect"
+import { Effect, Option, Queue } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { NodeId } from "../../src/core/Ids.js"
-import * as IndexRedis from "../../src/layers/IndexServiceRedis.js"
-import * as RegistryRedis from "../../src/layers/NodeRegistryRedis.js"
-import * as RedisConnection from "../../src/layers/RedisConnection.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
-import { IndexService } from "../../src/services/IndexService.js"
-import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
 import { collectNotices, consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
-import { cleanPrefix, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
+import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "multi-process-secret-0123"
 const prefix = testPrefix("nodes")
@@ -90,14 +85,7 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         const [a, b, c] = yield* Effect.promise(() =>
           Promise.all([startNode("node-a"), startNode("node-b", 60), startNode("node-c", 3)])
         )
-        const store = yield* Layer.build(
-          Layer.mergeAll(RegistryRedis.layerRedis({ reapMillis: 100 }), IndexRedis.layerRedis).pipe(
-            Layer.provide(RedisConnection.layer({ url: redisUrl, prefix }))
-          )
-        )
-        const registry = Context.get(store, NodeRegistry)
-        const index = Context.get(store, IndexService)
-        const gone = yield* registry.subscribe
+        const { registry, index, gone } = yield* clusterStore(prefix)
         expect((yield* registry.nodes).map((n) => n.node).sort()).toEqual(["node-a", "node-b", "node-c"])
 
         // Loopback only, by default.

@@ -8,19 +8,14 @@
  */
 import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Queue } from "effect"
+import { Effect, Option, Queue } from "effect"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { NodeId } from "../../src/core/Ids.js"
-import * as IndexRedis from "../../src/layers/IndexServiceRedis.js"
-import * as RegistryRedis from "../../src/layers/NodeRegistryRedis.js"
-import * as RedisConnection from "../../src/layers/RedisConnection.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
-import { IndexService } from "../../src/services/IndexService.js"
-import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
-import { cleanPrefix, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
+import { cleanPrefix, clusterStore, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 /** A TCP proxy to Redis that can be cut (every connection dropped, new ones refused) and restored. */
 const makeProxy = async (target: { readonly host: string; readonly port: number }) => {
@@ -91,14 +86,7 @@ describe.skipIf(!redisAvailable)("a Redis outage", () => {
     "the Node keeps serving, is evicted with its Index entries, and registers and re-publishes them when Redis is back",
     () =>
       Effect.gen(function* () {
-        const store = yield* Layer.build(
-          Layer.mergeAll(RegistryRedis.layerRedis({ reapMillis: 100 }), IndexRedis.layerRedis).pipe(
-            Layer.provide(RedisConnection.layer({ url: redisUrl, prefix }))
-          )
-        )
-        const registry = Context.get(store, NodeRegistry)
-        const index = Context.get(store, IndexService)
-        const gone = yield* registry.subscribe
+        const { registry, index, gone } = yield* clusterStore(prefix)
         const n = {
           node: NodeId.make(node.node),
           client: yield* makeClient({ ...parseAddress(node.address)!, secret })

@@ -4,9 +4,13 @@
  * Without Redis the tests are skipped, loudly; under CI they fail (`.ci/run` says why).
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { createClient } from "redis"
+import * as IndexRedis from "../../src/layers/IndexServiceRedis.js"
+import * as RegistryRedis from "../../src/layers/NodeRegistryRedis.js"
 import * as RedisConnection from "../../src/layers/RedisConnection.js"
+import { IndexService } from "../../src/services/IndexService.js"
+import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { isCI } from "../support/ci.js"
 
 export const redisUrl = process.env.MAFALDA_TEST_REDIS ?? "redis://127.0.0.1:6379"
@@ -81,3 +85,18 @@ export const connectionLayer = (prefix: string) =>
       return yield* Layer.build(RedisConnection.layer({ url: redisUrl, prefix }))
     })
   )
+
+/**
+ * The cluster's registry (reaping every 100 ms) and Index on the real Redis under `prefix`,
+ * as another process of the cluster sees them, with the Nodes that leave it, for the scope.
+ */
+export const clusterStore = (prefix: string) =>
+  Effect.gen(function* () {
+    const store = yield* Layer.build(
+      Layer.mergeAll(RegistryRedis.layerRedis({ reapMillis: 100 }), IndexRedis.layerRedis).pipe(
+        Layer.provide(RedisConnection.layer({ url: redisUrl, prefix }))
+      )
+    )
+    const registry = Context.get(store, NodeRegistry)
+    return { registry, index: Context.get(store, IndexService), gone: yield* registry.subscribe }
+  })
