@@ -36,7 +36,7 @@ import {
   TransportId,
   WorkerId
 } from "../src/core/index.js"
-import { Costs } from "../src/core/PolicyOptions.js"
+import { makeCosts } from "../src/core/PolicyOptions.js"
 import { Prng } from "../src/sim/Prng.js"
 
 export const CPUS = 16
@@ -115,7 +115,7 @@ const peakLoad = (rand: Prng): number => (rand.next() < 0.88 ? uniform(rand, 60,
  * them and absorbs the reservations they would make, so the snapshots are the same, and the
  * build is faster (no load-index update per placement).
  */
-const noCosts = Costs.make({ transport: 0, producer: 0, consumer: 0, pipe: 0 })
+const noCosts = makeCosts({ transport: 0, producer: 0, consumer: 0, pipe: 0 })
 
 export const buildPlacementCluster = (workers: number, seed: number): PlacementCluster => {
   const costs = noCosts

@@ -12,21 +12,6 @@ const NonNegative = Schema.Number.pipe(Schema.nonNegative(), Schema.finite())
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 
-/**
- * The estimated CPU cost, in percent of one Worker, of each kind of object. Used for the
- * load of placements that no load report shows yet, and by the simulated backend as its
- * cost model. The defaults follow mediasoup's documented capacity of about 500 consumers
- * per Worker (0.2 % each).
- */
-export const Costs = Schema.Struct({
-  transport: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.1 }),
-  producer: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.5 }),
-  consumer: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.2 }),
-  /** Charged on both ends of a pipe: the pipe consumer and the pipe producer. */
-  pipe: Schema.optionalWith(NonNegative, { exact: true, default: () => 0.2 })
-})
-export type Costs = typeof Costs.Type
-
 /** The costs of a producer, of a consumer and of a pipe end of one media kind. */
 export interface KindCosts {
   readonly producer: number
@@ -34,8 +19,93 @@ export interface KindCosts {
   readonly pipe: number
 }
 
+/**
+ * The default costs per media kind, in CPU % of one Worker (one core), measured with the
+ * real-capacity fan-out benchmark (`npm run bench:fanout`, the same measurement as
+ * `mafalda calibrate`) on the project's 2-core development machine while it was loaded by
+ * other work (so on the high side):
+ *  - producer: a sending stream received by the Worker (audio ~50 kbit/s Opus, video ~1 Mbit/s
+ *    VP8): 0.32 % audio, 0.70 % video;
+ *  - consumer: a stream forwarded to one more consumer: 0.043 % audio, 0.108 % video;
+ *  - pipe: the marginal cost of one more producer piped over a PipeTransport pair, charged at
+ *    each end (the pair's own cost left out): ~0.18 % audio, ~0.4 % video. Provisional: the
+ *    pipe slope is the noisiest of the figures (few points, a loaded machine).
+ * A transport's own cost is close to 0 there (no media of its own); 0.1 % stands for its
+ * ICE/DTLS upkeep. Re-measure on the target machine with `mafalda calibrate` and pass the
+ * result as `costs`.
+ */
+export const defaultKindCosts: { readonly audio: KindCosts; readonly video: KindCosts } = {
+  audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
+  video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+}
+export const defaultTransportCost = 0.1
+
+const KindCostsInput = Schema.Struct({
+  producer: Schema.optionalWith(NonNegative, { exact: true }),
+  consumer: Schema.optionalWith(NonNegative, { exact: true }),
+  pipe: Schema.optionalWith(NonNegative, { exact: true })
+})
+
+/** What an application gives: flat costs (both kinds), per-kind ones, or both (per kind wins). */
+const CostsInput = Schema.Struct({
+  transport: Schema.optionalWith(NonNegative, { exact: true }),
+  producer: Schema.optionalWith(NonNegative, { exact: true }),
+  consumer: Schema.optionalWith(NonNegative, { exact: true }),
+  /** Charged on both ends of a pipe: the pipe consumer and the pipe producer. */
+  pipe: Schema.optionalWith(NonNegative, { exact: true }),
+  audio: Schema.optionalWith(KindCostsInput, { exact: true }),
+  video: Schema.optionalWith(KindCostsInput, { exact: true })
+})
+
+const KindCostsFull = Schema.Struct({ producer: Schema.Number, consumer: Schema.Number, pipe: Schema.Number })
+const CostsFull = Schema.Struct({
+  transport: Schema.Number,
+  /** Kind-less figures, for what has no kind (the simulated backend's objects): video's. */
+  producer: Schema.Number,
+  consumer: Schema.Number,
+  pipe: Schema.Number,
+  audio: KindCostsFull,
+  video: KindCostsFull
+})
+
+/**
+ * The estimated CPU cost, in percent of one Worker, of each kind of object. Used for the
+ * load of placements that no load report shows yet, by the placement's projections, and by
+ * the simulated backend and the simulator as their cost model.
+ *
+ * Input: `transport`; `producer`, `consumer` and `pipe` (a pipe end, charged on both ends of
+ * a pipe), which apply to both media kinds; and `audio` / `video` with the same three fields,
+ * which win over the flat ones for their kind. Anything not given takes its default
+ * (`defaultKindCosts`). Decoded, every field is filled in: `audio` and `video` complete, and
+ * the flat fields (used where the kind is not known) the flat input or else video's figure.
+ */
+export const Costs = Schema.transform(CostsInput, CostsFull, {
+  strict: true,
+  decode: (i) => {
+    const kind = (k: "audio" | "video"): KindCosts => ({
+      producer: i[k]?.producer ?? i.producer ?? defaultKindCosts[k].producer,
+      consumer: i[k]?.consumer ?? i.consumer ?? defaultKindCosts[k].consumer,
+      pipe: i[k]?.pipe ?? i.pipe ?? defaultKindCosts[k].pipe
+    })
+    const video = kind("video")
+    return {
+      transport: i.transport ?? defaultTransportCost,
+      producer: i.producer ?? video.producer,
+      consumer: i.consumer ?? video.consumer,
+      pipe: i.pipe ?? video.pipe,
+      audio: kind("audio"),
+      video
+    }
+  },
+  encode: (c) => c
+})
+export type Costs = typeof Costs.Type
+
+/** Costs from their input form (flat and/or per kind), defaults filled in. */
+export const makeCosts = (input: typeof Costs.Encoded = {}): Costs => Schema.decodeSync(Costs)(input)
+
 /** What a producer, a consumer and a pipe end of this kind cost. */
-export const kindCosts = (costs: Costs, _kind: "audio" | "video"): KindCosts => costs
+export const kindCosts = (costs: Costs, kind: "audio" | "video"): KindCosts => costs[kind]
 
 export const PolicyOptions = Schema.Struct({
   /** A Worker at or above this CPU % takes no new transports or consumers. */
@@ -93,7 +163,7 @@ export const PolicyOptions = Schema.Struct({
   scaleDownHysteresis: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), {
     default: () => 10
   }),
-  costs: Schema.optionalWith(Costs, { exact: true, default: () => Costs.make({}) })
+  costs: Schema.optionalWith(Costs, { exact: true, default: () => makeCosts() })
 })
 export type PolicyOptions = typeof PolicyOptions.Type
 export type PolicyOptionsInput = typeof PolicyOptions.Encoded

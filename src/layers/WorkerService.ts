@@ -333,7 +333,7 @@ export const layerMediasoup = (
 // --- Simulated -----------------------------------------------------------------------
 
 /** What a simulated Worker charges for, with the core's cost of each. */
-export type SimulatedObject = keyof Costs
+export type SimulatedObject = "transport" | "producer" | "consumer" | "pipe"
 
 export interface SimulatedWorkersShape {
   /** Adds `count` objects of a kind to a Worker (negative to remove): its load moves by their cost. */

@@ -6,7 +6,8 @@
  *
  * A room of `n` present participants and `k` publishers, each making producers of the kinds
  * its group produces, costs (cost model, media scaled per kind by the bitrate factors):
- * `n` transports, the producers, and a consumer of each producer for every other participant.
+ * `n` transports, the producers, and a consumer of each producer for every other participant,
+ * each producer and consumer at the costs of its media kind.
  *
  *  - Workers: ceil(total demand / capacity), at its peak over time;
  *  - pipes: per room, each producer must reach every other Router the room needs
@@ -16,7 +17,7 @@
  * could do with fewer Workers without overloading one). Pipes' own cost is left out, so the
  * bounds can only be low.
  */
-import type { PolicyOptions } from "../core/PolicyOptions.js"
+import { kindCosts, type PolicyOptions } from "../core/PolicyOptions.js"
 import type { Room } from "./Rooms.js"
 import type { KindFactors } from "./WorkerStats.js"
 
@@ -64,9 +65,11 @@ export class Demand {
   private roomCost(room: Room, members: number, publishers: number): number {
     const c = this.options.costs
     let perPublisher = 0
-    for (const kind of room.group.spec.produces) perPublisher += this.factors[kind]
-    const media = publishers * perPublisher
-    return members * c.transport + media * (c.producer + Math.max(0, members - 1) * c.consumer)
+    for (const kind of room.group.spec.produces) {
+      const k = kindCosts(c, kind)
+      perPublisher += this.factors[kind] * (k.producer + Math.max(0, members - 1) * k.consumer)
+    }
+    return members * c.transport + publishers * perPublisher
   }
 
   /** The room's membership changed (a join or a leave): `delta` participants more. */

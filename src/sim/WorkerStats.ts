@@ -1,6 +1,6 @@
 /**
  * What a Worker actually carries, counted from the snapshot, and its "true" CPU load
- * under the cost model (media costs optionally scaled by bitrate). Counting walks a
+ * under the cost model (each media kind at its own costs, optionally scaled by bitrate). Counting walks a
  * Worker's Routers and, for each producer a Router carries, the producer's tree hop there
  * (consumers and child pipes are counters on the hop): no per-consumer work.
  *
@@ -10,7 +10,7 @@
  */
 import { HashMap, HashSet } from "effect"
 import type { WorkerId } from "../core/Ids.js"
-import type { Costs } from "../core/PolicyOptions.js"
+import { type Costs, kindCosts } from "../core/PolicyOptions.js"
 import { type ClusterSnapshot, type ClusterWorker, lookup, type MediaKind } from "../core/Snapshot.js"
 
 export interface WorkerStat {
@@ -59,17 +59,18 @@ export const countWorker = (
       const hop = tree === undefined ? undefined : lookup(tree, rid)
       if (producer === undefined || hop === undefined) continue
       const f = factors[producer.kind]
+      const c = kindCosts(costs, producer.kind)
       if (hop.parent === null) {
         producers++
-        media += costs.producer * f
+        media += c.producer * f
       } else {
         pipesIn++
-        pipeLoad += costs.pipe * f
+        pipeLoad += c.pipe * f
       }
       consumers += hop.consumers
-      media += hop.consumers * costs.consumer * f
+      media += hop.consumers * c.consumer * f
       pipesOut += hop.children
-      pipeLoad += hop.children * costs.pipe * f
+      pipeLoad += hop.children * c.pipe * f
     }
   }
   const demand = transports * costs.transport + media

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { defaultPolicyOptions, InvalidPolicyOptions, makePolicyOptions } from "../../src/core/index.js"
+import {
+  defaultPolicyOptions,
+  InvalidPolicyOptions,
+  kindCosts,
+  makePolicyOptions
+} from "../../src/core/index.js"
 
 const invalid = (input: unknown): InvalidPolicyOptions => {
   const r = makePolicyOptions(input)
@@ -22,7 +27,14 @@ describe("makePolicyOptions: defaults", () => {
       idleGraceMillis: 30_000,
       warmWorkers: 1,
       scaleDownHysteresis: 10,
-      costs: { transport: 0.1, producer: 0.5, consumer: 0.2, pipe: 0.2 }
+      costs: {
+        transport: 0.1,
+        producer: 0.7,
+        consumer: 0.108,
+        pipe: 0.4,
+        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
+        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+      }
     })
     expect("maxWorkersPerNode" in o).toBe(false)
     expect(Either.getOrThrow(makePolicyOptions({}))).toEqual(o)
@@ -34,7 +46,35 @@ describe("makePolicyOptions: defaults", () => {
       makePolicyOptions({ watermark: 80, maxWorkersPerNode: 2, costs: { consumer: 0.5 } })
     )
     expect(o).toMatchObject({ watermark: 80, maxWorkersPerNode: 2, maxTreeDepth: 4 })
-    expect(o.costs).toEqual({ transport: 0.1, producer: 0.5, consumer: 0.5, pipe: 0.2 })
+    expect(o.costs).toEqual({
+      transport: 0.1,
+      producer: 0.7,
+      consumer: 0.5,
+      pipe: 0.4,
+      audio: { producer: 0.32, consumer: 0.5, pipe: 0.18 },
+      video: { producer: 0.7, consumer: 0.5, pipe: 0.4 }
+    })
+  })
+
+  it("costs per media kind: a kind's own figure wins over the flat one, which applies to both kinds", () => {
+    const o = Either.getOrThrow(
+      makePolicyOptions({
+        costs: { consumer: 0.3, pipe: 1, audio: { consumer: 0.05 }, video: { producer: 2 } }
+      })
+    )
+    expect(kindCosts(o.costs, "audio")).toEqual({ producer: 0.32, consumer: 0.05, pipe: 1 })
+    expect(kindCosts(o.costs, "video")).toEqual({ producer: 2, consumer: 0.3, pipe: 1 })
+    // The kind-less figures (what has no kind): the flat input, else video's.
+    expect(o.costs).toMatchObject({ producer: 2, consumer: 0.3, pipe: 1 })
+    // Defaults differ by kind: a video consumer forwards many times the packets of an audio one.
+    const d = defaultPolicyOptions.costs
+    expect(kindCosts(d, "video").consumer).toBeGreaterThan(2 * kindCosts(d, "audio").consumer)
+  })
+
+  it("costs per kind reject bad figures, naming the field", () => {
+    const e = invalid({ costs: { video: { consumer: -1 } } })
+    expect(e.issues.map((i) => i.path)).toEqual(["costs.video.consumer"])
+    expect(invalid({ costs: { data: { consumer: 1 } } }).issues.map((i) => i.path)).toEqual(["costs.data"])
   })
 
   it("accepts the bounds", () => {
