@@ -41,6 +41,13 @@ export const RoomGroup = Schema.Struct({
   publishers: Schema.optionalWith(Schema.Union(NonNegativeInt, Schema.Literal("all")), {
     default: () => 1
   }),
+  /**
+   * What the application tells the library of each room's size when it opens it: `size`
+   * passes the room's size and its publishers as the Mafalda Router's hint (as an app would
+   * with `expectedParticipants`); `none` tells nothing, and the policy projects the room from
+   * what it has seen. Only the `mafalda` policy reads it.
+   */
+  hint: Schema.optionalWith(Schema.Literal("size", "none"), { default: () => "none" as const }),
   /** The producers each publisher creates. */
   produces: Schema.optionalWith(Schema.Array(MediaKind), { default: () => ["audio", "video"] as const }),
   /** Steady join rate over the whole group (Poisson arrivals). */

@@ -7,6 +7,10 @@
  * best carrier of the producer's tree); idle pipes, Routers and Workers are closed by
  * `decideScaleDown`, each action re-checked with `isScaleDownDue` as the shell does.
  *
+ * A room whose scenario group says `hint: "size"` is opened with its size and publishers as
+ * the Mafalda Router's hint (`MafaldaRouterCreated.hint`), as an app that knows its rooms'
+ * capacity would give them.
+ *
  * The request reaches the Node the room last used (its entry); a new room's first request
  * reaches the first Node with room in the simulator's tracker index (Nodes in order, so
  * rooms fill Nodes one after another).
@@ -17,7 +21,7 @@ import type { SettingsKey } from "../../core/Ids.js"
 import { planTransportPlacement, scaleDownEvent } from "../../core/interpret.js"
 import { lookup, type MediaKind } from "../../core/Snapshot.js"
 import { decideScaleDown, isScaleDownDue } from "../../core/scaleDown.js"
-import type { PolicyCluster } from "../Cluster.js"
+import { type PolicyCluster, WORKER_SETTINGS } from "../Cluster.js"
 import type { ProducerRef } from "../Rooms.js"
 import type { SimPolicy } from "./Policy.js"
 
@@ -28,7 +32,20 @@ export const mafaldaPolicy = (cluster: PolicyCluster): SimPolicy => {
   return {
     name: "mafalda",
     openRoom(room) {
-      cluster.openMafaldaRouter(room, ROUTER_SETTINGS)
+      if (room.group.spec.hint === "none") {
+        cluster.openMafaldaRouter(room, ROUTER_SETTINGS)
+        return
+      }
+      // The app's hint: the room's size and its publishers. The room opens now: at the time of the latest event (the workload's clock is not shown
+      // to policies, and a join's events follow at once).
+      cluster.emit({
+        _tag: "MafaldaRouterCreated",
+        mafaldaRouter: room.id,
+        workerSettings: WORKER_SETTINGS,
+        routerSettings: ROUTER_SETTINGS,
+        hint: { participants: room.size, publishers: room.publishersWanted },
+        at: cluster.snapshot.now
+      })
     },
     join(p) {
       const room = p.room
