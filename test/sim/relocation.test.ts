@@ -76,8 +76,12 @@ describe("simulator: relocation", () => {
     expect(summaryTable([r])).toContain("relocations")
   })
 
-  it("without a relocate step nothing moves, and the run is otherwise the same until the drain", () => {
-    const plain = simulateSync(draining, "mafalda")
+  it("without a relocate step nothing moves", () => {
+    const still: PolicyFactory = (cluster) => {
+      const { relocate: _relocate, ...policy } = mafaldaPolicy(cluster)
+      return policy
+    }
+    const plain = simulateSync(draining, still)
     expect(plain.relocations).toBe(0)
     expect(plain.relocationsByReason).toEqual({ Overload: 0, Drain: 0, WorkerLost: 0, Consolidate: 0 })
     expect(simulateSync(draining, "least-loaded").relocations).toBe(0)

@@ -19,6 +19,7 @@ import { Either } from "effect"
 import { decideConsumerPlacement } from "../../core/consumerPlacement.js"
 import type { SettingsKey } from "../../core/Ids.js"
 import { planTransportPlacement, scaleDownEvent } from "../../core/interpret.js"
+import { decideRelocations } from "../../core/relocation.js"
 import { lookup, type MediaKind } from "../../core/Snapshot.js"
 import { decideScaleDown, isScaleDownDue } from "../../core/scaleDown.js"
 import { type PolicyCluster, WORKER_SETTINGS } from "../Cluster.js"
@@ -87,6 +88,7 @@ export const mafaldaPolicy = (cluster: PolicyCluster): SimPolicy => {
     connected(p) {
       return cluster.hasTransport(p.transport)
     },
+    relocate: () => cluster.decide(() => decideRelocations(cluster.snapshot, options)),
     closeRoom(room) {
       cluster.closeMafaldaRouter(room, false)
     },
