@@ -75,27 +75,42 @@ export const projectRoom = (m: MafaldaRouter, now: number, options: PolicyOption
   }
 }
 
+/** The producers of a kind one member of the room is expected to make. */
+const perMemberMedia = (projection: RoomProjection, kind: MediaKind): number =>
+  projection.transports > 0 ? projection.media[kind] / projection.transports : 0
+
 /**
  * The CPU % (cost model) still to come on a Router from one room once the room reaches
- * its projection: every transport of the room there consumes every producer of the room
- * but its own, and, when the room spans several Routers, the Router receives every producer
- * of the room that was not made on it.
+ * its projection. The room's transports there grow to their part of the room (the room's
+ * projected transports over the Routers it is projected to span, `routers`), as far as the
+ * room still has transports to come (`toCome`): that reserves the room's growth where it
+ * opened. Every transport of the room there consumes every producer of the room but its
+ * own, and makes its share of the room's producers; and, when the room spans several
+ * Routers, the Router receives every producer of the room that was not made on it, and sends
+ * each producer made on it to the other Routers (pipes of a tree may be relayed by other
+ * carriers; this counts them at their origin).
  */
 export const shareGrowth = (
   share: RoomShare,
   projection: RoomProjection,
   options: PolicyOptions,
-  spread: boolean
+  routers: number,
+  toCome = 0
 ): number => {
   if (share.transports === 0) return 0
-  let growth = 0
+  const part = Math.ceil(projection.transports / Math.max(1, routers))
+  const transports = Math.max(share.transports, Math.min(part, share.transports + toCome))
+  let growth = (transports - share.transports) * options.costs.transport
   for (const kind of kinds) {
     const costs = kindCosts(options.costs, kind)
     const producers = projection.media[kind]
-    const consumers = share.transports * producers - share.origins[kind]
+    const origins = Math.max(share.origins[kind], transports * perMemberMedia(projection, kind))
+    const consumers = transports * producers - origins
     growth += Math.max(0, consumers - share.consumers[kind]) * costs.consumer
-    if (spread) {
-      growth += Math.max(0, producers - share.origins[kind] - share.pipedIn[kind]) * costs.pipe
+    growth += Math.max(0, origins - share.origins[kind]) * costs.producer
+    if (routers > 1) {
+      growth += Math.max(0, producers - origins - share.pipedIn[kind]) * costs.pipe
+      growth += Math.max(0, origins * (routers - 1) - share.pipedOut[kind]) * costs.pipe
     }
   }
   return growth
@@ -133,7 +148,9 @@ export const routerGrowth = (
     const projection = projectionOf(snapshot, options, cache, room)
     const m = lookup(snapshot.mafaldaRouters, room)
     if (projection === undefined || m === undefined) continue
-    growth += shareGrowth(share, projection, options, HashSet.size(m.routers) > 1)
+    const routers = projectedRouters(options, projection, HashSet.size(m.routers))
+    const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
+    growth += shareGrowth(share, projection, options, routers, toCome)
   }
   return growth
 }
@@ -159,26 +176,55 @@ export interface TransportCost {
   readonly final: number
   /** Per transport of the room, once it is full, where the room's producers are already. */
   readonly perMember: number
+  /** The sending ends of pipes of its own producers to the room's other Routers. */
+  readonly outs: number
+  /** The receiving ends of pipes of the room's producers, on a Router the room does not use. */
+  readonly pipes: number
 }
 
 /**
  * The cost of one more transport of room `m`: its own cost, a consumer of each producer
- * the room is projected to have, and, on a Router of a Worker the room does not use yet
- * while it has producers elsewhere, a pipe of each of them into it.
+ * the room is projected to have, its share of the room's producers (the room's producers
+ * over its transports) and, on a Router of a Worker the room does not use yet while it has
+ * producers elsewhere, a pipe of each of them into it.
  */
 export const transportCost = (
   options: PolicyOptions,
   projection: RoomProjection,
-  piped: boolean
+  piped: boolean,
+  routers = 1
 ): TransportCost => {
   let perMember = options.costs.transport
   let pipes = 0
+  let outs = 0
   for (const kind of kinds) {
     const costs = kindCosts(options.costs, kind)
     perMember += projection.media[kind] * costs.consumer
+    perMember += perMemberMedia(projection, kind) * costs.producer
     pipes += projection.media[kind] * costs.pipe
+    outs += perMemberMedia(projection, kind) * costs.pipe * Math.max(0, routers - 1)
   }
-  return { perMember, final: perMember + (piped ? pipes : 0) }
+  return { perMember, outs, pipes, final: perMember + outs + (piped ? pipes : 0) }
+}
+
+/**
+ * How many Routers the room is projected to span once full: one while its whole fan-out fits
+ * a Worker's planned limit; else as many as its members need when each Router also receives
+ * every producer made elsewhere and sends its own to the others (on average as much out as
+ * in: a pipe has two ends); at least the Routers it uses now. A room whose Router could not
+ * hold one member beside those pipes is projected at one Router per member.
+ */
+export const projectedRouters = (
+  options: PolicyOptions,
+  projection: RoomProjection,
+  current: number
+): number => {
+  const { perMember, final } = transportCost(options, projection, true)
+  const total = projection.transports * perMember
+  if (total <= options.plannedLimit) return Math.max(1, current)
+  const room = options.plannedLimit - 2 * (final - perMember)
+  const need = room <= perMember ? Math.ceil(projection.transports) : Math.ceil(total / room)
+  return Math.max(current, need)
 }
 
 /** The Routers room `m` uses on a Worker (at most one per set of Router settings: one). */

@@ -1,32 +1,60 @@
 /**
- * Where a new transport of a Mafalda Router goes. The policy concentrates: it fills the
- * busiest Worker still under the watermark, so that few Workers carry many consumers and
- * idle ones can be closed.
+ * Where a new transport of a Mafalda Router (a room) goes. The policy concentrates, so that
+ * few Workers carry many consumers and idle ones can be closed, but it plans for how rooms
+ * grow: in a meeting every transport consumes every producer of its room, so a transport
+ * placed while its room is small keeps growing on its Worker as the room fills. Each Worker's
+ * *projected* load (`projection.ts`: its effective load plus the growth still to come from
+ * the rooms on it, scaled by its measured/modeled `ratio`) is what a placement must keep
+ * under `plannedLimit`, and its effective load plus what the transport brings at once under
+ * the watermark.
  *
- * "Under the watermark" counts what the transport is expected to bring (`expectedLoad`: the
- * consumers of the Mafalda Router's producers, and the pipes to bring them in).
+ * A Worker `fits` a transport of room `m` when (`placementCost`):
+ *  - effective load + `now` ≤ watermark (and the effective load is under it), where `now` is
+ *    the transport's own cost, a consumer of each live producer of the room and, on a Worker
+ *    the room does not use while it has Routers elsewhere, a pipe of each of them in;
+ *  - projected load + `final` ≤ `plannedLimit`, `final` being the same once the room reaches
+ *    its projection (hint, or recent high).
+ * It `holds the rest` of the room when, moreover, projected load + `rest` ≤ `plannedLimit`,
+ * `rest` being what the room's transports still to come (with their share of the room's
+ * producers) will cost there once the room is full.
  *
- * In order, on the Node that received the request:
- *  1. a Router this Mafalda Router already uses, on a Worker under the watermark, busiest first;
- *  2. a Router with the same settings that it does not use yet, busiest Worker first;
- *  3. a new Router on a Worker with the same settings under the watermark, busiest first;
- *  4. a new Worker, while the Node has fewer Workers with these settings than its limit;
- * then, on another Node (the Tracker's view, carried in the snapshot):
- *  5. the Node to hand the client to (`Delegate`): first one where this Mafalda Router
- *     already has a Router with room (busiest Worker first), then the one with the busiest
- *     Worker under the watermark, then the fullest one with a CPU that runs no Worker, then
- *     the fullest one whose CPUs all run Workers of other settings;
- *  6. otherwise `Reject`: there is no room, and nothing is placed on an overloaded Worker.
+ * In order, from the Node that received the request:
+ *  1. a Router the room already uses on this Node whose Worker fits, the most projected
+ *     Worker first (the room stays together while its Workers can hold its fan-out);
+ *  2. a Router the room already uses on another `up` Node whose Worker fits: `Delegate` there;
+ *  3. on this Node, the busiest Worker (projected load) that holds the rest of the room, so
+ *     that a room opens, or spreads, where it can grow;
+ *  4. a new Worker on this Node while it has fewer Workers with these settings than its
+ *     limit (a fresh Worker has the most room); else the Worker of this Node with the most
+ *     free projected room that fits;
+ *  5. another Node (`Delegate`): one with a Worker that holds the rest of the room (a bounded
+ *     walk of at most `maxDelegateCandidates` Workers of the Tracker's load index, busiest
+ *     first), else the fullest one with a CPU that runs no Worker, then the fullest one whose
+ *     CPUs all run Workers of other settings (a fresh Worker has the most room), else one with
+ *     a Worker that fits (the first met in that walk);
+ *  6. otherwise `Reject`: there is no room, and nothing is placed on a Worker that would
+ *     pass the watermark.
+ * Ties are broken by the smaller Worker (or Node) id: decisions are deterministic.
  */
 import { Data, HashMap, HashSet } from "effect"
-import type { MafaldaRouterId, NodeId, RouterId, SettingsKey, WorkerId } from "./Ids.js"
+import type { MafaldaRouterId, NodeId, RouterId, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
+import {
+  type Projections,
+  projectedLoad,
+  projectedRouters,
+  projectRoom,
+  type RoomProjection,
+  roomRouterOn,
+  transportCost
+} from "./projection.js"
 import {
   type ClusterNode,
   type ClusterSnapshot,
   type ClusterWorker,
   effectiveLoad,
   lookup,
+  type MafaldaRouter,
   nodesWithSpareCpu,
   routerIdOn,
   workerOfRouter,
@@ -65,124 +93,235 @@ export interface TransportRequest {
 export const workerLimit = (node: ClusterNode, options: PolicyOptions): number =>
   Math.min(node.cpus, options.maxWorkersPerNode ?? node.cpus)
 
-/** Higher load first, then the smaller id: a total order, so decisions are deterministic. */
-const busier = (a: ClusterWorker, b: ClusterWorker): boolean => {
-  const la = effectiveLoad(a)
-  const lb = effectiveLoad(b)
-  return la > lb || (la === lb && a.id < b.id)
+/**
+ * Sums of costs are compared with this much slack: 600 transports of 0.1 % make 60 % in
+ * decimal, and 60.000000000000x in binary.
+ */
+export const tolerance = 1e-9
+
+/** How many Workers of other Nodes delegation looks at, at most (busiest first). */
+export const maxDelegateCandidates = 64
+
+/** What a transport of a room costs on a Worker (CPU %, scaled by the Worker's `ratio`). */
+export interface PlacementCost {
+  /** At once: its own cost, a consumer of each live producer of the room, pipes to bring them. */
+  readonly now: number
+  /** Once the room reaches its projection. */
+  readonly final: number
+  /** The room's transports still to come (and its producers, when it has no Router yet), there. */
+  readonly rest: number
 }
+
+/** The room's live producers, as a projection (what a transport consumes at once). */
+const current = (m: MafaldaRouter): RoomProjection => ({ transports: m.size.transports, media: m.size.media })
 
 /**
- * The load a new transport of this Mafalda Router is expected to bring besides its own cost:
- * it will most likely consume the Mafalda Router's producers (a meeting's receive transport
- * consumes everyone), and on a Router that does not carry them yet, pipe them in first. A
- * Worker has room for the transport when its effective load plus this stays under the
- * watermark. Capped at half the watermark, so that a very large room still fits a fresh
- * Worker.
+ * What one more transport of room `m` costs on `worker` (see the module's documentation),
+ * given the room's projection. On a Router where the room's growth is already reserved (its
+ * part of the room is not reached yet, see `shareGrowth`), the transport's final cost is in
+ * the Worker's projected load already: it adds nothing more. On a Worker the room does not
+ * use yet, its final cost is the room's part there (`rest`), which is reserved once it lands.
  */
-export interface ExpectedLoad {
-  /** On a Router this Mafalda Router already uses (its producers are there or near). */
-  readonly onUsedRouter: number
-  /** On any other Router: its producers must be piped in as well. */
-  readonly onOtherRouter: number
-}
-
-export const expectedLoad = (options: PolicyOptions, producers: number): ExpectedLoad => {
-  const cap = options.watermark / 2
-  const { consumer, pipe } = options.costs
-  return {
-    onUsedRouter: Math.min(cap, consumer * producers),
-    onOtherRouter: Math.min(cap, (consumer + 2 * pipe) * producers)
-  }
-}
-
-interface Candidate {
-  readonly worker: ClusterWorker
-  readonly router: RouterId | undefined
-}
-
-/** Steps 1 to 3 on one Node: the best existing Worker (and Router) with room. */
-const bestOnNode = (
+export const placementCost = (
   snapshot: ClusterSnapshot,
-  node: NodeId,
-  workerSettings: SettingsKey,
-  routerSettings: SettingsKey,
-  used: HashSet.HashSet<RouterId>,
-  watermark: number,
-  expected: ExpectedLoad
-): { readonly step: 1 | 2 | 3; readonly candidate: Candidate } | undefined => {
-  // One pass over the Node's Workers (a few: at most its CPUs), whatever the size of the
-  // Mafalda Router: each Worker's Router with these settings is in its own record.
-  let best: { step: 1 | 2 | 3; candidate: Candidate } | undefined
-  for (const id of lookup(snapshot.nodes, node)?.workers ?? []) {
-    const worker = lookup(snapshot.workers, id)
-    if (worker === undefined || !worker.alive || worker.settings !== workerSettings) continue
-    const router = routerIdOn(worker, routerSettings)
-    const step = router === undefined ? 3 : HashSet.has(used, router) ? 1 : 2
-    const extra = step === 1 ? expected.onUsedRouter : expected.onOtherRouter
-    if (effectiveLoad(worker) + extra >= watermark) continue
-    if (
-      best === undefined ||
-      step < best.step ||
-      (step === best.step && busier(worker, best.candidate.worker))
-    ) {
-      best = { step, candidate: { worker, router } }
-    }
-  }
-  return best
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  worker: ClusterWorker
+): PlacementCost => {
+  const router = roomRouterOn(m, worker)
+  const spread = router === undefined && HashSet.size(m.routers) > 0
+  const now = transportCost(options, current(m), spread).final
+  const routers = projectedRouters(options, projection, HashSet.size(m.routers) + (spread ? 1 : 0))
+  const final = transportCost(options, projection, spread, routers)
+  const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
+  const part = Math.max(1, Math.ceil(projection.transports / routers))
+  const here =
+    router === undefined
+      ? 0
+      : (lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)?.transports ?? 0)
+  const reserved = here > 0 && here < part && toCome > 0
+  // The room's transports still to come, each with its share of the room's producers; of
+  // a room projected over several Routers, one Router's part of them.
+  const slots = Math.min(Math.max(1, toCome), part)
+  const rest = slots * (final.perMember + final.outs) + (spread || routers > 1 ? final.pipes : 0)
+  const k = worker.ratio
+  // On a Worker the room does not use yet, the transport opens the room's part there: its
+  // growth is reserved once it lands, so that part must fit.
+  const finalCost = reserved ? 0 : router === undefined ? Math.max(rest, final.final) : final.final
+  return { now: now * k, final: finalCost * k, rest: rest * k }
 }
+
+/** How one Worker stands for a transport of the room. */
+interface Standing {
+  readonly worker: ClusterWorker
+  readonly projected: number
+  readonly fits: boolean
+  readonly holdsRest: boolean
+}
+
+const stand = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  worker: ClusterWorker,
+  cache: Projections
+): Standing => {
+  const load = effectiveLoad(worker)
+  const cost = placementCost(snapshot, options, m, projection, worker)
+  const projected = projectedLoad(snapshot, options, worker, cache)
+  const fits =
+    load < options.watermark &&
+    load + cost.now <= options.watermark + tolerance &&
+    projected + cost.final <= options.plannedLimit + tolerance
+  return {
+    worker,
+    projected,
+    fits,
+    holdsRest: fits && projected + cost.rest <= options.watermark + tolerance
+  }
+}
+
+/** Higher projected load first, then the smaller Worker id: a total order. */
+const moreProjected = (a: Standing, b: Standing): boolean =>
+  a.projected > b.projected || (a.projected === b.projected && a.worker.id < b.worker.id)
+
+/** More free projected room first (lower projected load), then the smaller Worker id. */
+const moreFree = (a: Standing, b: Standing): boolean =>
+  a.projected < b.projected || (a.projected === b.projected && a.worker.id < b.worker.id)
 
 const canStartWorker = (
   snapshot: ClusterSnapshot,
   node: ClusterNode,
-  settings: SettingsKey,
+  m: MafaldaRouter,
   options: PolicyOptions
 ): boolean =>
-  node.state === "up" && workersOn(snapshot, node.id, settings).length < workerLimit(node, options)
+  node.state === "up" && workersOn(snapshot, node.id, m.workerSettings).length < workerLimit(node, options)
 
-/**
- * Step 5: the other Node to delegate to, or undefined. Uses the snapshot's indexes (the
- * Tracker's view), so its cost does not grow with the size of the cluster.
- */
+/** Uses the Worker for room `m`: its Router with the room's settings, or a new one. */
+const onWorker = (m: MafaldaRouter, worker: ClusterWorker): TransportPlacement => {
+  const router = routerIdOn(worker, m.routerSettings)
+  return router === undefined
+    ? TransportPlacement.CreateRouter({ worker: worker.id, node: worker.node })
+    : TransportPlacement.UseRouter({
+        router,
+        worker: worker.id,
+        node: worker.node,
+        register: !HashSet.has(m.routers, router)
+      })
+}
+
+/** The live Workers of a Node with the room's worker settings that fit its transport. */
+const fittingOn = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  node: ClusterNode,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  cache: Projections,
+  ownOnly: boolean
+): Array<Standing> => {
+  const out: Array<Standing> = []
+  for (const id of node.workers) {
+    const worker = lookup(snapshot.workers, id)
+    if (worker === undefined || !worker.alive || worker.settings !== m.workerSettings) continue
+    if (ownOnly && roomRouterOn(m, worker) === undefined) continue
+    const st = stand(snapshot, options, m, projection, worker, cache)
+    if (st.fits) out.push(st)
+  }
+  return out
+}
+
+/** Step 1: a Router the room uses on the receiving Node (`up`) whose Worker fits, or undefined. */
+const ownOnNode = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  node: ClusterNode,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  cache: Projections
+): TransportPlacement | undefined => {
+  let own: Standing | undefined
+  for (const st of fittingOn(snapshot, options, node, m, projection, cache, true)) {
+    if (own === undefined || moreProjected(st, own)) own = st
+  }
+  return own === undefined ? undefined : onWorker(m, own.worker)
+}
+
+/** Steps 3 and 4 on the receiving Node (`up`), or undefined. */
+const openOnNode = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  node: ClusterNode,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  cache: Projections
+): TransportPlacement | undefined => {
+  let holder: Standing | undefined
+  let freest: Standing | undefined
+  for (const st of fittingOn(snapshot, options, node, m, projection, cache, false)) {
+    if (st.holdsRest && (holder === undefined || moreProjected(st, holder))) holder = st
+    if (freest === undefined || moreFree(st, freest)) freest = st
+  }
+  if (holder !== undefined) return onWorker(m, holder.worker)
+  if (canStartWorker(snapshot, node, m, options)) return TransportPlacement.CreateWorker({ node: node.id })
+  return freest === undefined ? undefined : onWorker(m, freest.worker)
+}
+
+/** Step 2: another `up` Node where the room has a Router whose Worker fits, most projected first. */
+const ownElsewhere = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  request: TransportRequest,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  cache: Projections
+): NodeId | undefined => {
+  let best: Standing | undefined
+  for (const id of m.routers) {
+    const worker = workerOfRouter(snapshot, id)
+    if (worker === undefined || !worker.alive || worker.node === request.node) continue
+    if (lookup(snapshot.nodes, worker.node)?.state !== "up") continue
+    const st = stand(snapshot, options, m, projection, worker, cache)
+    if (st.fits && (best === undefined || moreProjected(st, best))) best = st
+  }
+  return best?.worker.node
+}
+
+/** Step 5: the other Node to delegate to, or undefined (bounded: see `maxDelegateCandidates`). */
 const delegateTo = (
   snapshot: ClusterSnapshot,
-  request: TransportRequest,
-  workerSettings: SettingsKey,
-  used: HashSet.HashSet<RouterId>,
   options: PolicyOptions,
-  expected: ExpectedLoad
+  request: TransportRequest,
+  m: MafaldaRouter,
+  projection: RoomProjection,
+  cache: Projections
 ): NodeId | undefined => {
   const elsewhere = (node: NodeId) => node !== request.node && lookup(snapshot.nodes, node)?.state === "up"
-  // 1. A Node where this Mafalda Router already has a Router with room, busiest Worker first.
-  let best: ClusterWorker | undefined
-  for (const id of used) {
-    const worker = workerOfRouter(snapshot, id)
-    if (
-      worker === undefined ||
-      effectiveLoad(worker) + expected.onUsedRouter >= options.watermark ||
-      !elsewhere(worker.node)
-    )
-      continue
-    if (best === undefined || busier(worker, best)) best = worker
+  let seen = 0
+  let fitting: NodeId | undefined
+  for (const worker of workersUnder(snapshot, m.workerSettings, options.watermark)) {
+    if (seen >= maxDelegateCandidates) break
+    if (!elsewhere(worker.node)) continue
+    seen++
+    const st = stand(snapshot, options, m, projection, worker, cache)
+    if (st.holdsRest) return worker.node
+    if (st.fits && fitting === undefined) fitting = worker.node
   }
-  if (best !== undefined) return best.node
-  // 2. A Node with a Worker with these settings under the watermark, busiest Worker first.
-  for (const worker of workersUnder(snapshot, workerSettings, options.watermark - expected.onOtherRouter)) {
-    if (elsewhere(worker.node)) return worker.node
-  }
-  // 3. A Node that can start a Worker, the fullest first: Nodes with an idle CPU, from the
+  // A Node that can start a Worker, the fullest first: Nodes with an idle CPU, from the
   // index; failing that (every CPU runs a Worker), a Node whose Workers have other settings.
   for (const node of nodesWithSpareCpu(snapshot)) {
-    if (node.id !== request.node && canStartWorker(snapshot, node, workerSettings, options)) return node.id
+    if (node.id !== request.node && canStartWorker(snapshot, node, m, options)) return node.id
   }
   let fallback: ClusterNode | undefined
   for (const node of HashMap.values(snapshot.nodes)) {
-    if (node.id === request.node || !canStartWorker(snapshot, node, workerSettings, options)) continue
+    if (node.id === request.node || !canStartWorker(snapshot, node, m, options)) continue
     const used = node.workers.length / node.cpus
     const best = fallback === undefined ? -1 : fallback.workers.length / fallback.cpus
     if (fallback === undefined || used > best || (used === best && node.id < fallback.id)) fallback = node
   }
-  return fallback?.id
+  return fallback?.id ?? fitting
 }
 
 export const decideTransportPlacement = (
@@ -190,8 +329,8 @@ export const decideTransportPlacement = (
   options: PolicyOptions,
   request: TransportRequest
 ): TransportPlacement => {
-  const mafaldaRouter = lookup(snapshot.mafaldaRouters, request.mafaldaRouter)
-  if (mafaldaRouter === undefined) {
+  const m = lookup(snapshot.mafaldaRouters, request.mafaldaRouter)
+  if (m === undefined) {
     return TransportPlacement.Reject({
       reason: "UnknownMafaldaRouter",
       message: `unknown Mafalda Router ${request.mafaldaRouter}`
@@ -201,36 +340,20 @@ export const decideTransportPlacement = (
   if (node === undefined) {
     return TransportPlacement.Reject({ reason: "UnknownNode", message: `unknown Node ${request.node}` })
   }
-  const { workerSettings, routerSettings, routers: used } = mafaldaRouter
-  const expected = expectedLoad(options, mafaldaRouter.producers)
-  if (node.state === "up") {
-    const found = bestOnNode(
-      snapshot,
-      node.id,
-      workerSettings,
-      routerSettings,
-      used,
-      options.watermark,
-      expected
-    )
-    if (found !== undefined) {
-      const { worker, router } = found.candidate
-      return router === undefined
-        ? TransportPlacement.CreateRouter({ worker: worker.id, node: node.id })
-        : TransportPlacement.UseRouter({
-            router,
-            worker: worker.id,
-            node: node.id,
-            register: found.step === 2
-          })
-    }
-    if (canStartWorker(snapshot, node, workerSettings, options))
-      return TransportPlacement.CreateWorker({ node: node.id })
-  }
-  const other = delegateTo(snapshot, request, workerSettings, used, options, expected)
+  const cache: Projections = new Map()
+  const projection = projectRoom(m, snapshot.now, options)
+  cache.set(m.id, projection)
+  const up = node.state === "up"
+  const own = up ? ownOnNode(snapshot, options, node, m, projection, cache) : undefined
+  if (own !== undefined) return own
+  const there = ownElsewhere(snapshot, options, request, m, projection, cache)
+  if (there !== undefined) return TransportPlacement.Delegate({ node: there })
+  const opened = up ? openOnNode(snapshot, options, node, m, projection, cache) : undefined
+  if (opened !== undefined) return opened
+  const other = delegateTo(snapshot, options, request, m, projection, cache)
   if (other !== undefined) return TransportPlacement.Delegate({ node: other })
   return TransportPlacement.Reject({
     reason: "NoRoom",
-    message: `no Worker under the ${options.watermark} % watermark and no CPU left to start one`
+    message: `no Worker under the ${options.watermark} % watermark (and its rooms' planned ${options.plannedLimit} %) with room for the transport, and no CPU left to start one`
   })
 }

@@ -66,10 +66,11 @@ import {
 } from "./helpers.js"
 import {
   oracleCanStart,
-  oracleExpected,
   oracleLimit,
-  oracleLocal,
+  oracleOpen,
+  oracleOwn,
   oracleParent,
+  oracleStanding,
   oracleTransportPlacement
 } from "./oracle.js"
 
@@ -103,12 +104,19 @@ export const optionsInput: fc.Arbitrary<PolicyOptionsInput> = fc.record(
     idleGraceMillis: fc.constantFrom(0, 5, 40),
     warmWorkers: fc.integer({ min: 0, max: 2 }),
     scaleDownHysteresis: fc.constantFrom(0, 10, 30),
-    costs: fc.record({
-      transport: fc.constantFrom(0, 0.1, 1, 3),
-      producer: fc.constantFrom(0, 0.5, 2, 5),
-      consumer: fc.constantFrom(0.2, 1, 4),
-      pipe: fc.constantFrom(0, 0.2, 2)
-    })
+    plannedLimit: fc.constantFrom(50, 85, 100),
+    roomGrowth: fc.constantFrom(0, 0.5, 1),
+    costs: fc.record(
+      {
+        transport: fc.constantFrom(0, 0.1, 1, 3),
+        producer: fc.constantFrom(0, 0.5, 2, 5),
+        consumer: fc.constantFrom(0.2, 1, 4),
+        pipe: fc.constantFrom(0, 0.2, 2),
+        audio: fc.record({ consumer: fc.constantFrom(0.05, 0.5), pipe: fc.constantFrom(0.1, 1) }),
+        video: fc.record({ producer: fc.constantFrom(1, 3) }, { requiredKeys: [] })
+      },
+      { requiredKeys: ["transport", "producer", "consumer", "pipe"] }
+    )
   },
   { requiredKeys: [] }
 )
@@ -127,7 +135,8 @@ export type Command =
   | { readonly tag: "StartWorker"; readonly node: number; readonly other: boolean }
   | { readonly tag: "StopWorker"; readonly pick: number; readonly died: boolean }
   | { readonly tag: "Load"; readonly pick: number; readonly load: number }
-  | { readonly tag: "CreateMafaldaRouter"; readonly ws: number; readonly rs: number }
+  /** `hint`: the participants the app expects (0: no hint); publishers: all, or 1 when odd. */
+  | { readonly tag: "CreateMafaldaRouter"; readonly ws: number; readonly rs: number; readonly hint: number }
   | { readonly tag: "CloseMafaldaRouter"; readonly pick: number }
   /** `node`: an index into the known Nodes, or null for an unknown Node. */
   | { readonly tag: "Join"; readonly mafaldaRouter: number; readonly node: number | null }
@@ -213,7 +222,8 @@ export const commandArbs = {
   createMafaldaRouter: fc.record({
     tag: fc.constant("CreateMafaldaRouter" as const),
     ws: fc.integer({ min: 0, max: 1 }),
-    rs: fc.integer({ min: 0, max: 1 })
+    rs: fc.integer({ min: 0, max: 1 }),
+    hint: fc.constantFrom(0, 0, 3, 8, 40)
   }),
   closeMafaldaRouter: fc.record({ tag: fc.constant("CloseMafaldaRouter" as const), pick: idx }),
   join: fc.record({
@@ -499,7 +509,12 @@ export class Sim {
       }
       case "CreateMafaldaRouter": {
         if (HashMap.size(s.mafaldaRouters) >= 3) return
-        this.emit(ev.mafaldaRouter(this.fresh("m"), c.ws === 0 ? WS : WS2, c.rs === 0 ? RS : RS2, at))
+        const event = ev.mafaldaRouter(this.fresh("m"), c.ws === 0 ? WS : WS2, c.rs === 0 ? RS : RS2, at)
+        this.emit(
+          c.hint === 0 || event._tag !== "MafaldaRouterCreated"
+            ? event
+            : { ...event, hint: { participants: c.hint, publishers: c.hint % 2 === 1 ? 1 : null } }
+        )
         return
       }
       case "CloseMafaldaRouter": {
@@ -595,13 +610,13 @@ export class Sim {
     const o = this.options
     const wm = o.watermark
     const levels = [wm - 1, wm - 0.01, wm, wm + 5, pipeLimit(o), 100]
-    // A transport of a Mafalda Router using the Worker's Router fits just under wm - expected.
+    // A transport of a Mafalda Router fits the Worker just under wm - its cost now.
     const m = this.sorted(this.snapshot.mafaldaRouters)
       .map((x) => lookup(this.snapshot.mafaldaRouters, x)!)
       .find((x) => x.workerSettings === worker.settings)
     if (m !== undefined) {
-      const e = oracleExpected(this.snapshot, o, m)
-      levels.push(wm - e.used - 0.001, wm - e.used + 0.001, wm - e.other - 0.001, wm - e.other + 0.001)
+      const now = oracleStanding(this.snapshot, o, m, worker).cost.now
+      levels.push(wm - now - 0.001, wm - now + 0.001)
     }
     return levels.map((l) => Math.min(100, Math.max(0, l)))
   }
@@ -699,8 +714,7 @@ export class Sim {
     const m = lookup(s.mafaldaRouters, mafaldaRouter)
     if (m !== undefined) {
       // Pressure: a Worker the transport could have used has no room for it.
-      const extra = oracleExpected(s, o, m).used
-      if (workersOn(s, node, m.workerSettings).some((x) => effectiveLoad(x) + extra >= o.watermark))
+      if (workersOn(s, node, m.workerSettings).some((x) => !oracleStanding(s, o, m, x).fits))
         this.note("pressure.full")
     }
     this.checkTransportDecision(s, request, d)
@@ -788,8 +802,13 @@ export class Sim {
       check(worker.node).toBe(request.node)
       check(lookup(s.nodes, worker.node)?.state).toBe("up")
       check(worker.settings).toBe(m.workerSettings)
-      // Never on a Worker at or over the watermark (so never while another has room).
+      // Never on a Worker at or over the watermark, nor on one whose effective load plus
+      // what the placement brings at once passes it, nor past the planned limit.
       check(effectiveLoad(worker)).toBeLessThan(o.watermark)
+      const st = oracleStanding(s, o, m, worker)
+      this.note("placed.onWorker")
+      check(effectiveLoad(worker) + st.cost.now).toBeLessThanOrEqual(o.watermark + 1e-9)
+      check(st.projected + st.cost.final).toBeLessThanOrEqual(o.plannedLimit + 1e-9)
       if (d._tag === "UseRouter") {
         const router = lookup(s.routers, d.router)!
         check(router.worker).toBe(worker.id)
@@ -799,7 +818,8 @@ export class Sim {
     }
     if (d._tag === "CreateWorker") {
       check(d.node).toBe(request.node)
-      check(oracleLocal(s, o, d.node, m)).toBeUndefined()
+      check(oracleOwn(s, o, d.node, m)).toBeUndefined()
+      check(oracleOpen(s, o, d.node, m).holder).toBeUndefined()
       check(workersOn(s, d.node, m.workerSettings).length).toBeLessThan(oracleLimit(s, o, d.node))
       check(oracleCanStart(s, o, d.node, m)).toBe(true)
     }

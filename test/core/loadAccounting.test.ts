@@ -81,7 +81,7 @@ describe("load accounting", () => {
   })
 
   it("placements see reservations at once: a Worker just under the watermark is skipped once they push it over", () => {
-    const s = apply(cluster, [ev.load("w1", 59.95, 11), ev.workerStarted("w2", "n1", undefined, 11)])
+    const s = apply(cluster, [ev.load("w1", 59.85, 11), ev.workerStarted("w2", "n1", undefined, 11)])
     const first = decideTransportPlacement(s, defaultPolicyOptions, {
       node: nid("n1"),
       mafaldaRouter: mid("m1")
@@ -89,7 +89,9 @@ describe("load accounting", () => {
     expect(first).toEqual(
       TransportPlacement.UseRouter({ router: rid("r1"), worker: wid("w1"), node: nid("n1"), register: true })
     )
-    const placed = apply(s, ev.transport("t1", "r1", "m1", 12)) // 59.95 + 0.1 >= 60
+    // A transport fits while the load plus its cost (0.1) stays at or under the watermark:
+    // 59.85 + 0.1 does, and once it is placed, 59.95 + 0.1 does not.
+    const placed = apply(s, ev.transport("t1", "r1", "m1", 12))
     const second = decideTransportPlacement(placed, defaultPolicyOptions, {
       node: nid("n1"),
       mafaldaRouter: mid("m1")

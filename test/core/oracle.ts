@@ -12,19 +12,17 @@ import {
   type MafaldaRouter,
   type NodeId,
   type PolicyOptions,
+  placementCost,
   type RouterId,
   type StreamTree,
   type TransportRequest,
   type TreeHop,
   workerOfRouter
 } from "../../src/core/index.js"
+import { projectedLoad, projectRoom } from "../../src/core/projection.js"
 import { contains, count } from "./helpers.js"
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** Busiest (highest effective load) first, then the smaller id. */
-const busiestFirst = (a: ClusterWorker, b: ClusterWorker): number =>
-  effectiveLoad(b) - effectiveLoad(a) || byId(a.id, b.id)
 
 const liveWorkers = (s: ClusterSnapshot, node: NodeId, m: MafaldaRouter): Array<ClusterWorker> =>
   [...HashMap.values(s.workers)].filter((w) => w.node === node && w.alive && w.settings === m.workerSettings)
@@ -33,53 +31,83 @@ const routerIdOn = (s: ClusterSnapshot, w: ClusterWorker, m: MafaldaRouter): Rou
   [...HashMap.values(s.routers)].find((r) => r.worker === w.id && r.settings === m.routerSettings)?.id
 
 /**
- * The rule, as `transportPlacement.ts` documents it (not as `expectedLoad` computes it): a
- * new transport of a Mafalda Router will most likely consume every producer made on the
- * Mafalda Router's transports, so each such live producer is expected to add a consumer to
- * the Worker that takes the transport. On a Router the Mafalda Router does not use yet, each
- * must also be piped in first, and a pipe costs its `pipe` cost at each of its two ends
- * (`Costs`). What is expected is capped at half the watermark, so that a Worker with nothing
- * on it has room for any room's transport.
+ * How a Worker stands for one more transport of room `m`, from the rule as
+ * `transportPlacement.ts` documents it: it fits when its effective load stays under the
+ * watermark with what the transport brings at once (`now`), and its projected load under
+ * `plannedLimit` with what the transport will cost once the room is full (`final`); it holds
+ * the rest of the room when, moreover, its projected load plus `rest` stays under
+ * `plannedLimit`. (The costs and projections are the core's own functions, tested by example;
+ * this model checks the order of the steps with plain sorting.)
  */
-export const oracleExpected = (s: ClusterSnapshot, options: PolicyOptions, m: MafaldaRouter) => {
-  const { consumer, pipe } = options.costs
-  const perProducer = { used: consumer, other: consumer + 2 * pipe }
-  let producers = 0
-  for (const p of HashMap.values(s.producers)) if (p.mafaldaRouter === m.id) producers++
-  const half = options.watermark / 2
+export const oracleStanding = (
+  s: ClusterSnapshot,
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  w: ClusterWorker
+) => {
+  const cost = placementCost(s, options, m, projectRoom(m, s.now, options), w)
+  const load = effectiveLoad(w)
+  const projected = projectedLoad(s, options, w)
+  const e = 1e-9 // sums of decimal costs in binary (see `tolerance`)
+  const fits =
+    load < options.watermark &&
+    load + cost.now <= options.watermark + e &&
+    projected + cost.final <= options.plannedLimit + e
   return {
-    used: Math.min(producers * perProducer.used, half),
-    other: Math.min(producers * perProducer.other, half)
+    worker: w,
+    load,
+    projected,
+    cost,
+    fits,
+    holds: fits && projected + cost.rest <= options.watermark + e
   }
 }
+type Standing = ReturnType<typeof oracleStanding>
+
+const mostProjected = (a: Standing, b: Standing) =>
+  b.projected - a.projected || byId(a.worker.id, b.worker.id)
+const leastProjected = (a: Standing, b: Standing) =>
+  a.projected - b.projected || byId(a.worker.id, b.worker.id)
 
 interface LocalChoice {
-  readonly step: 1 | 2 | 3
+  readonly step: 1 | 3 | 4
   readonly worker: ClusterWorker
   readonly router: RouterId | undefined
 }
 
-/** Steps 1 to 3 on one Node, or undefined when no Worker there is under the watermark. */
-export const oracleLocal = (
+const usesWorker = (s: ClusterSnapshot, m: MafaldaRouter, w: ClusterWorker): boolean =>
+  [...HashMap.values(s.routers)].some((r) => r.worker === w.id && contains(m.routers, r.id))
+
+/** Step 1 on one Node: the room's own Router whose Worker fits, most projected first. */
+export const oracleOwn = (
   s: ClusterSnapshot,
   options: PolicyOptions,
   node: NodeId,
   m: MafaldaRouter
 ): LocalChoice | undefined => {
-  const extra = oracleExpected(s, options, m)
-  const tagged = liveWorkers(s, node, m)
-    .sort(busiestFirst)
-    .map((worker) => {
-      const router = routerIdOn(s, worker, m)
-      const step: 1 | 2 | 3 = router === undefined ? 3 : contains(m.routers, router) ? 1 : 2
-      return { step, worker, router }
-    })
-    .filter((c) => effectiveLoad(c.worker) + (c.step === 1 ? extra.used : extra.other) < options.watermark)
-  for (const step of [1, 2, 3] as const) {
-    const first = tagged.find((c) => c.step === step)
-    if (first !== undefined) return first
-  }
-  return undefined
+  const own = liveWorkers(s, node, m)
+    .filter((w) => usesWorker(s, m, w))
+    .map((w) => oracleStanding(s, options, m, w))
+    .filter((x) => x.fits)
+    .sort(mostProjected)[0]
+  return own === undefined ? undefined : { step: 1, worker: own.worker, router: routerIdOn(s, own.worker, m) }
+}
+
+/** Steps 3 (holds the rest, most projected first) and 4b (fits, least projected first) on one Node. */
+export const oracleOpen = (
+  s: ClusterSnapshot,
+  options: PolicyOptions,
+  node: NodeId,
+  m: MafaldaRouter
+): { readonly holder: LocalChoice | undefined; readonly freest: LocalChoice | undefined } => {
+  const fitting = liveWorkers(s, node, m)
+    .map((w) => oracleStanding(s, options, m, w))
+    .filter((x) => x.fits)
+  const holder = fitting.filter((x) => x.holds).sort(mostProjected)[0]
+  const freest = [...fitting].sort(leastProjected)[0]
+  const choice = (x: Standing | undefined, step: 3 | 4) =>
+    x === undefined ? undefined : { step, worker: x.worker, router: routerIdOn(s, x.worker, m) }
+  return { holder: choice(holder, 3), freest: choice(freest, 4) }
 }
 
 export const oracleLimit = (s: ClusterSnapshot, options: PolicyOptions, node: NodeId): number => {
@@ -108,43 +136,44 @@ export type OracleTransport =
   | { readonly _tag: "CreateRouter"; readonly worker: string }
   | { readonly _tag: "CreateWorker"; readonly node: NodeId }
   /**
-   * `expected`: the acceptable Nodes, those of the best rank with the best score. Ties are
-   * left to the core (any deterministic tie-break will do; the example tests pin one). Within
-   * rank 2 ("a Worker under the watermark"), the busiest Worker may be read as the one the
-   * Node would use (a Router to share before a new one) or as the busiest with room at all:
-   * both readings are accepted.
+   * `expected`: the acceptable Nodes, those of the best rank with the best score (rank 0: a
+   * Router of the room there fits). Ties are left to the core (any deterministic tie-break
+   * will do; the example tests pin one).
    */
   | { readonly _tag: "Delegate"; readonly rank: number; readonly expected: ReadonlyArray<NodeId> }
   | { readonly _tag: "Reject"; readonly reason: "NoRoom" | "UnknownMafaldaRouter" | "UnknownNode" }
 
-/** The delegation rank of another Node: 1, 2, 3, or undefined when it cannot take the transport. */
+/**
+ * The delegation rank of another `up` Node when no Router of the room on any other Node fits
+ * (step 2 comes first): 1, a Worker there holds the rest of the room (the busiest such Worker
+ * by effective load, as the Tracker's load index walks them); 2, it can start a Worker (a
+ * CPU running no Worker first, fullest first; then a Node whose CPUs all run Workers of other
+ * settings, fullest first); 3, a Worker there fits (the busiest first). Undefined: none.
+ */
 export const oracleDelegationRank = (
   s: ClusterSnapshot,
   options: PolicyOptions,
   node: NodeId,
   m: MafaldaRouter
-): { readonly rank: 1 | 2 | 3; readonly scores: ReadonlyArray<number> } | undefined => {
+): { readonly rank: 1 | 2 | 3; readonly score: number } | undefined => {
   const n = lookup(s.nodes, node)
   if (n === undefined || n.state !== "up") return undefined
-  const local = oracleLocal(s, options, node, m)
-  if (local !== undefined) {
-    if (local.step === 1) return { rank: 1, scores: [effectiveLoad(local.worker)] }
-    const extra = oracleExpected(s, options, m)
-    const busiest = Math.max(
-      ...liveWorkers(s, node, m)
-        .map(effectiveLoad)
-        .filter((l) => l + extra.other < options.watermark)
-    )
-    return { rank: 2, scores: [effectiveLoad(local.worker), busiest] }
-  }
-  // Rank 3: first the Nodes with a CPU that runs no Worker at all, fullest first; only then
-  // the Nodes whose CPUs all run Workers of other settings (fullest first too).
+  const standings = liveWorkers(s, node, m).map((w) => oracleStanding(s, options, m, w))
+  const holders = standings.filter((x) => x.holds).map((x) => x.load)
+  if (holders.length > 0) return { rank: 1, score: Math.max(...holders) }
   if (oracleCanStart(s, options, node, m)) {
     const used = count(n.workers) / n.cpus
-    return { rank: 3, scores: [used < 1 ? 10 + used : used] }
+    return { rank: 2, score: used < 1 ? 10 + used : used }
   }
+  const fitting = standings.filter((x) => x.fits).map((x) => x.load)
+  if (fitting.length > 0) return { rank: 3, score: Math.max(...fitting) }
   return undefined
 }
+
+const localDecision = (c: LocalChoice, m: MafaldaRouter): OracleTransport =>
+  c.router === undefined
+    ? { _tag: "CreateRouter", worker: c.worker.id }
+    : { _tag: "UseRouter", router: c.router, worker: c.worker.id, register: !contains(m.routers, c.router) }
 
 export const oracleTransportPlacement = (
   s: ClusterSnapshot,
@@ -155,14 +184,32 @@ export const oracleTransportPlacement = (
   if (m === undefined) return { _tag: "Reject", reason: "UnknownMafaldaRouter" }
   const node = lookup(s.nodes, request.node)
   if (node === undefined) return { _tag: "Reject", reason: "UnknownNode" }
-  if (node.state === "up") {
-    const local = oracleLocal(s, options, node.id, m)
-    if (local !== undefined) {
-      return local.router === undefined
-        ? { _tag: "CreateRouter", worker: local.worker.id }
-        : { _tag: "UseRouter", router: local.router, worker: local.worker.id, register: local.step === 2 }
-    }
+  const up = node.state === "up"
+  if (up) {
+    const own = oracleOwn(s, options, node.id, m)
+    if (own !== undefined) return localDecision(own, m)
+  }
+  // Step 2: the room's Routers on other up Nodes whose Workers fit, most projected first.
+  const elsewhere = [...HashMap.values(s.routers)]
+    .filter((r) => contains(m.routers, r.id))
+    .flatMap((r) => {
+      const w = lookup(s.workers, r.worker)
+      if (w === undefined || !w.alive || w.node === request.node) return []
+      if (lookup(s.nodes, w.node)?.state !== "up") return []
+      const x = oracleStanding(s, options, m, w)
+      return x.fits ? [x] : []
+    })
+    .sort(mostProjected)
+  if (elsewhere.length > 0) {
+    const best = elsewhere[0]!.projected
+    const nodes = elsewhere.filter((x) => x.projected === best).map((x) => x.worker.node)
+    return { _tag: "Delegate", rank: 0, expected: [...new Set(nodes)].sort(byId) }
+  }
+  if (up) {
+    const { holder, freest } = oracleOpen(s, options, node.id, m)
+    if (holder !== undefined) return localDecision(holder, m)
     if (oracleCanStart(s, options, node.id, m)) return { _tag: "CreateWorker", node: node.id }
+    if (freest !== undefined) return localDecision(freest, m)
   }
   const ranked = [...HashMap.keys(s.nodes)]
     .filter((n) => n !== request.node)
@@ -173,13 +220,15 @@ export const oracleTransportPlacement = (
   if (ranked.length === 0) return { _tag: "Reject", reason: "NoRoom" }
   const rank = Math.min(...ranked.map((r) => r.rank))
   const inRank = ranked.filter((r) => r.rank === rank)
-  const expected = new Set<NodeId>()
-  for (let reading = 0; reading < inRank[0]!.scores.length; reading++) {
-    const score = (r: (typeof inRank)[number]) => r.scores[reading] ?? Number.NEGATIVE_INFINITY
-    const best = Math.max(...inRank.map(score))
-    for (const r of inRank) if (score(r) === best) expected.add(r.node)
+  const best = Math.max(...inRank.map((r) => r.score))
+  return {
+    _tag: "Delegate",
+    rank,
+    expected: inRank
+      .filter((r) => r.score === best)
+      .map((r) => r.node)
+      .sort(byId)
   }
-  return { _tag: "Delegate", rank, expected: [...expected].sort(byId) }
 }
 
 /**

@@ -33,8 +33,7 @@ import {
 } from "./arbitraries.js"
 import { assertProperty, Coverage } from "./coverage.js"
 import { invalidReasons, postconditionViolations } from "./eventValidity.js"
-import { build, canonical, ev, invariantViolations, mid, nid } from "./helpers.js"
-import { oracleExpected, oracleTransportPlacement } from "./oracle.js"
+import { build, canonical, ev, invariantViolations, mid, nid, throughJson } from "./helpers.js"
 
 /** Generous: a property is not timed, but this machine is shared and slow at times. */
 const timeout = 300_000
@@ -190,11 +189,12 @@ describe("properties", () => {
   )
 })
 
-// --- The expected load of a transport, at the edge of a Worker's room --------------------
+// --- What a placement costs, at the edge of a Worker's room -----------------------------
 
 /**
  * A Node `n0` with one Worker `w0` (a Router of the room's settings on it that the room uses
- * or not, or none), and the room's producers on another Node; `w0` reported at `load`.
+ * or not, or none), and the room's producers on another Node's Worker `w1`, reported full so
+ * that it takes nothing; `w0` reported at `load`.
  */
 const edgeCluster = (
   producers: number,
@@ -211,30 +211,32 @@ const edgeCluster = (
     ev.transport("t1", "r1", "m"),
     ev.workerStarted("w0", "n0")
   ]
-  for (let i = 0; i < producers; i++) events.push(ev.producer(`p${i}`, "t1"))
+  for (let i = 0; i < producers; i++)
+    events.push(ev.producer(`p${i}`, "t1", 0, i % 2 === 0 ? "audio" : "video"))
   if (router !== "none") events.push(ev.routerCreated("r0", "w0"))
   if (router === "used") events.push(ev.registered("m", "r0"))
   // A report after every placement: the effective load is exactly `load`.
-  events.push(ev.load("w0", load, 1))
+  events.push(ev.load("w1", 100, 1), ev.load("w0", load, 1))
   return build(events, o.costs)
 }
 
 /** Costs that add up exactly in binary, so that a load can sit exactly on the edge. */
 const dyadic = fc.record({
   watermark: fc.constantFrom(15, 30, 60, 100),
+  plannedLimit: fc.constantFrom(50, 85, 100),
   costs: fc.record({
-    transport: fc.constant(0),
+    transport: fc.constantFrom(0, 0.25),
     producer: fc.constant(0),
-    consumer: fc.constantFrom(0.25, 0.5, 1, 2),
-    pipe: fc.constantFrom(0, 0.25, 1)
+    audio: fc.record({ consumer: fc.constantFrom(0.25, 1), pipe: fc.constantFrom(0, 0.5) }),
+    video: fc.record({ consumer: fc.constantFrom(0.5, 2), pipe: fc.constantFrom(0, 1) })
   })
 })
 
-describe("expected load (the oracle's rule, stated from its documentation)", () => {
+describe("what a placement brings at once, and once its room is full", () => {
   it(
-    "a Worker has room for a transport exactly when its load plus the expected load is under the watermark",
+    "no decision places on a Worker whose effective load plus the placement's expected cost passes the watermark (or the planned limit)",
     async () => {
-      const coverage = new Coverage("expected load", ["room", "noRoom", "capped"] as const)
+      const coverage = new Coverage("placement cost", ["room", "noRoom", "planned"] as const)
       await assertProperty(
         fc.tuple(
           dyadic,
@@ -247,23 +249,68 @@ describe("expected load (the oracle's rule, stated from its documentation)", () 
           const request = { node: nid("n0"), mafaldaRouter: mid("m") }
           const onW0 = (d: ReturnType<typeof decideTransportPlacement>) =>
             (d._tag === "UseRouter" || d._tag === "CreateRouter") && d.worker === "w0"
-          // The cap: an idle Worker always has room, however many producers the room has.
-          const idle = edgeCluster(producers, router, 0, o)
-          expect(onW0(decideTransportPlacement(idle, o, request))).toBe(true)
-          const expected = oracleExpected(idle, o, HashMap.unsafeGet(idle.mafaldaRouters, mid("m")))
-          const extra = router === "used" ? expected.used : expected.other
-          const load = Math.max(0, o.watermark - extra + delta)
+          // The cost, stated from the documentation: the transport, a consumer of each
+          // producer of the room and, on a Worker the room does not use yet while its
+          // producers are elsewhere, the receiving end of a pipe of each.
+          const audio = Math.ceil(producers / 2)
+          const video = producers - audio
+          const c = o.costs
+          const piped = router !== "used"
+          const now =
+            c.transport +
+            audio * (c.audio.consumer + (piped ? c.audio.pipe : 0)) +
+            video * (c.video.consumer + (piped ? c.video.pipe : 0))
+          const load = Math.max(0, o.watermark - now + delta)
           const s: ClusterSnapshot = edgeCluster(producers, router, load, o)
           const d = decideTransportPlacement(s, o, request)
-          // On w0 (its Router, or a new Router on it) exactly when the oracle finds room there.
-          const room = load + extra < o.watermark
-          expect({ load, extra, onW0: onW0(d) }).toEqual({ load, extra, onW0: room })
-          expect(d._tag).toBe(oracleTransportPlacement(s, o, request)._tag)
-          coverage.add({ room, noRoom: !room, capped: extra === o.watermark / 2 })
+          expect(decideTransportPlacement(s, o, request)).toEqual(d)
+          // Without a hint and without growth, the room is projected at its size; once full,
+          // the transport also sends its share of the room's producers (the room has one
+          // transport: as many as it has) to the room's other Router (it spans two: r1, and
+          // w0's). w0 has nothing of the room yet to grow.
+          const outs = audio * c.audio.pipe + video * c.video.pipe
+          const room = load < o.watermark && load + now <= o.watermark && load + now + outs <= o.plannedLimit
+          expect({ load, now, onW0: onW0(d) }).toEqual({ load, now, onW0: room })
+          if (!room) expect(d._tag).toBe("Reject")
+          coverage.add({
+            room,
+            noRoom: !room,
+            planned: load + now <= o.watermark && load + now + outs > o.plannedLimit
+          })
         },
-        { numRuns: 500 }
+        { numRuns: 1000 }
       )
-      coverage.expectAtLeast({ room: 0.2, noRoom: 0.2, capped: 0.1 })
+      coverage.expectAtLeast({ room: 0.2, noRoom: 0.2, planned: 0.02 })
+    },
+    timeout
+  )
+
+  it(
+    "determinism: the same snapshot and request give an equal decision, on a decoded copy too",
+    async () => {
+      const coverage = new Coverage("determinism", ["placed", "delegated"] as const)
+      await assertProperty(
+        scenario(growCommand, 24),
+        (sc) => {
+          const s = play(sc).snapshot
+          const copy = throughJson(s)
+          let placed = false
+          let delegated = false
+          for (const m of HashMap.keys(s.mafaldaRouters)) {
+            for (const n of HashMap.keys(s.nodes)) {
+              const request = { node: n, mafaldaRouter: m }
+              const d = decideTransportPlacement(s, sc.options, request)
+              expect(decideTransportPlacement(s, sc.options, request)).toEqual(d)
+              expect(decideTransportPlacement(copy, sc.options, request)).toEqual(d)
+              placed ||= d._tag === "UseRouter" || d._tag === "CreateRouter"
+              delegated ||= d._tag === "Delegate"
+            }
+          }
+          coverage.add({ placed, delegated })
+        },
+        { numRuns: 1000 }
+      )
+      coverage.expectAtLeast({ placed: 0.25, delegated: 0.05 })
     },
     timeout
   )

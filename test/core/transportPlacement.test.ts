@@ -101,17 +101,17 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     expect(decide(s)).toEqual(use("ra", "wa", "n1", false))
   })
 
-  it("2. then a Router with the same settings not used yet, busiest first, with register", () => {
+  it("3. then the busiest Worker that holds the rest of the room: its Router with these settings (register)", () => {
     const s = cluster(
       usedWorker("w1", "r1", "n1", 70),
       unusedWorker("w2", "r2", "n1", 30),
       unusedWorker("w3", "r3", "n1", 45),
-      bareWorker("w4", "n1", 55)
+      bareWorker("w4", "n1", 40)
     )
     expect(decide(s)).toEqual(use("r3", "w3", "n1", true))
   })
 
-  it("3. then a new Router on a Worker under the watermark, busiest first", () => {
+  it("3. ... or a new Router on it, busiest first", () => {
     const s = cluster(
       usedWorker("w1", "r1", "n1", 80),
       unusedWorker("w2", "r2", "n1", 65),
@@ -385,5 +385,41 @@ describe("regressions: core bugs these tests found", () => {
       ev.load("w1", 65, 3)
     ])
     expect(indexViolations(s, o.watermark)).toEqual([])
+  })
+})
+
+describe("decideTransportPlacement: rooms grow (projection)", () => {
+  /** m1 (and m2) told to grow to 10 participants, all publishing (audio and video each). */
+  const hinted = (m: string): ClusterEvent => {
+    const e = ev.mafaldaRouter(m)
+    return e._tag === "MafaldaRouterCreated" ? { ...e, hint: { participants: 10, publishers: null } } : e
+  }
+  // A member of such a room, once full, costs 0.1 (transport) + 10 x (0.043 + 0.108)
+  // (consumers) + 0.32 + 0.70 (its producers) = 2.63 %: the room, 26.3 %, fits one Worker.
+
+  it("3. a room opens on the busiest Worker that can hold all of it, not on a busier one", () => {
+    const base = [ev.nodeUp("n1", 4), ...bareWorker("w1", "n1", 50), ...bareWorker("w2", "n1", 20)]
+    const told = build([...base, hinted("m1")])
+    // w1: 50 + 26.3 > 60; w2: 20 + 26.3 <= 60.
+    expect(decide(told)).toEqual(createRouter("w2", "n1"))
+    // Without a hint the room is projected at its size (empty): the busiest Worker takes it.
+    expect(decide(build([...base, ev.mafaldaRouter("m1")]))).toEqual(createRouter("w1", "n1"))
+  })
+
+  it("the growth still to come of a room is reserved on the Worker where it opened", () => {
+    const s = build([
+      ev.nodeUp("n1", 4),
+      hinted("m1"),
+      hinted("m2"),
+      ...workerWithRouter("w2", "r2", "n1"),
+      ev.transport("t1", "r2", "m1"),
+      ev.load("w2", 20, 1),
+      ...bareWorker("w3", "n1", 30)
+    ])
+    // w2 carries 20 % now, and m1's 9 members to come (about 24 %) on top: m2 (26.3 %) does
+    // not fit there any more; w3 (30 + 26.3) holds it.
+    expect(decide(s, "n1", "m2")).toEqual(createRouter("w3", "n1"))
+    // m1's own next member goes to its Router: its cost is in w2's projected load already.
+    expect(decide(s, "n1", "m1")).toEqual(use("r2", "w2", "n1", false))
   })
 })

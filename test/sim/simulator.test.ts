@@ -126,12 +126,13 @@ describe("determinism", () => {
 
 describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, watermark 60", () => {
   // A viewer costs a transport (0.1 %) and a consumer (0.2 %): 0.3 %. A Worker takes a new
-  // transport while its load plus what the transport is expected to bring (a consumer of the
-  // room's one producer: 0.2 %) stays under 60 %. The origin Worker carries the producer's
-  // transport and the producer (0.6 %), then 198 viewers reach 60.0 %. Each next Worker gets
+  // transport while its load plus what the transport brings at once (itself, a consumer of
+  // the room's one producer, and its share of the room's producers: 0.3 % and a little) stays
+  // at or under 60 %. The origin Worker carries the producer's transport and the producer
+  // (0.6 %), then 197 viewers reach 59.7 % (one more would pass 60 %). Each next Worker gets
   // a pipe (0.2 %) then 199 viewers (0.2 + 59.7 = 59.9 %); the origin, under the 80 % pipe
-  // limit and the shallowest carrier, feeds every pipe: Workers 1 to 3 take 198 + 199 + 199
-  // viewers, the 4th Worker the last 4.
+  // limit and the shallowest carrier, feeds every pipe: Workers 1 to 3 take 197 + 199 + 199
+  // viewers, the 4th Worker the last 5.
   const { result, engine } = withEngine(broadcast(600, 4), "mafalda")
 
   it("uses 4 Workers and 3 pipes, all consumers at depth 0 or 1", () => {
@@ -146,12 +147,12 @@ describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, w
     expect(result.workersForPlacedDemand).toBe(4)
     expect(result.pipeConsumers).toBe(3)
     expect(result.maxDepth).toBe(1)
-    expect(result.depthHistogram).toEqual([198, 402])
+    expect(result.depthHistogram).toEqual([197, 403])
     expect(result.peakConsumers).toBe(600)
     expect(result.overloadEvents).toBe(0)
   })
 
-  it("places the viewers 198 / 199 / 199 / 4 and charges the origin for its pipes", () => {
+  it("places the viewers 197 / 199 / 199 / 5 and charges the origin for its pipes", () => {
     const s = engine.cluster.snapshot
     const perWorker = [...HashMap.values(s.workers)]
       .map((w) => ({
@@ -160,15 +161,15 @@ describe("hand-computed broadcast: 1 producer + 600 viewers, 1 Node of 4 CPUs, w
         load: engine.cluster.workerStat(w.id)!.load
       }))
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-    expect(perWorker.map((w) => w.consumers)).toEqual([198, 199, 199, 4])
-    expect(perWorker[0]!.load).toBeCloseTo(0.6 + 198 * 0.3 + 3 * 0.2, 6)
+    expect(perWorker.map((w) => w.consumers)).toEqual([197, 199, 199, 5])
+    expect(perWorker[0]!.load).toBeCloseTo(0.6 + 197 * 0.3 + 3 * 0.2, 6)
     expect(perWorker[1]!.load).toBeCloseTo(0.2 + 199 * 0.3, 6)
   })
 
   it("rejects what does not fit: 700 viewers on 2 CPUs", () => {
     const r = simulateSync(broadcast(700, 2), "mafalda")
     expect(r.peakWorkers).toBe(2)
-    expect(r.rejected).toBe(700 - 397)
+    expect(r.rejected).toBe(700 - 396)
   })
 })
 
@@ -263,7 +264,7 @@ describe("every policy follows its own definition", () => {
     expect(r.decisions).toBeGreaterThanOrEqual(r.joins + r.consumersCreated)
     expect(r.peakWorkers).toBe(r.lowerBounds.workers.atWatermark)
     // Every Worker stops at the watermark; the origin also feeds every pipe (0.2 % each).
-    expect(r.cpu.max).toBeCloseTo(0.6 + 198 * 0.3 + r.pipeConsumers * 0.2, 1)
+    expect(r.cpu.max).toBeCloseTo(0.6 + 197 * 0.3 + r.pipeConsumers * 0.2, 1)
   })
 })
 
