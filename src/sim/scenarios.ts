@@ -34,6 +34,8 @@ export const builtinScenarioInputs = {
         name: "meeting",
         rooms: 60,
         size: { min: 5, max: 50 },
+        // The app says each room's size when it opens it (`expectedParticipants`).
+        hint: "size",
         publishers: "all",
         joinsPerSecond: 10,
         meanStaySeconds: 1200
@@ -51,6 +53,7 @@ export const builtinScenarioInputs = {
         name: "webinar",
         rooms: 10,
         size: { min: 303, max: 1003 },
+        hint: "size",
         publishers: 3,
         joinsPerSecond: 40,
         meanStaySeconds: 2400
@@ -59,6 +62,7 @@ export const builtinScenarioInputs = {
         name: "meeting",
         rooms: 100,
         size: { min: 4, max: 12 },
+        hint: "size",
         publishers: "all",
         joinsPerSecond: 4,
         meanStaySeconds: 1200
