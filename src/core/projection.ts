@@ -134,25 +134,66 @@ const projectionOf = (
   return p
 }
 
-/** The growth still to come on a Router (cost model), over the rooms that have something there. */
+// Memo of `routersInUse` per projection object (one per room and decision): a pure function
+// of the snapshot the projection was made from, computed once per decision.
+const inUse = new WeakMap<RoomProjection, number>()
+
+/**
+ * The Routers room `m` has something on (transports, producers, pipes, consumers): Routers
+ * it registered once and no longer uses do not make it spread. Memoised on `projection`,
+ * which must be the room's projection on the same snapshot.
+ */
+export const routersInUse = (
+  snapshot: ClusterSnapshot,
+  m: MafaldaRouter,
+  projection: RoomProjection
+): number => {
+  const known = inUse.get(projection)
+  if (known !== undefined) return known
+  let n = 0
+  for (const id of m.routers)
+    if (HashMap.has(lookup(snapshot.routers, id)?.rooms ?? HashMap.empty(), m.id)) n++
+  inUse.set(projection, n)
+  return n
+}
+
+/**
+ * The growth still to come on a Router (cost model), over the rooms that have something
+ * there, or only room `only`'s when given.
+ */
 export const routerGrowth = (
   snapshot: ClusterSnapshot,
   options: PolicyOptions,
   router: RouterId,
-  cache: Projections = new Map()
+  cache: Projections = new Map(),
+  only?: MafaldaRouterId
 ): number => {
   const r = lookup(snapshot.routers, router)
   if (r === undefined) return 0
   let growth = 0
   for (const [room, share] of r.rooms) {
+    if (only !== undefined && room !== only) continue
     const projection = projectionOf(snapshot, options, cache, room)
     const m = lookup(snapshot.mafaldaRouters, room)
     if (projection === undefined || m === undefined) continue
-    const routers = projectedRouters(options, projection, HashSet.size(m.routers))
+    const routers = projectedRouters(options, projection, routersInUse(snapshot, m, projection))
     const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
     growth += shareGrowth(share, projection, options, routers, toCome)
   }
   return growth
+}
+
+/** The growth still to come on a Worker from one room (scaled by the Worker's `ratio`). */
+export const roomGrowthOn = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  worker: ClusterWorker,
+  room: MafaldaRouterId,
+  cache: Projections = new Map()
+): number => {
+  let growth = 0
+  for (const { id } of worker.routers) growth += routerGrowth(snapshot, options, id, cache, room)
+  return growth * worker.ratio
 }
 
 /**

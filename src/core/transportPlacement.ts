@@ -9,7 +9,9 @@
  * the watermark.
  *
  * A Worker `fits` a transport of room `m` when (`placementCost`):
- *  - effective load + `now` ≤ watermark (and the effective load is under it), where `now` is
+ *  - effective load + the growth still to come of the *other* rooms on it + `now` ≤ watermark
+ *    (and the effective load is under it): what other rooms have reserved there stays
+ *    theirs; `now` is
  *    the transport's own cost, a consumer of each live producer of the room and, on a Worker
  *    the room does not use while it has Routers elsewhere, a pipe of each of them in;
  *  - projected load + `final` ≤ `plannedLimit`, `final` being the same once the room reaches
@@ -25,14 +27,14 @@
  *  3. on this Node, the busiest Worker (projected load) that holds the rest of the room, so
  *     that a room opens, or spreads, where it can grow;
  *  4. a new Worker on this Node while it has fewer Workers with these settings than its
- *     limit (a fresh Worker has the most room); else the Worker of this Node with the most
- *     free projected room that fits;
- *  5. another Node (`Delegate`): one with a Worker that holds the rest of the room (a bounded
+ *     limit (a fresh Worker has the most room);
+ *  5. another Node (`Delegate`): one with a Worker that holds the room's part (a bounded
  *     walk of at most `maxDelegateCandidates` Workers of the Tracker's load index, busiest
  *     first), else the fullest one with a CPU that runs no Worker, then the fullest one whose
- *     CPUs all run Workers of other settings (a fresh Worker has the most room), else one with
- *     a Worker that fits (the first met in that walk);
- *  6. otherwise `Reject`: there is no room, and nothing is placed on a Worker that would
+ *     CPUs all run Workers of other settings (a fresh Worker has the most room);
+ *  6. the Worker of this Node with the most free projected room that fits; then another
+ *     Node with a Worker that fits (the first met in that walk);
+ *  7. otherwise `Reject`: there is no room, and nothing is placed on a Worker that would
  *     pass the watermark.
  * Ties are broken by the smaller Worker (or Node) id: decisions are deterministic.
  */
@@ -45,7 +47,9 @@ import {
   projectedRouters,
   projectRoom,
   type RoomProjection,
+  roomGrowthOn,
   roomRouterOn,
+  routersInUse,
   transportCost
 } from "./projection.js"
 import {
@@ -130,25 +134,30 @@ export const placementCost = (
   worker: ClusterWorker
 ): PlacementCost => {
   const router = roomRouterOn(m, worker)
-  const spread = router === undefined && HashSet.size(m.routers) > 0
+  const share =
+    router === undefined
+      ? undefined
+      : lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)
+  const inUse = routersInUse(snapshot, m, projection)
+  // A Router the room has nothing on (none yet, or one registered once): the transport
+  // spreads the room there, and the room's producers elsewhere must be piped in.
+  const adds = share === undefined
+  const spread = adds && inUse > 0
   const now = transportCost(options, current(m), spread).final
-  const routers = projectedRouters(options, projection, HashSet.size(m.routers) + (spread ? 1 : 0))
+  const routers = projectedRouters(options, projection, inUse + (adds ? 1 : 0))
   const final = transportCost(options, projection, spread, routers)
   const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
   const part = Math.max(1, Math.ceil(projection.transports / routers))
-  const here =
-    router === undefined
-      ? 0
-      : (lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)?.transports ?? 0)
+  const here = share?.transports ?? 0
   const reserved = here > 0 && here < part && toCome > 0
   // The room's transports still to come, each with its share of the room's producers; of
   // a room projected over several Routers, one Router's part of them.
   const slots = Math.min(Math.max(1, toCome), part)
   const rest = slots * (final.perMember + final.outs) + (spread || routers > 1 ? final.pipes : 0)
   const k = worker.ratio
-  // On a Worker the room does not use yet, the transport opens the room's part there: its
+  // On a Router the room has nothing on yet, the transport opens the room's part there: its
   // growth is reserved once it lands, so that part must fit.
-  const finalCost = reserved ? 0 : router === undefined ? Math.max(rest, final.final) : final.final
+  const finalCost = reserved ? 0 : adds ? Math.max(rest, final.final) : final.final
   return { now: now * k, final: finalCost * k, rest: rest * k }
 }
 
@@ -171,9 +180,12 @@ const stand = (
   const load = effectiveLoad(worker)
   const cost = placementCost(snapshot, options, m, projection, worker)
   const projected = projectedLoad(snapshot, options, worker, cache)
+  // What the other rooms on the Worker will still grow by is theirs: the watermark bounds
+  // this transport's cost now on top of it, so that they can still complete there.
+  const others = projected - load - roomGrowthOn(snapshot, options, worker, m.id, cache)
   const fits =
     load < options.watermark &&
-    load + cost.now <= options.watermark + tolerance &&
+    load + Math.max(0, others) + cost.now <= options.watermark + tolerance &&
     projected + cost.final <= options.plannedLimit + tolerance
   return {
     worker,
@@ -249,7 +261,11 @@ const ownOnNode = (
   return own === undefined ? undefined : onWorker(m, own.worker)
 }
 
-/** Steps 3 and 4 on the receiving Node (`up`), or undefined. */
+/**
+ * Steps 3 and 4 on the receiving Node (`up`): a placement, or (`freest`) the Worker with the
+ * most free projected room that fits, to use only when no other Node holds the room's part
+ * or can start a Worker; or undefined.
+ */
 const openOnNode = (
   snapshot: ClusterSnapshot,
   options: PolicyOptions,
@@ -257,7 +273,7 @@ const openOnNode = (
   m: MafaldaRouter,
   projection: RoomProjection,
   cache: Projections
-): TransportPlacement | undefined => {
+): TransportPlacement | { readonly freest: TransportPlacement } | undefined => {
   let holder: Standing | undefined
   let freest: Standing | undefined
   for (const st of fittingOn(snapshot, options, node, m, projection, cache, false)) {
@@ -266,7 +282,7 @@ const openOnNode = (
   }
   if (holder !== undefined) return onWorker(m, holder.worker)
   if (canStartWorker(snapshot, node, m, options)) return TransportPlacement.CreateWorker({ node: node.id })
-  return freest === undefined ? undefined : onWorker(m, freest.worker)
+  return freest === undefined ? undefined : { freest: onWorker(m, freest.worker) }
 }
 
 /** Step 2: another `up` Node where the room has a Router whose Worker fits, most projected first. */
@@ -297,7 +313,7 @@ const delegateTo = (
   m: MafaldaRouter,
   projection: RoomProjection,
   cache: Projections
-): NodeId | undefined => {
+): { readonly node: NodeId; readonly fitsOnly?: true } | undefined => {
   const elsewhere = (node: NodeId) => node !== request.node && lookup(snapshot.nodes, node)?.state === "up"
   let seen = 0
   let fitting: NodeId | undefined
@@ -306,13 +322,13 @@ const delegateTo = (
     if (!elsewhere(worker.node)) continue
     seen++
     const st = stand(snapshot, options, m, projection, worker, cache)
-    if (st.holdsRest) return worker.node
+    if (st.holdsRest) return { node: worker.node }
     if (st.fits && fitting === undefined) fitting = worker.node
   }
   // A Node that can start a Worker, the fullest first: Nodes with an idle CPU, from the
   // index; failing that (every CPU runs a Worker), a Node whose Workers have other settings.
   for (const node of nodesWithSpareCpu(snapshot)) {
-    if (node.id !== request.node && canStartWorker(snapshot, node, m, options)) return node.id
+    if (node.id !== request.node && canStartWorker(snapshot, node, m, options)) return { node: node.id }
   }
   let fallback: ClusterNode | undefined
   for (const node of HashMap.values(snapshot.nodes)) {
@@ -321,7 +337,8 @@ const delegateTo = (
     const best = fallback === undefined ? -1 : fallback.workers.length / fallback.cpus
     if (fallback === undefined || used > best || (used === best && node.id < fallback.id)) fallback = node
   }
-  return fallback?.id ?? fitting
+  if (fallback !== undefined) return { node: fallback.id }
+  return fitting === undefined ? undefined : { node: fitting, fitsOnly: true }
 }
 
 export const decideTransportPlacement = (
@@ -349,9 +366,12 @@ export const decideTransportPlacement = (
   const there = ownElsewhere(snapshot, options, request, m, projection, cache)
   if (there !== undefined) return TransportPlacement.Delegate({ node: there })
   const opened = up ? openOnNode(snapshot, options, node, m, projection, cache) : undefined
-  if (opened !== undefined) return opened
+  if (opened !== undefined && !("freest" in opened)) return opened
   const other = delegateTo(snapshot, options, request, m, projection, cache)
-  if (other !== undefined) return TransportPlacement.Delegate({ node: other })
+  if (other !== undefined && other.fitsOnly === undefined)
+    return TransportPlacement.Delegate({ node: other.node })
+  if (opened !== undefined) return opened.freest
+  if (other !== undefined) return TransportPlacement.Delegate({ node: other.node })
   return TransportPlacement.Reject({
     reason: "NoRoom",
     message: `no Worker under the ${options.watermark} % watermark (and its rooms' planned ${options.plannedLimit} %) with room for the transport, and no CPU left to start one`

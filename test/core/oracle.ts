@@ -19,7 +19,7 @@ import {
   type TreeHop,
   workerOfRouter
 } from "../../src/core/index.js"
-import { projectedLoad, projectRoom } from "../../src/core/projection.js"
+import { projectedLoad, projectRoom, roomGrowthOn } from "../../src/core/projection.js"
 import { contains, count } from "./helpers.js"
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -49,9 +49,10 @@ export const oracleStanding = (
   const load = effectiveLoad(w)
   const projected = projectedLoad(s, options, w)
   const e = 1e-9 // sums of decimal costs in binary (see `tolerance`)
+  const others = Math.max(0, projected - load - roomGrowthOn(s, options, w, m.id))
   const fits =
     load < options.watermark &&
-    load + cost.now <= options.watermark + e &&
+    load + others + cost.now <= options.watermark + e &&
     projected + cost.final <= options.plannedLimit + e
   return {
     worker: w,
@@ -205,11 +206,10 @@ export const oracleTransportPlacement = (
     const nodes = elsewhere.filter((x) => x.projected === best).map((x) => x.worker.node)
     return { _tag: "Delegate", rank: 0, expected: [...new Set(nodes)].sort(byId) }
   }
+  const open = up ? oracleOpen(s, options, node.id, m) : { holder: undefined, freest: undefined }
   if (up) {
-    const { holder, freest } = oracleOpen(s, options, node.id, m)
-    if (holder !== undefined) return localDecision(holder, m)
+    if (open.holder !== undefined) return localDecision(open.holder, m)
     if (oracleCanStart(s, options, node.id, m)) return { _tag: "CreateWorker", node: node.id }
-    if (freest !== undefined) return localDecision(freest, m)
   }
   const ranked = [...HashMap.keys(s.nodes)]
     .filter((n) => n !== request.node)
@@ -217,6 +217,9 @@ export const oracleTransportPlacement = (
       const r = oracleDelegationRank(s, options, n, m)
       return r === undefined ? [] : [{ node: n, ...r }]
     })
+  // A Worker of this Node that fits, most free first, before another Node where one only fits.
+  const better = ranked.filter((r) => r.rank < 3)
+  if (better.length === 0 && open.freest !== undefined) return localDecision(open.freest, m)
   if (ranked.length === 0) return { _tag: "Reject", reason: "NoRoom" }
   const rank = Math.min(...ranked.map((r) => r.rank))
   const inRank = ranked.filter((r) => r.rank === rank)

@@ -250,12 +250,13 @@ describe("what a placement brings at once, and once its room is full", () => {
           const onW0 = (d: ReturnType<typeof decideTransportPlacement>) =>
             (d._tag === "UseRouter" || d._tag === "CreateRouter") && d.worker === "w0"
           // The cost, stated from the documentation: the transport, a consumer of each
-          // producer of the room and, on a Worker the room does not use yet while its
-          // producers are elsewhere, the receiving end of a pipe of each.
+          // producer of the room and, on a Router the room has nothing on yet (w0's, used or
+          // not, or a new one) while its producers are elsewhere, the receiving end of a pipe
+          // of each.
           const audio = Math.ceil(producers / 2)
           const video = producers - audio
           const c = o.costs
-          const piped = router !== "used"
+          const piped = true
           const now =
             c.transport +
             audio * (c.audio.consumer + (piped ? c.audio.pipe : 0)) +
