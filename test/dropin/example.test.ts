@@ -72,12 +72,12 @@ const scenario = (variant: Variant) => (session: { workerPids: Array<number>; pa
     let workersUsed = 2
     if (variant === "mafalda/mediasoup") {
       const mafalda = yield* Effect.promise(() => import("../../src/mediasoup/index.js"))
-      // A transport costs 20 % under a 50 % watermark: the room's two DirectTransports and the
+      // A transport costs 16 % under a 50 % watermark: the room's two DirectTransports and the
       // client's send transport fill one Worker, its receive transport goes to the other.
       mafalda.configure({
         maxWorkers: 2,
         watermark: 50,
-        costs: { transport: 20 },
+        costs: { transport: 16 },
         samplingInterval: 3_600_000
       })
     }

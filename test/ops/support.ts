@@ -17,7 +17,10 @@ export const startOpsMafalda = async () => {
   const resolved = resolveMafaldaOptions({
     maxWorkers: 2,
     watermark: 50,
-    costs: { transport: 26 },
+    // A transport costs 24 %: the producer's transport and one listener's fit on one Worker
+    // (load plus what a transport brings at or under the 50 % watermark), a second listener's
+    // goes to the other.
+    costs: { transport: 24 },
     samplingInterval: 3_600_000,
     idleGraceMillis: 3_600_000
   })

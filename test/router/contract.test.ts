@@ -82,13 +82,13 @@ const scaleDownOptions = {
 describe("an RTP observer on another Worker than its producer", () => {
   it("keeps the pipe feeding it past the grace period, and keeps hearing the producer", async () => {
     const resources = harness.makeResources()
-    // A transport costs 50 %: the observer (placed as a transport) does not fit beside the
+    // A transport costs 40 %: the observer (placed as a transport) does not fit beside the
     // producer's transport under the 50 % watermark, and goes to a second Worker.
     const mafalda = await harness.createMafalda({
       ...scaleDownOptions,
       maxWorkers: 2,
       watermark: 50,
-      costs: { transport: 50 },
+      costs: { transport: 40 },
       workerSettings: { rtcMinPort: 47000, rtcMaxPort: 47499 }
     })
     const router = await mafalda.createRouter({ mediaCodecs: [opus] })
