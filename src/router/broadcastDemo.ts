@@ -146,15 +146,15 @@ const udpReceiveBufferErrors = (): number | undefined => {
 /** The default placement: every CPU gets a Worker, every Worker an equal share of consumers. */
 const spreadOverCpus = (count: number, cpus: number): MafaldaOptionsInput => {
   const perWorker = Math.max(1, Math.ceil((count + 1) / cpus))
-  // Transports: the producer's, and one per consumer. A Worker takes transports while under
-  // the watermark: after `perWorker` of them it is over.
+  // Transports: the producer's, and one per consumer. A Worker takes a transport while its
+  // load plus the transport's cost stays at or under the watermark: `perWorker` of them, not one more.
   return {
     maxWorkers: cpus,
     watermark: WATERMARK,
     samplingInterval: 3_600_000,
     // Charged on the transport (placed under a lock) rather than the consumer, so that
     // consumers set up concurrently split exactly.
-    costs: { transport: WATERMARK / (perWorker - 0.5), producer: 0, pipe: 0, consumer: 0 }
+    costs: { transport: WATERMARK / (perWorker + 0.5), producer: 0, pipe: 0, consumer: 0 }
   }
 }
 

@@ -81,7 +81,7 @@ describe("the logs of a running Mafalda", () => {
     const resolved = resolveMafaldaOptions({
       maxWorkers: 2,
       watermark: 50,
-      costs: { transport: 26 },
+      costs: { transport: 24 },
       samplingInterval: 3_600_000,
       idleGraceMillis: 0,
       logLevel: "all"

@@ -92,11 +92,11 @@ describe("Mafalda Router, one-to-many over real Workers", () => {
   it("200 simultaneous consume calls make the decided pipes and Workers, no more", async () => {
     const resources = harness.makeResources()
     const pipes = countPipeTransports()
-    // A transport costs 30 %: two per Worker under the 50 % watermark.
+    // A transport costs 24 %: two per Worker under the 50 % watermark.
     const mafalda = await harness.createMafalda({
       maxWorkers: 3,
       watermark: 50,
-      costs: { transport: 30, consumer: 0 },
+      costs: { transport: 24, consumer: 0 },
       samplingInterval: 3_600_000,
       workerSettings: { rtcMinPort: 42000, rtcMaxPort: 42999 }
     })
