@@ -24,7 +24,11 @@ describe("scenario room hints", () => {
 
   it("the mafalda policy opens a room of a `size` group with its size and publishers as the Mafalda Router's hint", () => {
     let engine: Engine | undefined
-    simulateSync(scenario, "mafalda", { inspect: (e) => (engine = e) })
+    simulateSync(scenario, "mafalda", {
+      inspect: (e) => {
+        engine = e
+      }
+    })
     const [told, silent] = engine!.workload.groups
     const hintOf = (id: string) =>
       [...HashMap.values(engine!.cluster.snapshot.mafaldaRouters)].find((m) => m.id === id)?.hint
