@@ -85,7 +85,7 @@ const perMemberMedia = (projection: RoomProjection, kind: MediaKind): number =>
  * projected transports over the Routers it is projected to span, `routers`), as far as the
  * room still has transports to come (`toCome`): that reserves the room's growth where it
  * opened. Every transport of the room there consumes every producer of the room but its
- * own, and makes its share of the room's producers; and, when the room spans several
+ * own, and each transport still to come there makes its share of the room's producers; and, when the room spans several
  * Routers, the Router receives every producer of the room that was not made on it, and sends
  * each producer made on it to the other Routers (pipes of a tree may be relayed by other
  * carriers; this counts them at their origin).
@@ -104,7 +104,8 @@ export const shareGrowth = (
   for (const kind of kinds) {
     const costs = kindCosts(options.costs, kind)
     const producers = projection.media[kind]
-    const origins = Math.max(share.origins[kind], transports * perMemberMedia(projection, kind))
+    // Transports to come bring their share of the room's producers; those here already have theirs.
+    const origins = share.origins[kind] + (transports - share.transports) * perMemberMedia(projection, kind)
     const consumers = transports * producers - origins
     growth += Math.max(0, consumers - share.consumers[kind]) * costs.consumer
     growth += Math.max(0, origins - share.origins[kind]) * costs.producer
