@@ -58,9 +58,9 @@ describe("TrackerService over simulated Workers", () => {
       yield* TestClock.adjust("1 second")
       const latest = yield* trk.latest
       expect(latest.get(w.id)?.load).toBeCloseTo(30, 5)
-      yield* sim.place(w.id, "consumer", 100) // 100 × 0.2 %
+      yield* sim.place(w.id, "consumer", 100) // 100 consumers at the default (kind-less) cost
       yield* TestClock.adjust("1 second")
-      expect((yield* trk.latest).get(w.id)?.load).toBeCloseTo(50, 5)
+      expect((yield* trk.latest).get(w.id)?.load).toBeCloseTo(30 + 100 * policy.costs.consumer, 5)
     }).pipe(Effect.provide(tracker.pipe(Layer.provideMerge(workers))))
   )
 })
