@@ -30,6 +30,7 @@ import {
   type KindCounts,
   lookup,
   type MediaKind,
+  type Reservation,
   type RoomShare,
   type RoomSize,
   routerIdOn,
@@ -62,18 +63,42 @@ const putRouter = (s: ClusterSnapshot, r: ClusterRouter): ClusterSnapshot => ({
 })
 
 /**
+ * The most reservations a Worker keeps between two load reports. A Worker that reports
+ * rarely (or never: its Node is gone quiet) and places often would otherwise keep one entry
+ * per placement. Past this, the two oldest are merged into one stamped with the later time:
+ * a report between them then keeps the older one's cost a little longer (until the next
+ * report), which errs towards a fuller Worker, never an emptier one.
+ */
+export const maxReservations = 16
+
+const addReservation = (
+  reservations: Chunk.Chunk<Reservation>,
+  at: number,
+  cost: number
+): Chunk.Chunk<Reservation> => {
+  const last = Chunk.last(reservations)
+  // Same time as the last one: one entry, exactly the same sums and the same absorption.
+  if (last._tag === "Some" && last.value.at === at) {
+    return Chunk.append(Chunk.dropRight(reservations, 1), { at, cost: last.value.cost + cost })
+  }
+  const added = Chunk.append(reservations, { at, cost })
+  if (Chunk.size(added) <= maxReservations) return added
+  const [first, second] = [Chunk.unsafeGet(added, 0), Chunk.unsafeGet(added, 1)]
+  return Chunk.prepend(Chunk.drop(added, 2), { at: second.at, cost: first.cost + second.cost })
+}
+
+/**
  * Charges `cost` CPU % (the cost model's figure; negative when something is removed) to a
  * Worker now: its modeled load and its effective load move by `cost`.
  */
 const reserve = (s: ClusterSnapshot, worker: WorkerId, cost: number, at: number): ClusterSnapshot => {
   const w = lookup(s.workers, worker)
   if (w === undefined || cost === 0) return s
-  const charged = cost
   return putWorker(s, {
     ...w,
     modeled: w.modeled + cost,
-    reservations: Chunk.append(w.reservations, { at, cost: charged }),
-    reserved: w.reserved + charged
+    reservations: addReservation(w.reservations, at, cost),
+    reserved: w.reserved + cost
   })
 }
 

@@ -6,6 +6,7 @@ import {
   defaultPolicyOptions,
   effectiveLoad,
   makePolicyOptions,
+  maxReservations,
   type PolicyOptions,
   TransportPlacement
 } from "../../src/core/index.js"
@@ -47,6 +48,25 @@ describe("load accounting", () => {
     expect(w.reportedAt).toBe(12)
     expect(Chunk.toReadonlyArray(w.reservations)).toEqual([{ at: 13, cost: costs.consumer }])
     expect(effectiveLoad(w)).toBeCloseTo(42 + costs.consumer, 12)
+  })
+
+  it("reservations stay bounded between reports: same-time ones merge, past the bound the oldest two merge", () => {
+    const events = [ev.transport("t1", "r1", "m1", 11), ev.producer("p1", "t1", 11)]
+    for (let i = 0; i < 100; i++) events.push(ev.consumer(`c${i}`, "p1", "t1", 12 + i))
+    const s = apply(cluster, events)
+    const w = get(s.workers, wid("w1"))
+    const reservations = Chunk.toReadonlyArray(w.reservations)
+    expect(reservations).toHaveLength(maxReservations)
+    // Nothing is lost: the sum is every placement's cost, and the newest keep their times.
+    expect(w.reserved).toBeCloseTo(costs.transport + costs.producer + 100 * costs.consumer, 9)
+    expect(reservations.reduce((sum, r) => sum + r.cost, 0)).toBeCloseTo(w.reserved, 9)
+    expect(reservations.at(-1)).toEqual({ at: 111, cost: costs.consumer })
+    // The first entry holds the transport and producer (one time) and the oldest consumers.
+    expect(reservations[0]!.at).toBe(111 - (maxReservations - 1))
+    // A report after them all absorbs them all; one in between keeps the merged entry (errs full).
+    expect(get(apply(s, ev.load("w1", 50, 111)).workers, wid("w1")).reserved).toBe(0)
+    const between = get(apply(s, ev.load("w1", 50, 50)).workers, wid("w1"))
+    expect(between.reserved).toBeGreaterThanOrEqual((111 - 50) * costs.consumer - 1e-9)
   })
 
   it("a report at the same time as the last one is taken", () => {
