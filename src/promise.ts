@@ -34,7 +34,13 @@ import { SnapshotStore } from "./services/SnapshotStore.js"
 import { WorkerService } from "./services/WorkerService.js"
 
 export interface MafaldaInstance {
-  /** Makes a Mafalda Router: the API of a mediasoup `Router` over all local Workers. */
+  /**
+   * Makes a Mafalda Router: the API of a mediasoup `Router` over all local Workers. Besides
+   * mediasoup's `mediaCodecs` and `appData` it takes the room's size hint, which room-aware
+   * placement plans for from the first transport on:
+   * `createRouter({ mediaCodecs, expectedParticipants: 40, expectedPublishers: 4 })`
+   * (bad values reject with a `TypeError`; see `MafaldaRouterOptions`).
+   */
   readonly createRouter: <AppData extends types.AppData = types.AppData>(
     options?: MafaldaRouterOptions<AppData>
   ) => Promise<MafaldaRouter<AppData>>

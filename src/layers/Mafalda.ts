@@ -18,7 +18,7 @@ import type { types } from "mediasoup"
 import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import { MafaldaRouterId, type WorkerId } from "../core/Ids.js"
 import { effectiveLoad, lookup, workersOn } from "../core/Snapshot.js"
-import { badAppData } from "../router/checks.js"
+import { badAppData, badRoomHint } from "../router/checks.js"
 import {
   InvalidArgumentError,
   type InvalidOptionsError,
@@ -199,6 +199,12 @@ const make = (defaults: MafaldaDefaults) =>
         }
         const badData = badAppData(options.appData)
         if (badData !== undefined) return yield* new InvalidArgumentError({ message: badData })
+        const badHint = badRoomHint(options)
+        if (badHint !== undefined) return yield* new InvalidArgumentError({ message: badHint })
+        const hint =
+          options.expectedParticipants === undefined
+            ? undefined
+            : { participants: options.expectedParticipants, publishers: options.expectedPublishers ?? null }
         // mediasoup's own TypeError or UnsupportedError for bad codecs.
         const rtpCapabilities = yield* Effect.try({
           try: () => routerRtpCapabilities({ mediaCodecs: options.mediaCodecs ?? [] }),
@@ -207,7 +213,7 @@ const make = (defaults: MafaldaDefaults) =>
         const routerSettings = { mediaCodecs: options.mediaCodecs ?? [] }
         const workerSettings = yield* resolveWorkerSettings(options.workerSettings)
         const id = MafaldaRouterId.make(randomUUID())
-        yield* placement.createMafaldaRouter(id, workerSettings, routerSettings)
+        yield* placement.createMafaldaRouter(id, workerSettings, routerSettings, hint)
         const router = new MafaldaRouter<AppData>({
           ctx,
           id,

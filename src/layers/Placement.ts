@@ -222,7 +222,12 @@ const make = (policy: PolicyOptions) =>
         )
       })
 
-    const createMafaldaRouter: PlacementShape["createMafaldaRouter"] = (id, workerSettings, routerSettings) =>
+    const createMafaldaRouter: PlacementShape["createMafaldaRouter"] = (
+      id,
+      workerSettings,
+      routerSettings,
+      hint
+    ) =>
       Effect.gen(function* () {
         const workerKey = workerSettingsKey(workerSettings)
         yield* store.apply({
@@ -230,6 +235,7 @@ const make = (policy: PolicyOptions) =>
           mafaldaRouter: id,
           workerSettings: workerKey,
           routerSettings: routerSettingsKey(routerSettings),
+          ...(hint === undefined ? {} : { hint }),
           at: yield* now
         })
         settingsOf.set(id, { worker: workerSettings, router: routerSettings, workerKey })

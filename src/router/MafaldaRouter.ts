@@ -70,6 +70,17 @@ export interface MafaldaRouterOptions<AppData extends types.AppData = types.AppD
   readonly appData?: AppData | undefined
   /** Worker settings of this Mafalda Router (default: Mafalda's); validated as mediasoup does. */
   readonly workerSettings?: WorkerSettings | undefined
+  /**
+   * How many participants (transports' owners) the room is expected to reach, its capacity say:
+   * placement keeps room for them on the Workers it picks from the first transport on, instead of
+   * guessing the room's growth from its recent high. A positive integer; `TypeError` otherwise.
+   */
+  readonly expectedParticipants?: number | undefined
+  /**
+   * How many of the expected participants publish (produce media); all of them when not given.
+   * A non-negative integer, at most `expectedParticipants`, and only with it; `TypeError` otherwise.
+   */
+  readonly expectedPublishers?: number | undefined
 }
 
 /** The events of a Mafalda Router: mediasoup's `RouterEvents` and Mafalda's own. */

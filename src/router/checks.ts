@@ -13,6 +13,27 @@ const isObject = (value: unknown): value is Options => typeof value === "object"
 export const badAppData = (appData: unknown): string | undefined =>
   appData && typeof appData !== "object" ? "if given, appData must be an object" : undefined
 
+/**
+ * The room size hint of `createRouter` (`expectedParticipants`, `expectedPublishers`), checked
+ * as mediasoup checks numeric options: integers, participants at least 1, publishers at least 0
+ * and at most the participants (and only with them).
+ */
+export const badRoomHint = (options: {
+  readonly expectedParticipants?: unknown
+  readonly expectedPublishers?: unknown
+}): string | undefined => {
+  const { expectedParticipants: participants, expectedPublishers: publishers } = options
+  const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v)
+  if (participants !== undefined && (!isInt(participants) || participants < 1)) {
+    return "if given, expectedParticipants must be a positive integer"
+  }
+  if (publishers === undefined) return undefined
+  if (!isInt(publishers) || publishers < 0)
+    return "if given, expectedPublishers must be a non-negative integer"
+  if (participants === undefined) return "expectedPublishers requires expectedParticipants"
+  return publishers > participants ? "expectedPublishers must not exceed expectedParticipants" : undefined
+}
+
 const first = (...checks: ReadonlyArray<() => string | undefined>): string | undefined => {
   for (const check of checks) {
     const bad = check()

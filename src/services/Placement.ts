@@ -12,7 +12,7 @@ import { Context, Data, type Effect } from "effect"
 import type { InvalidEvent } from "../core/applyEvent.js"
 import type { MafaldaRouterId, NodeId, ProducerId, RouterId, WorkerId } from "../core/Ids.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
-import type { TransportKind } from "../core/Snapshot.js"
+import type { RoomHint, TransportKind } from "../core/Snapshot.js"
 import type {
   MafaldaRouterClosedError,
   NoCapacityError,
@@ -49,11 +49,12 @@ export interface PlacementShape {
   /** The Node that places (this one). */
   readonly node: NodeId
   readonly options: PolicyOptions
-  /** Registers a Mafalda Router with its Worker and Router settings. */
+  /** Registers a Mafalda Router with its Worker and Router settings, and the app's room size hint if any. */
   readonly createMafaldaRouter: (
     id: MafaldaRouterId,
     workerSettings: WorkerSettings,
-    routerSettings: RouterSettings
+    routerSettings: RouterSettings,
+    hint?: RoomHint
   ) => Effect.Effect<void, InvalidEvent>
   readonly closeMafaldaRouter: (id: MafaldaRouterId) => Effect.Effect<void>
   /**
