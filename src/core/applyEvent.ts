@@ -76,15 +76,19 @@ const addReservation = (
   at: number,
   cost: number
 ): Chunk.Chunk<Reservation> => {
-  const last = Chunk.last(reservations)
+  const list = Chunk.toReadonlyArray(reservations)
+  const last = list[list.length - 1]
   // Same time as the last one: one entry, exactly the same sums and the same absorption.
-  if (last._tag === "Some" && last.value.at === at) {
-    return Chunk.append(Chunk.dropRight(reservations, 1), { at, cost: last.value.cost + cost })
+  if (last !== undefined && last.at === at) {
+    return Chunk.unsafeFromArray([...list.slice(0, -1), { at, cost: last.cost + cost }])
   }
-  const added = Chunk.append(reservations, { at, cost })
-  if (Chunk.size(added) <= maxReservations) return added
-  const [first, second] = [Chunk.unsafeGet(added, 0), Chunk.unsafeGet(added, 1)]
-  return Chunk.prepend(Chunk.drop(added, 2), { at: second.at, cost: first.cost + second.cost })
+  if (list.length < maxReservations) return Chunk.append(reservations, { at, cost })
+  const [first, second] = [list[0]!, list[1]!]
+  return Chunk.unsafeFromArray([
+    { at: second.at, cost: first.cost + second.cost },
+    ...list.slice(2),
+    { at, cost }
+  ])
 }
 
 /**
