@@ -38,7 +38,7 @@
  *     pass the watermark.
  * Ties are broken by the smaller Worker (or Node) id: decisions are deterministic.
  */
-import { Data, HashMap, HashSet } from "effect"
+import { Data, HashMap, HashSet, Option, RedBlackTree } from "effect"
 import type { MafaldaRouterId, NodeId, RouterId, WorkerId } from "./Ids.js"
 import type { PolicyOptions } from "./PolicyOptions.js"
 import {
@@ -329,6 +329,16 @@ const delegateTo = (
   // index; failing that (every CPU runs a Worker), a Node whose Workers have other settings.
   for (const node of nodesWithSpareCpu(snapshot)) {
     if (node.id !== request.node && canStartWorker(snapshot, node, m, options)) return { node: node.id }
+  }
+  // Only Workers of other settings (or dead ones, not yet removed) can leave a Node without a
+  // spare CPU able to start one of these: when every Worker is alive with these settings, there
+  // is none, and no need to look at every Node (a full cluster of thousands rejects at once).
+  const live = HashMap.get(snapshot.byLoad, m.workerSettings).pipe(Option.map(RedBlackTree.size))
+  if (
+    HashMap.size(snapshot.byLoad) <= 1 &&
+    Option.getOrElse(live, () => 0) === HashMap.size(snapshot.workers)
+  ) {
+    return fitting === undefined ? undefined : { node: fitting, fitsOnly: true }
   }
   let fallback: ClusterNode | undefined
   for (const node of HashMap.values(snapshot.nodes)) {
