@@ -12,7 +12,7 @@
  *   mafalda status --url URL                a running instance's status, from its live view
  *   mafalda build-worker                    builds mediasoup's worker (an app installed from npm)
  */
-import type { BroadcastDemoResult } from "../router/broadcastDemo.js"
+import type { BroadcastDemoResult } from "../demo/broadcastDemo.js"
 import { findMediasoup, packageVersion, workerProblem } from "./environment.js"
 import { treeLines } from "./status.js"
 
@@ -74,7 +74,7 @@ const commands: Record<string, Command> = {
         console.error(`mafalda demo: --consumers must be a positive whole number\n${demoHelp}`)
         return 2
       }
-      const { runBroadcastDemo } = await import("../router/broadcastDemo.js")
+      const { runBroadcastDemo } = await import("../demo/broadcastDemo.js")
       const result = await runBroadcastDemo({ consumers })
       if (argv.includes("--json")) console.log(JSON.stringify(result))
       else printBroadcast(result)

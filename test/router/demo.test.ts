@@ -5,8 +5,8 @@
  */
 import { availableParallelism } from "node:os"
 import { describe, expect, it } from "vitest"
+import { runBroadcastDemo } from "../../src/demo/broadcastDemo.js"
 import { processExists } from "../../src/media/worker.js"
-import { runBroadcastDemo } from "../../src/router/broadcastDemo.js"
 
 describe("broadcast demo", () => {
   it("delivers every packet to each of 300 consumers spread over one Worker per CPU", async () => {

@@ -31,8 +31,8 @@ import type { ConsumerId } from "../core/Ids.js"
 import { lookup } from "../core/Snapshot.js"
 import { isRtcpPacket, makeRtpPackets, makeRtpSender, parseRtpPacket, payloadIndex } from "../media/rtp.js"
 import { createMafalda } from "../promise.js"
-import type { MafaldaOptionsInput } from "./MafaldaOptions.js"
-import type { ClusterStatus } from "./status.js"
+import type { MafaldaOptionsInput } from "../router/MafaldaOptions.js"
+import type { ClusterStatus } from "../router/status.js"
 
 export interface BroadcastDemoOptions {
   /** Consumers (default 300). */
