@@ -16,7 +16,9 @@ import { randomUUID } from "node:crypto"
 import { Effect, Either, Layer, Logger, LogLevel, Option, Queue, Runtime, Stream } from "effect"
 import type { types } from "mediasoup"
 import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
+import { applyEvent } from "../core/applyEvent.js"
 import { MafaldaRouterId, type WorkerId } from "../core/Ids.js"
+import { decideRelocations, type Move } from "../core/relocation.js"
 import { effectiveLoad, lookup, workersOn } from "../core/Snapshot.js"
 import { badAppData, badRoomHint } from "../router/checks.js"
 import {
@@ -30,6 +32,7 @@ import type { MafaldaContext } from "../router/MafaldaContext.js"
 import type { ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
 import { resolveMafaldaOptions, validateWorkerSettings } from "../router/MafaldaOptions.js"
 import { MafaldaRouter, type MafaldaRouterOptions } from "../router/MafaldaRouter.js"
+import { type RelocationTarget, relocationUnderWay } from "../router/relocation.js"
 import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
 import { clusterStatus } from "../router/status.js"
 import {
@@ -60,6 +63,8 @@ export interface MafaldaDefaults {
   readonly workerSettings: types.WorkerSettings
   /** Ports of WebRtcServer instances after the first one (default `"workerRange"`). */
   readonly webRtcServerPorts?: WebRtcServerPorts | undefined
+  /** Whether relocations the core decides are offered (`"offer"`) or not (default `"off"`). */
+  readonly relocation?: "off" | "offer" | undefined
 }
 
 /** Which Worker `acquireWorker` prefers. */
@@ -171,6 +176,61 @@ const make = (defaults: MafaldaDefaults) =>
               watermark
             })
           })
+        ),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+    }
+
+    // `relocation: "offer"`: after each sampling round, the core's decision on the snapshot
+    // (with the round's reports), each move offered as `relocateTransport` would.
+    if (tracker !== undefined && defaults.relocation === "offer") {
+      const offerMove = (move: Move) =>
+        Effect.gen(function* () {
+          // Offered by the death path; moves of transports of other Nodes are theirs.
+          if (move.reason === "WorkerLost") return
+          const router = routers.get(move.mafaldaRouter)
+          if (router === undefined || router.closed) return
+          if (relocationUnderWay(move.transport) !== false) return
+          // Without a listener nobody would carry it out (mediasoup's Router type names only
+          // its own events, hence the cast).
+          if ((router as unknown as NodeJS.EventEmitter).listenerCount("relocation") === 0) return
+          const to = move.to
+          const target: RelocationTarget =
+            to._tag === "CreateWorker" || to.worker.startsWith("\u0000")
+              ? { newWorker: true }
+              : { worker: to.worker }
+          yield* router.effect.relocateTransport(move.transport, { reason: move.reason, target }).pipe(
+            Effect.tap(() =>
+              Effect.logInfo("relocation offered").pipe(
+                Effect.annotateLogs({
+                  transport: move.transport,
+                  mafaldaRouter: move.mafaldaRouter,
+                  reason: move.reason,
+                  from: move.from.worker,
+                  to: "worker" in target ? target.worker : "new"
+                })
+              )
+            ),
+            Effect.catchAll((error) =>
+              Effect.logWarning("relocation not offered").pipe(
+                Effect.annotateLogs({ transport: move.transport, reason: move.reason, error: error.message })
+              )
+            )
+          )
+        })
+      yield* Stream.fromQueue(yield* tracker.subscribe).pipe(
+        Stream.runForEachChunk((reports) =>
+          Effect.suspend(() => {
+            let snapshot = store.current()
+            for (const report of reports) {
+              const applied = applyEvent(snapshot, report, placement.options.costs)
+              if (Either.isRight(applied)) snapshot = applied.right
+            }
+            return Effect.forEach(decideRelocations(snapshot, placement.options), offerMove, {
+              discard: true
+            })
+          }).pipe(logFailure("relocation decision failed"))
         ),
         Effect.interruptible,
         Effect.forkScoped
@@ -379,10 +439,11 @@ export const layerFromResolved = (options: ResolvedMafaldaOptions): Layer.Layer<
     scaleDownInterval: options.scaleDownInterval
   }).pipe(Layer.provideMerge(tracker), Layer.provideMerge(ScaleDownHoldsLayer.layer))
   const services = Layer.mergeAll(cluster, IndexLayer.layerMemory).pipe(Layer.provideMerge(workers))
-  return layer({ workerSettings: options.workerSettings, webRtcServerPorts: options.webRtcServerPorts }).pipe(
-    Layer.provideMerge(services),
-    Layer.provide(Logger.minimumLogLevel(logLevels[options.logLevel]))
-  )
+  return layer({
+    workerSettings: options.workerSettings,
+    webRtcServerPorts: options.webRtcServerPorts,
+    relocation: options.relocation
+  }).pipe(Layer.provideMerge(services), Layer.provide(Logger.minimumLogLevel(logLevels[options.logLevel])))
 }
 
 /** Everything for one machine with real mediasoup Workers; fails on invalid options. */

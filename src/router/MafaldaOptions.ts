@@ -129,7 +129,21 @@ export const MafaldaOptions = Schema.Struct({
    * `"workerRange"` (default: a port of the Worker's `rtcMinPort`-`rtcMaxPort`, or the
    * listener's own `portRange` when it has one), or a range `{ min, max }` for all of them.
    */
-  webRtcServerPorts: Schema.optional(WebRtcServerPorts)
+  webRtcServerPorts: Schema.optional(WebRtcServerPorts),
+  /**
+   * Whether Mafalda decides relocations on its own (the core's `decideRelocations`, after
+   * each load sampling round) and offers them (`relocation` event, reasons `Overload`,
+   * `Drain`, `Consolidate`): `"off"` (default) or `"offer"`. Off by default because each
+   * move is a reconnect the application must carry out (`prepare`, its client switches,
+   * `complete`); an application turns it on once it handles the event. Offers are made only
+   * to a Mafalda Router with a `relocation` listener, for a transport with no move under way.
+   * (`WorkerLost` is offered when a Worker dies, whatever this says.)
+   */
+  relocation: Schema.optional(Schema.Literal("off", "offer")),
+  /** CPU % of a Worker's measured load above which its transports are moved off (default 92). */
+  relocateAbove: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(100))),
+  /** CPU % an overloaded Worker sheds transports down to, and a move's target stays within (default 85). */
+  plannedLimit: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(100)))
 })
 export type MafaldaOptionsInput = typeof MafaldaOptions.Encoded
 
@@ -143,6 +157,7 @@ export interface ResolvedMafaldaOptions {
   readonly logLevel: NonNullable<(typeof MafaldaOptions.Type)["logLevel"]>
   readonly samplingInterval: number
   readonly scaleDownInterval: number | undefined
+  readonly relocation: "off" | "offer"
 }
 
 const decode = Schema.decodeUnknownEither(MafaldaOptions, { errors: "all", onExcessProperty: "error" })
@@ -174,6 +189,8 @@ export const resolveMafaldaOptions = (
   if (o.pipeWatermark !== undefined) policyInput.pipeWatermark = o.pipeWatermark
   if (o.scaleDownHysteresis !== undefined) policyInput.scaleDownHysteresis = o.scaleDownHysteresis
   if (o.costs !== undefined) policyInput.costs = o.costs
+  if (o.relocateAbove !== undefined) policyInput.relocateAbove = o.relocateAbove
+  if (o.plannedLimit !== undefined) policyInput.plannedLimit = o.plannedLimit
   const policy = makePolicyOptions(policyInput)
   if (Either.isLeft(policy)) return Either.left(invalid(policy.left.issues))
   const workerSettings: Record<string, unknown> = { logLevel: "warn", ...o.workerSettings }
@@ -187,7 +204,8 @@ export const resolveMafaldaOptions = (
     workerSettings: workerSettings as WorkerSettings,
     logLevel: o.logLevel ?? "warning",
     samplingInterval: o.samplingInterval ?? 1000,
-    scaleDownInterval: o.scaleDownInterval
+    scaleDownInterval: o.scaleDownInterval,
+    relocation: o.relocation ?? "off"
   })
 }
 

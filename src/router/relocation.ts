@@ -22,7 +22,8 @@
  * with them, as in mediasoup).
  *
  * Offers come from `MafaldaRouter.relocateTransport(id, { reason, target })` (operators,
- * tests, and the decisions of the core) and, with reason `WorkerLost`, from a Worker's
+ * tests), from the core's decisions when the option `relocation` is `"offer"` (after each
+ * load sampling round: see `layers/Mafalda.ts`), and, with reason `WorkerLost`, from a Worker's
  * death: each transport that was on it is offered right when mediasoup closes it, before it
  * emits `routerclose` (which it still does, as in mediasoup), so the application can
  * re-establish it. Moves are counted (`mafalda_relocations_total`, by outcome: `offered`,
@@ -170,6 +171,17 @@ interface TransportOrigin {
 
 /** By wrapped transport (as the application holds it). */
 const origins = new WeakMap<object, TransportOrigin>()
+/** Open tracked transports, by id. */
+const openById = new Map<string, TransportOrigin>()
+
+/**
+ * @internal Whether a move of this open transport is under way (offered, preparing or
+ * prepared); undefined when no such transport is open in this process.
+ */
+export const relocationUnderWay = (transportId: string): boolean | undefined => {
+  const origin = openById.get(transportId)
+  return origin === undefined ? undefined : origin.pending !== undefined
+}
 
 /**
  * @internal Called by the Mafalda Router for each transport it makes: remembers how it was
@@ -199,6 +211,10 @@ export const trackTransport = (
     pending: undefined
   }
   origins.set(transport, origin)
+  openById.set(real.id, origin)
+  real.observer.once("close", () => {
+    if (openById.get(real.id) === origin) openById.delete(real.id)
+  })
   // mediasoup closes the transports of a dead Worker's Routers (`routerclose`) before it
   // emits `died`; this listener, the transport's first, offers the relocation then.
   real.on("routerclose", () => {
