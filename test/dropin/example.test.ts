@@ -6,7 +6,9 @@
  * Mafalda the send and receive transports land on two Workers (each its WebRtcServer
  * instance) and the stream is piped between them. Every Worker process is gone afterwards.
  */
+import * as dgram from "node:dgram"
 import { readFile, writeFile } from "node:fs/promises"
+import * as net from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect } from "@effect/vitest"
@@ -48,6 +50,36 @@ const loadApp = async (variant: Variant) => {
   return (await import(/* @vite-ignore */ copy)) as typeof import("../../examples/room/server.js")
 }
 
+/** Whether a port is free on 127.0.0.1 for TCP and for UDP (bound and released at once). */
+const portFree = async (port: number): Promise<boolean> => {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const server = net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+  if (!tcp) return false
+  return new Promise<boolean>((resolve) => {
+    const socket = dgram.createSocket("udp4")
+    socket.once("error", () => resolve(false))
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A base port with `count` consecutive ports free for TCP and UDP (the app's WebRtcServers
+ * listen on `webRtcPort + i`), picked at run time: a fixed port may be held by an earlier
+ * test's transport (every Worker's RTC range covers it) or linger in TIME_WAIT.
+ */
+const freePorts = async (count: number): Promise<number> => {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 61000 + Math.floor(Math.random() * 4000)
+    let free = true
+    for (let i = 0; i < count && free; i++) free = await portFree(base + i)
+    if (free) return base
+  }
+  throw new Error(`no ${count} consecutive free ports found`)
+}
+
 const api = async (url: string, endpoint: string, body: unknown = {}) => {
   const response = await fetch(`${url}api/${endpoint}?room=lobby`, {
     method: "POST",
@@ -82,10 +114,9 @@ const scenario = (variant: Variant) => (session: { workerPids: Array<number>; pa
       })
     }
     const page = yield* loadTestPage
+    const webRtcPort = yield* Effect.promise(() => freePorts(2))
     const server = yield* Effect.acquireRelease(
-      Effect.promise(() =>
-        app.startRoomServer({ page, numWorkers: 2, webRtcPort: variant === "mediasoup" ? 44600 : 44700 })
-      ),
+      Effect.promise(() => app.startRoomServer({ page, numWorkers: 2, webRtcPort })),
       (s) => Effect.promise(() => s.close())
     )
     for (const w of server.workers()) session.workerPids.push(w.pid)
