@@ -184,6 +184,22 @@ export const routerGrowth = (
   return growth
 }
 
+/**
+ * The growth still to come on a Worker, over its Routers, from every room or `only` one,
+ * scaled by what its reports say of the cost model (`ratio`).
+ */
+const workerGrowth = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  worker: ClusterWorker,
+  cache: Projections,
+  only?: MafaldaRouterId
+): number => {
+  let growth = 0
+  for (const { id } of worker.routers) growth += routerGrowth(snapshot, options, id, cache, only)
+  return growth * worker.ratio
+}
+
 /** The growth still to come on a Worker from one room (scaled by the Worker's `ratio`). */
 export const roomGrowthOn = (
   snapshot: ClusterSnapshot,
@@ -191,11 +207,7 @@ export const roomGrowthOn = (
   worker: ClusterWorker,
   room: MafaldaRouterId,
   cache: Projections = new Map()
-): number => {
-  let growth = 0
-  for (const { id } of worker.routers) growth += routerGrowth(snapshot, options, id, cache, room)
-  return growth * worker.ratio
-}
+): number => workerGrowth(snapshot, options, worker, cache, room)
 
 /**
  * A Worker's projected load: its effective load plus the growth still to come from the
@@ -206,11 +218,7 @@ export const projectedLoad = (
   options: PolicyOptions,
   worker: ClusterWorker,
   cache: Projections = new Map()
-): number => {
-  let growth = 0
-  for (const { id } of worker.routers) growth += routerGrowth(snapshot, options, id, cache)
-  return effectiveLoad(worker) + growth * worker.ratio
-}
+): number => effectiveLoad(worker) + workerGrowth(snapshot, options, worker, cache)
 
 /** What one more transport of a room costs on a Worker (cost model, before `ratio`). */
 export interface TransportCost {
