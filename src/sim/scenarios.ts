@@ -108,6 +108,60 @@ export const builtinScenarioInputs = {
       }
     ]
   },
+  mixed: {
+    name: "mixed",
+    description:
+      "Many-to-many rooms of very different sizes (2-4, 8-15, 30-60; audio+video or audio only) filling at the same time, on 12 Nodes of 8 CPUs.",
+    durationSeconds: 300,
+    nodes: { count: 12, cpus: 8 },
+    // Each group's join rate is its expected seats over ~150 s, and joins go to a random room
+    // with a free seat: joins to rooms of every size interleave, and all fill together.
+    rooms: [
+      {
+        name: "pair",
+        rooms: 40,
+        size: { min: 2, max: 4 },
+        hint: "size",
+        publishers: "all",
+        joinsPerSecond: 0.8
+      },
+      {
+        name: "team",
+        rooms: 16,
+        size: { min: 8, max: 15 },
+        hint: "size",
+        publishers: "all",
+        joinsPerSecond: 1.2
+      },
+      {
+        name: "standup",
+        rooms: 10,
+        size: { min: 8, max: 15 },
+        // The same rooms as `team`, audio only and opened without a size hint.
+        hint: "none",
+        publishers: "all",
+        produces: ["audio"],
+        joinsPerSecond: 0.77
+      },
+      {
+        name: "all-hands",
+        rooms: 3,
+        size: { min: 30, max: 60 },
+        hint: "size",
+        publishers: "all",
+        produces: ["audio"],
+        joinsPerSecond: 0.9
+      },
+      {
+        name: "workshop",
+        rooms: 2,
+        size: { min: 30, max: 60 },
+        hint: "size",
+        publishers: "all",
+        joinsPerSecond: 0.6
+      }
+    ]
+  },
   daily: {
     name: "daily",
     description:

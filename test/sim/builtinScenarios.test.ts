@@ -1,0 +1,60 @@
+import { describe, expect, it } from "@effect/vitest"
+import type { SimCluster } from "../../src/sim/Cluster.js"
+import type { Engine } from "../../src/sim/Engine.js"
+import { roundRobinPolicy } from "../../src/sim/policies/roundRobin.js"
+import { simulateSync } from "../../src/sim/run.js"
+import { builtinScenario } from "../../src/sim/scenarios.js"
+
+/** The median of some numbers. */
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+describe("built-in scenario `mixed`", () => {
+  const scenario = builtinScenario("mixed")
+  // Round-robin is the cheapest policy to run; when each join happens is the scenario's alone.
+  const joinsAt = new Map<string, Array<number>>()
+  let engine: Engine | undefined
+  const result = simulateSync(
+    scenario,
+    (cluster) => {
+      const policy = roundRobinPolicy(cluster)
+      return {
+        ...policy,
+        join: (p) => {
+          const name = p.room.group.spec.name
+          joinsAt.set(name, [...(joinsAt.get(name) ?? []), (cluster as SimCluster).now / 1000])
+          return policy.join(p)
+        }
+      }
+    },
+    {
+      inspect: (e) => {
+        engine = e
+      }
+    }
+  )
+
+  it("has rooms of very different sizes, audio+video and audio only, with and without a size hint", () => {
+    const sizes = engine!.workload.groups.flatMap((g) => g.rooms.map((r) => r.size))
+    expect(Math.min(...sizes)).toBeLessThanOrEqual(4)
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(30)
+    const kinds = new Set(scenario.rooms.map((g) => g.produces.join("+")))
+    expect(kinds).toEqual(new Set(["audio+video", "audio"]))
+    expect(new Set(scenario.rooms.map((g) => g.hint))).toEqual(new Set(["size", "none"]))
+  })
+
+  it("fills every room, the groups at the same time: their joins interleave", () => {
+    for (const g of engine!.workload.groups)
+      for (const room of g.rooms) expect(room.members).toHaveLength(room.size)
+    expect(result.rejected).toBe(0)
+    const medians = [...joinsAt.values()].map(median)
+    expect(medians).toHaveLength(scenario.rooms.length)
+    // Each group's median join within 30 s of the others' (they fill over ~150 s).
+    expect(Math.max(...medians) - Math.min(...medians)).toBeLessThan(30)
+    // The last join of each group late in the fill, not one group after another.
+    const lasts = [...joinsAt.values()].map((ts) => ts[ts.length - 1]!)
+    expect(Math.min(...lasts)).toBeGreaterThan(100)
+  })
+})
