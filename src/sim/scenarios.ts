@@ -162,6 +162,32 @@ export const builtinScenarioInputs = {
       }
     ]
   },
+  churn: {
+    name: "churn",
+    description:
+      "A compressed day (15 min) of 150 meetings of 2 to 8: people stay 90 s on average and others take their seats, joins rising, peaking and falling; Workers must follow the demand down.",
+    durationSeconds: 900,
+    nodes: { count: 8, cpus: 8 },
+    reportIntervalSeconds: 5,
+    rooms: [
+      {
+        name: "meeting",
+        rooms: 150,
+        size: { min: 2, max: 8 },
+        hint: "size",
+        publishers: "all",
+        joinsPerSecond: 4,
+        meanStaySeconds: 90,
+        rateProfile: [
+          [0, 0.05],
+          [240, 1],
+          [450, 1],
+          [750, 0.05],
+          [900, 0]
+        ]
+      }
+    ]
+  },
   daily: {
     name: "daily",
     description:

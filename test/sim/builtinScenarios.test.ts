@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { SimCluster } from "../../src/sim/Cluster.js"
 import type { Engine } from "../../src/sim/Engine.js"
+import { roomPerNodePolicy } from "../../src/sim/policies/roomPerNode.js"
 import { roundRobinPolicy } from "../../src/sim/policies/roundRobin.js"
 import { simulateSync } from "../../src/sim/run.js"
 import { builtinScenario } from "../../src/sim/scenarios.js"
@@ -56,5 +57,38 @@ describe("built-in scenario `mixed`", () => {
     // The last join of each group late in the fill, not one group after another.
     const lasts = [...joinsAt.values()].map((ts) => ts[ts.length - 1]!)
     expect(Math.min(...lasts)).toBeGreaterThan(100)
+  })
+})
+
+describe("built-in scenario `churn`", () => {
+  const scenario = builtinScenario("churn")
+  // (seconds, participants present) at each join; who is present is the scenario's alone.
+  const present: Array<readonly [number, number]> = []
+  const result = simulateSync(scenario, (cluster) => {
+    const policy = roomPerNodePolicy(cluster)
+    return {
+      ...policy,
+      join: (p) => {
+        let n = 0
+        for (const room of p.room.group.rooms) n += room.members.length
+        present.push([(cluster as SimCluster).now / 1000, n])
+        return policy.join(p)
+      }
+    }
+  })
+  const peakIn = (from: number, to: number) =>
+    Math.max(0, ...present.filter(([t]) => t >= from && t < to).map(([, n]) => n))
+
+  it("rises, peaks and falls: participants present follow the day", () => {
+    const peak = peakIn(0, 900)
+    expect(peak).toBeGreaterThan(100)
+    expect(peakIn(0, 120)).toBeLessThan(peak / 2)
+    expect(peakIn(240, 500)).toBe(peak)
+    expect(peakIn(780, 900)).toBeLessThan(peak / 4)
+  })
+
+  it("is churny: people leave and others take their seats, many times over", () => {
+    expect(result.joins).toBeGreaterThan(5 * peakIn(0, 900))
+    expect(result.reconnects).toBe(0)
   })
 })
