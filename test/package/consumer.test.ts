@@ -11,12 +11,18 @@
  *   Node >= 20.19 / 22.12 (which load ES modules with `require()`), or fails with
  *   `ERR_REQUIRE_ESM` on older Node, as the README says.
  * - Every target of `exports` exists in the build.
+ * - An app on Effect 3.21 (outside this repository, with only effect, mafalda and mediasoup
+ *   installed, as npm installs them without the optional multi-machine packages): npm
+ *   accepts the tree with one `effect`, the embedded entry points and a real Worker run on
+ *   that one copy without a version warning, the CLI's embedded commands run, and
+ *   `mafalda node` says which packages to install.
  *
- * About 50 s on a quiet 2-core machine: the build and the strict type check take most of it.
+ * About 70 s on a quiet 2-core machine: the build and the strict type check take most of it.
  */
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises"
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -28,7 +34,10 @@ import {
   consumerTsconfig,
   misspeltFirstLine,
   misspeltNames,
-  misspeltSource
+  misspeltSource,
+  olderEffectAppSource,
+  olderEffectPackageJson,
+  olderEffectVersion
 } from "./consumerFixture.js"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
@@ -42,10 +51,15 @@ interface Run {
   readonly stderr: string
 }
 
-const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}): Promise<Run> =>
+const run = (
+  args: ReadonlyArray<string>,
+  cwd: string,
+  env: Record<string, string> = {},
+  command: string = process.execPath
+): Promise<Run> =>
   new Promise((resolve) => {
     execFile(
-      process.execPath,
+      command,
       args,
       { cwd, env: { ...process.env, ...env }, timeout: 290_000, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
@@ -142,5 +156,93 @@ describe("a CommonJS consumer", () => {
     )
     expect(r.stderr).toBe("")
     expect(r.stdout.trim()).toBe("function function 3.14.7")
+  }, 60_000)
+})
+
+describe(`an app on effect ${olderEffectVersion}, without the optional multi-machine packages`, () => {
+  let app = ""
+  const mafaldaBin = () => join(app, "node_modules", "mafalda", "bin", "mafalda.js")
+  // No version-mismatch warning ("Executing an Effect versioned ... with a Runtime of version ...").
+  const noWarning = (r: Run) => expect(`${r.stdout}\n${r.stderr}`).not.toMatch(/versioned|dedupe|warn/i)
+
+  beforeAll(async () => {
+    // Outside this repository, so that nothing resolves from its node_modules by walking up:
+    // effect and mediasoup are linked in as npm would install them, mafalda is the build.
+    app = await mkdtemp(join(tmpdir(), "mafalda-effect-3-21-"))
+    await mkdir(join(app, "node_modules"), { recursive: true })
+    await cp(installed, join(app, "node_modules", "mafalda"), { recursive: true })
+    await cp(join(root, "bin"), join(app, "node_modules", "mafalda", "bin"), { recursive: true })
+    await symlink(join(root, "node_modules", "effect-3-21"), join(app, "node_modules", "effect"), "dir")
+    await symlink(join(root, "node_modules", "mediasoup"), join(app, "node_modules", "mediasoup"), "dir")
+    await writeFile(join(app, "package.json"), olderEffectPackageJson)
+    await writeFile(join(app, "app.mjs"), olderEffectAppSource)
+  }, 60_000)
+
+  afterAll(() => (app === "" ? undefined : rm(app, { recursive: true, force: true })))
+
+  it("npm accepts the tree: one effect, the app's, satisfies every peer range", async () => {
+    const npm = await run(["ls", "effect", "--all", "--json"], app, {}, "npm")
+    const tree = JSON.parse(npm.stdout) as {
+      problems?: ReadonlyArray<string>
+      dependencies: Record<string, { version: string; dependencies?: Record<string, { version: string }> }>
+    }
+    expect(tree.problems ?? []).toEqual([])
+    expect(npm.code).toBe(0)
+    expect(tree.dependencies.effect?.version).toBe(olderEffectVersion)
+    expect(tree.dependencies.mafalda?.dependencies?.effect).toMatchObject({ version: olderEffectVersion })
+  }, 60_000)
+
+  it("runs the embedded entry points and a real Worker on that one effect, without a warning", async () => {
+    const r = await run(["app.mjs"], app)
+    expect(r.stderr).toBe("")
+    noWarning(r)
+    expect(r.code).toBe(0)
+    const seen = JSON.parse(r.stdout) as {
+      appEffect: { path: string; version: string }
+      mafaldaEffect: { path: string; version: string }
+    }
+    expect(seen.appEffect.version).toBe(olderEffectVersion)
+    expect(seen.mafaldaEffect).toEqual(seen.appEffect)
+    expect(seen).toMatchObject({
+      entryPoints: [true, true, true, true, true],
+      consumer: { kind: "audio", producer: true },
+      workers: [1],
+      viaEffect: { transport: "string", workers: 1 }
+    })
+  }, 120_000)
+
+  it("runs the CLI's embedded commands", async () => {
+    const version = await run([mafaldaBin(), "--version"], app)
+    expect(version.stderr).toBe("")
+    expect(version.stdout).toMatch(/^mafalda 0\.1\.0 \(mediasoup 3\.14\.7, Node /)
+    const help = await run([mafaldaBin(), "help"], app)
+    expect(help.code).toBe(0)
+    const demo = await run([mafaldaBin(), "demo", "--consumers", "3", "--json"], app)
+    expect(demo.stderr).toBe("")
+    noWarning(demo)
+    expect(demo.code).toBe(0)
+    expect(JSON.parse(demo.stdout)).toMatchObject({ consumers: 3, rtp: { consumersComplete: 3 } })
+  }, 120_000)
+
+  it("mafalda node names the packages to install, and the Effect they need", async () => {
+    for (const args of [
+      ["node", "--secret", "s"],
+      ["node", "--help"]
+    ]) {
+      const r = await run([mafaldaBin(), ...args], app)
+      expect(r.code).toBe(1)
+      expect(r.stdout).toBe("")
+      const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8")) as {
+        peerDependencies: Record<string, string>
+      }
+      const wanted = ["@effect/platform", "@effect/platform-node", "@effect/rpc", "redis"]
+      expect(r.stderr).toContain(
+        "the multi-machine mode (mafalda node) needs packages that are not installed"
+      )
+      expect(r.stderr).toContain(
+        `npm install ${wanted.map((p) => `"${p}@${pkg.peerDependencies[p]}"`).join(" ")}`
+      )
+      expect(r.stderr).toContain(`They need effect ^3.22.2 (this app has effect ${olderEffectVersion})`)
+    }
   }, 60_000)
 })

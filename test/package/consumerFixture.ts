@@ -167,3 +167,74 @@ main().catch((error) => {
   process.exit(1)
 })
 `
+
+/** The Effect of the older-Effect consumer: the devDependency alias `effect-3-21` (npm:effect@3.21.5). */
+export const olderEffectVersion = "3.21.5"
+
+/** `package.json` of the older-Effect consumer, as npm writes it for `npm install effect@3.21.5 mafalda mediasoup`. */
+export const olderEffectPackageJson = JSON.stringify({
+  name: "consumer-effect-3-21",
+  private: true,
+  type: "module",
+  dependencies: { effect: olderEffectVersion, mafalda: "0.1.0", mediasoup: "3.14.7" }
+})
+
+/**
+ * An embedded app on the consumer's own Effect: says which `effect` it and mafalda resolve
+ * (path and version), loads every embedded entry point, runs a real Worker through the
+ * Promise API (a Mafalda Router, a PlainTransport, a producer, a WebRtcTransport, a
+ * consumer, close) and then through the Effect API, run by the app's `Effect` (an Effect
+ * built by a second copy would make Effect print a version warning), and prints one JSON line.
+ */
+export const olderEffectAppSource = `import { readFileSync, realpathSync } from "node:fs"
+import { createRequire } from "node:module"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import { createMafalda, Mafalda, MafaldaLayer } from "mafalda"
+import * as core from "mafalda/core"
+import * as demo from "mafalda/demo"
+import * as mediasoup from "mafalda/mediasoup"
+import * as ops from "mafalda/ops"
+import * as rtp from "mafalda/rtp"
+
+const effectFrom = (file) => {
+  const path = createRequire(file).resolve("effect/package.json")
+  return { path: realpathSync(path), version: JSON.parse(readFileSync(path, "utf8")).version }
+}
+const require = createRequire(import.meta.url)
+const mediaCodecs = [{ kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 }]
+
+const mafalda = await createMafalda({ maxWorkers: 1 })
+const router = await mafalda.createRouter({ mediaCodecs })
+const send = await router.createPlainTransport({ listenInfo: { protocol: "udp", ip: "127.0.0.1" } })
+const producer = await send.produce({
+  kind: "audio",
+  rtpParameters: {
+    codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
+    encodings: [{ ssrc: 1111 }]
+  }
+})
+const recv = await router.createWebRtcTransport({ listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] })
+const consumer = await recv.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
+const status = await mafalda.status()
+await mafalda.close()
+
+const viaEffect = await Effect.runPromise(
+  Effect.gen(function* () {
+    const m = yield* Mafalda
+    const r = yield* m.createRouter({ mediaCodecs })
+    const t = yield* Effect.promise(() => r.createPlainTransport({ listenInfo: { protocol: "udp", ip: "127.0.0.1" } }))
+    const s = yield* m.status
+    return { transport: typeof t.id, workers: s.workers.length }
+  }).pipe(Effect.provide(MafaldaLayer.layerLocal({ maxWorkers: 1 })))
+)
+
+console.log(JSON.stringify({
+  appEffect: effectFrom(fileURLToPath(import.meta.url)),
+  mafaldaEffect: effectFrom(require.resolve("mafalda")),
+  entryPoints: [core, demo, mediasoup, ops, rtp].map((m) => Object.keys(m).length > 0),
+  consumer: { kind: consumer.kind, producer: consumer.producerId === producer.id },
+  workers: status.workers.map((w) => w.consumers),
+  viaEffect
+}))
+`
