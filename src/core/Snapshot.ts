@@ -9,7 +9,7 @@
  * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
  * whole cluster.
  */
-import { type Chunk, Data, Either, HashMap, Option, Order, RedBlackTree, Schema } from "effect"
+import { type Chunk, Data, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
 import {
   ConsumerId,
   MafaldaRouterId,
@@ -245,15 +245,22 @@ const spareOrder: Order.Order<SpareKey> = Order.combine(
   Order.mapInput(Order.reverse(Order.string), (k: SpareKey) => k[1])
 )
 
+/** Index: the consumers of each producer, by the Router they are on. */
+export type HopConsumers = HashMap.HashMap<ProducerId, HashMap.HashMap<RouterId, HashSet.HashSet<ConsumerId>>>
+
 /**
- * The cluster snapshot: its data plus two indexes, derived from the data and kept in step
- * by the setters below, that answer the Tracker's questions without scanning the cluster:
+ * The cluster snapshot: its data plus indexes, derived from the data and kept in step by
+ * the setters below, that answer questions without scanning the cluster:
  *  - `byLoad`: for each set of worker settings, the live Workers ordered by effective load;
- *  - `spare`: the `up` Nodes that run fewer Workers than they have CPUs, by share in use.
+ *  - `spare`: the `up` Nodes that run fewer Workers than they have CPUs, by share in use;
+ *  - `hopConsumers`: the consumers of each producer on each Router (only producers and
+ *    Routers that have some), so that closing a hop of a stream tree finds its consumers
+ *    without walking every consumer of every transport on the Router.
  */
 export interface ClusterSnapshot extends ClusterSnapshotData {
   readonly byLoad: HashMap.HashMap<SettingsKey, RedBlackTree.RedBlackTree<LoadKey, WorkerId>>
   readonly spare: RedBlackTree.RedBlackTree<SpareKey, NodeId>
+  readonly hopConsumers: HopConsumers
 }
 
 /** A snapshot of a cluster with nothing in it. */
@@ -268,7 +275,8 @@ export const emptySnapshot: ClusterSnapshot = {
   trees: HashMap.empty(),
   now: 0,
   byLoad: HashMap.empty(),
-  spare: RedBlackTree.empty(spareOrder)
+  spare: RedBlackTree.empty(spareOrder),
+  hopConsumers: HashMap.empty()
 }
 
 // --- Setters that keep the indexes in step -------------------------------------------
@@ -325,12 +333,52 @@ export const setNode = (s: ClusterSnapshot, id: NodeId, n: ClusterNode | undefin
   return { ...s, nodes: n === undefined ? HashMap.remove(s.nodes, id) : HashMap.set(s.nodes, id, n), spare }
 }
 
+/** Adds consumer `c` to the `hopConsumers` index, or (`add` false) removes it. */
+const indexConsumer = (index: HopConsumers, c: ClusterConsumer, add: boolean): HopConsumers => {
+  const byRouter = Option.getOrElse(HashMap.get(index, c.producer), () =>
+    HashMap.empty<RouterId, HashSet.HashSet<ConsumerId>>()
+  )
+  const here = Option.getOrElse(HashMap.get(byRouter, c.router), () => HashSet.empty<ConsumerId>())
+  const next = add ? HashSet.add(here, c.id) : HashSet.remove(here, c.id)
+  const routers =
+    HashSet.size(next) === 0 ? HashMap.remove(byRouter, c.router) : HashMap.set(byRouter, c.router, next)
+  return HashMap.size(routers) === 0
+    ? HashMap.remove(index, c.producer)
+    : HashMap.set(index, c.producer, routers)
+}
+
+/** Adds a consumer (a new id). */
+export const addConsumer = (s: ClusterSnapshot, c: ClusterConsumer): ClusterSnapshot => ({
+  ...s,
+  consumers: HashMap.set(s.consumers, c.id, c),
+  hopConsumers: indexConsumer(s.hopConsumers, c, true)
+})
+
+/** Removes a consumer (not what refers to it). */
+export const deleteConsumer = (s: ClusterSnapshot, c: ClusterConsumer): ClusterSnapshot => ({
+  ...s,
+  consumers: HashMap.remove(s.consumers, c.id),
+  hopConsumers: indexConsumer(s.hopConsumers, c, false)
+})
+
+/** The consumers of `producer` on `router` (from the `hopConsumers` index). */
+export const consumersOnHop = (
+  s: ClusterSnapshot,
+  producer: ProducerId,
+  router: RouterId
+): HashSet.HashSet<ConsumerId> | undefined => {
+  const byRouter = Option.getOrUndefined(HashMap.get(s.hopConsumers, producer))
+  return byRouter === undefined ? undefined : Option.getOrUndefined(HashMap.get(byRouter, router))
+}
+
 /** Rebuilds the indexes of snapshot data (after decoding it). */
 export const fromData = (data: ClusterSnapshotData): ClusterSnapshot => {
   let s: ClusterSnapshot = { ...emptySnapshot, ...data, nodes: HashMap.empty(), workers: HashMap.empty() }
   for (const n of HashMap.values(data.nodes)) s = setNode(s, n.id, n)
   for (const w of HashMap.values(data.workers)) s = setWorker(s, w)
-  return s
+  let hopConsumers = s.hopConsumers
+  for (const c of HashMap.values(data.consumers)) hopConsumers = indexConsumer(hopConsumers, c, true)
+  return { ...s, hopConsumers }
 }
 
 const encodeData = Schema.encodeSync(ClusterSnapshotData)
@@ -338,7 +386,7 @@ const decodeData = Schema.decodeUnknownEither(ClusterSnapshotData)
 
 /** The JSON-safe form of a snapshot (for logs, files and the wire); indexes are left out. */
 export const encodeSnapshot = (s: ClusterSnapshot): typeof ClusterSnapshotData.Encoded => {
-  const { byLoad: _byLoad, spare: _spare, ...data } = s
+  const { byLoad: _byLoad, spare: _spare, hopConsumers: _hopConsumers, ...data } = s
   return encodeData(data)
 }
 /** Validates an encoded snapshot and rebuilds its indexes. */

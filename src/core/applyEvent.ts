@@ -21,9 +21,12 @@ import type {
 } from "./Ids.js"
 import { type Costs, kindCosts } from "./PolicyOptions.js"
 import {
+  addConsumer,
   type ClusterRouter,
   type ClusterSnapshot,
   type ClusterWorker,
+  consumersOnHop,
+  deleteConsumer,
   deleteWorker,
   emptyRoomShare,
   emptyRoomSize,
@@ -225,7 +228,7 @@ const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: nu
   const c = lookup(s.consumers, id)
   if (c === undefined) return s
   const kind = lookup(s.producers, c.producer)?.kind ?? "video"
-  let next: ClusterSnapshot = { ...s, consumers: HashMap.remove(s.consumers, id) }
+  let next: ClusterSnapshot = deleteConsumer(s, c)
   const t = lookup(next.transports, c.transport)
   if (t !== undefined) {
     next = {
@@ -241,18 +244,9 @@ const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: nu
   return reserveOnRouter(next, c.router, -kindCosts(costs, kind).consumer, at)
 }
 
-/** The consumers of `producer` on `router`. */
-const consumersOf = (s: ClusterSnapshot, producer: ProducerId, router: RouterId): Array<ConsumerId> => {
-  const r = lookup(s.routers, router)
-  const out: Array<ConsumerId> = []
-  if (r === undefined) return out
-  for (const tid of r.transports) {
-    const t = lookup(s.transports, tid)
-    if (t === undefined) continue
-    for (const cid of t.consumers) if (lookup(s.consumers, cid)?.producer === producer) out.push(cid)
-  }
-  return out
-}
+/** The consumers of `producer` on `router` (the snapshot's `hopConsumers` index). */
+const consumersOf = (s: ClusterSnapshot, producer: ProducerId, router: RouterId): Iterable<ConsumerId> =>
+  consumersOnHop(s, producer, router) ?? []
 
 /** Removes a non-origin hop of a tree: its subtree first, its consumers, then the pipe into it. */
 const removeHop = (
@@ -673,8 +667,7 @@ const applyAt = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): 
       }
       const consumer = { id: event.consumer, producer: event.producer, transport: t.id, router: t.router }
       let next: ClusterSnapshot = {
-        ...s,
-        consumers: HashMap.set(s.consumers, consumer.id, consumer),
+        ...addConsumer(s, consumer),
         transports: HashMap.set(s.transports, t.id, {
           ...t,
           consumers: HashSet.add(t.consumers, consumer.id)

@@ -534,13 +534,40 @@ export const invariantViolations = (s: ClusterSnapshot, options: PolicyOptions):
 }
 
 /**
+ * Checks the `hopConsumers` index against a recomputation from the snapshot's consumers:
+ * the same consumers under each (producer, Router), and no empty entry left behind.
+ */
+export const hopConsumerViolations = (s: ClusterSnapshot): Array<string> => {
+  const out: Array<string> = []
+  const expected = new Map<string, Array<string>>()
+  for (const c of HashMap.values(s.consumers)) {
+    const key = `${c.producer}|${c.router}`
+    expected.set(key, [...(expected.get(key) ?? []), c.id])
+  }
+  const actual = new Map<string, Array<string>>()
+  for (const [p, byRouter] of s.hopConsumers) {
+    if (HashMap.size(byRouter) === 0) out.push(`hopConsumers: empty entry for producer ${p}`)
+    for (const [r, ids] of byRouter) {
+      if (HashSet.size(ids) === 0) out.push(`hopConsumers: empty set for ${p} on ${r}`)
+      actual.set(`${p}|${r}`, [...ids])
+    }
+  }
+  const flat = (m: Map<string, Array<string>>) =>
+    [...m.entries()].map(([k, ids]) => `${k}:${[...ids].sort().join(",")}`).sort()
+  const [a, e] = [flat(actual), flat(expected)]
+  if (a.join(";") !== e.join(";")) out.push(`hopConsumers = [${a}], data says [${e}]`)
+  return out
+}
+
+/**
  * Checks the snapshot's derived indexes against its data: `workersUnder` must list the live
- * Workers of each set of settings under the watermark, busiest first (ties: smaller id), and
+ * Workers of each set of settings under the watermark, busiest first (ties: smaller id),
  * `nodesWithSpareCpu` the up Nodes running fewer Workers than CPUs, fullest first (ties:
- * smaller id). Returns the differences.
+ * smaller id), and `hopConsumers` the consumers of each producer on each Router. Returns the
+ * differences.
  */
 export const indexViolations = (s: ClusterSnapshot, watermark: number): Array<string> => {
-  const out: Array<string> = []
+  const out: Array<string> = [...hopConsumerViolations(s)]
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
   const settings = new Set([...HashMap.values(s.workers)].map((w) => w.settings))
   for (const key of settings) {
