@@ -42,6 +42,7 @@ import {
 } from "../router/webRtcServer.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
 import { ClusterNotices } from "../services/ClusterNotices.js"
+import { delegationOrEmbedded } from "../services/Delegation.js"
 import { IndexService } from "../services/IndexService.js"
 import { LocalMediasoup, type LocalMediasoupShape } from "../services/LocalMediasoup.js"
 import { Mafalda, type MafaldaEvents, type MafaldaShape } from "../services/Mafalda.js"
@@ -82,6 +83,8 @@ const make = (defaults: MafaldaDefaults) =>
     const notices = yield* ClusterNotices
     const local = yield* LocalMediasoup
     const index = yield* IndexService
+    // Cluster mode when the context has a `Delegation` (transports on other Nodes).
+    const delegation = yield* delegationOrEmbedded
     // Optional services (`layerLocal` has them all).
     const workerService = Option.getOrUndefined(yield* Effect.serviceOption(WorkerService))
     const locks = Option.getOrUndefined(yield* Effect.serviceOption(ClusterLocks))
@@ -280,7 +283,8 @@ const make = (defaults: MafaldaDefaults) =>
           rtpCapabilities,
           appData: options.appData ?? ({} as AppData),
           settings: { worker: workerSettings, router: routerSettings },
-          onClose: () => routers.delete(id)
+          onClose: () => routers.delete(id),
+          delegation
         })
         routers.set(id, router as unknown as MafaldaRouter)
         observer.safeEmit("newrouter", router as unknown as MafaldaRouter)
@@ -409,7 +413,7 @@ export const layer = (
 ): Layer.Layer<Mafalda, never, Placement | SnapshotStore | ClusterNotices | LocalMediasoup | IndexService> =>
   Layer.scoped(Mafalda, make(defaults))
 
-const logLevels = {
+export const logLevels = {
   all: LogLevel.All,
   trace: LogLevel.Trace,
   debug: LogLevel.Debug,

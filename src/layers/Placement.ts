@@ -2,20 +2,33 @@
  * `Placement` on this Node: decisions of the core carried out through `WorkerService`,
  * recorded in the `SnapshotStore` through the core's interpreter, under `ClusterLocks`.
  *
+ * Plans on other Nodes (the core's `Delegate`) and pipes to or from them go through
+ * `Delegation` (embedded when the context has none: it never delegates, and such a plan
+ * fails with `NoCapacityError`). When it delegates, the snapshot is kept in line with the
+ * other Nodes (`peerEvents`, every `syncMillis`).
+ *
  * @module
  */
-import { Effect, Either, FiberRef, Layer } from "effect"
+import { Effect, Either, FiberRef, Layer, Schedule } from "effect"
 import type { InvalidEvent } from "../core/applyEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
-import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, SettingsKey } from "../core/Ids.js"
+import type {
+  MafaldaRouterId,
+  NodeId,
+  ProducerId,
+  RouterId,
+  RtpObserverId,
+  SettingsKey
+} from "../core/Ids.js"
 import { type PlacementPlan, pipeEvents, placementEvents, planTransportPlacement } from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decidePipeToRouter } from "../core/pipeToRouter.js"
-import { lookup } from "../core/Snapshot.js"
+import { lookup, workerOfRouter } from "../core/Snapshot.js"
 import * as Metrics from "../ops/metrics.js"
 import * as Observe from "../ops/observe.js"
 import { constrainSnapshot, placementConstraint } from "../router/relocation.js"
 import { ClusterLocks } from "../services/ClusterLocks.js"
+import { delegationOrEmbedded } from "../services/Delegation.js"
 import {
   MafaldaRouterClosedError,
   NoCapacityError,
@@ -39,6 +52,7 @@ const make = (policy: PolicyOptions) =>
     const workers = yield* WorkerService
     const store = yield* SnapshotStore
     const locks = yield* ClusterLocks
+    const delegation = yield* delegationOrEmbedded
     const node = workers.node
     const settingsOf = new Map<MafaldaRouterId, MafaldaSettings>()
     const now = Effect.clockWith((clock) => clock.currentTimeMillis)
@@ -64,7 +78,10 @@ const make = (policy: PolicyOptions) =>
     ): Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent> =>
       Effect.gen(function* () {
         if (plan.node !== node) {
-          return yield* new NoCapacityError({ message: `no room on this Node (Node ${plan.node} has some)` })
+          // The core's `Delegate`: made on that Node (embedded: NoCapacityError).
+          const made = yield* delegation.carryOut(plan, settings)
+          yield* store.apply(...made.events)
+          return { router: made.router, worker: made.worker, added: made.added }
         }
         let worker = plan.worker
         if (worker === null) {
@@ -133,9 +150,17 @@ const make = (policy: PolicyOptions) =>
         locks.placement(settings.workerKey)(placeLocked(mafaldaRouter, settings))
       )
 
+    /** The Node a Router of the snapshot is on (this one when unknown). */
+    const nodeOf = (router: RouterId): NodeId => workerOfRouter(read(), router)?.node ?? node
+
     const makePipe = (producer: ProducerId, from: RouterId, to: RouterId, pinned = false) =>
       Effect.gen(function* () {
-        const pipe = yield* workers.pipe(producer, from, to)
+        const fromNode = nodeOf(from)
+        const toNode = nodeOf(to)
+        const pipe =
+          fromNode === node && toNode === node
+            ? yield* workers.pipe(producer, from, to)
+            : yield* delegation.pipe(producer, { node: fromNode, router: from }, { node: toNode, router: to })
         yield* store.apply(...pipeEvents([{ producer, from, to }], yield* now, pinned))
         yield* Observe.pipeMade(pipe)
         return pipe
@@ -247,6 +272,19 @@ const make = (policy: PolicyOptions) =>
         yield* store.record({ _tag: "MafaldaRouterClosed", mafaldaRouter: id, at: yield* now })
       })
 
+    // The other Nodes, kept in line with the cluster (only when delegating).
+    const syncMillis = delegation.syncMillis
+    if (syncMillis !== undefined) {
+      yield* delegation.peerEvents(read).pipe(
+        // One by one, as reports: one that no longer fits (its object went meanwhile) is dropped.
+        Effect.flatMap((events) => Effect.forEach(events, store.record, { discard: true })),
+        Effect.catchAllCause((cause) => Effect.logWarning("syncing the other Nodes failed", cause)),
+        Effect.repeat(Schedule.spaced(syncMillis)),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+    }
+
     const service: PlacementShape = {
       node,
       options: policy,
@@ -264,4 +302,4 @@ const make = (policy: PolicyOptions) =>
 export const layer = (
   policy: PolicyOptions
 ): Layer.Layer<Placement, never, WorkerService | SnapshotStore | ClusterLocks> =>
-  Layer.effect(Placement, make(policy))
+  Layer.scoped(Placement, make(policy))

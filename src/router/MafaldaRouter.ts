@@ -7,6 +7,10 @@
  * class, overriding every public method; the base class gets an inert channel), so code
  * typed against `types.Router` takes it.
  *
+ * In cluster mode a transport the core delegates to another Mafalda Node is made there
+ * through `Delegation` (`src/services/Delegation.ts`) and returned as an object with
+ * mediasoup's Transport API backed by RPC; embedded (the default), nothing is delegated.
+ *
  * Each method exists twice over the same code: as an Effect with typed errors
  * (`router.effect.createWebRtcTransport(...)`) and as a Promise that rejects with the error
  * mediasoup would throw (`router.createWebRtcTransport(...)`).
@@ -25,8 +29,9 @@
  */
 import { Effect } from "effect"
 import { types } from "mediasoup"
-import type { MafaldaRouterId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
+import type { MafaldaRouterId, NodeId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
 import { lookup, type TransportKind, workerOfRouter } from "../core/Snapshot.js"
+import { type DelegationShape, embedded } from "../services/Delegation.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
 import {
   checkActiveSpeakerObserverOptions,
@@ -111,6 +116,8 @@ export type RouterDump = Awaited<ReturnType<types.Router["dump"]>>
 export class MafaldaRouter<AppData extends types.AppData = types.AppData> extends types.Router<AppData> {
   readonly #ctx: MafaldaContext
   readonly #id: MafaldaRouterId
+  /** Transports on other Nodes (cluster mode; embedded: never). */
+  readonly #delegation: DelegationShape
   /** The application's transports (wrapped), by id. */
   readonly #transports = new Map<string, types.Transport>()
   /** Of those, the PipeTransports of `pipeToRouter` between Workers (shared with Mafalda's pipes). */
@@ -135,6 +142,8 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     readonly appData: AppData
     readonly settings: { readonly worker: WorkerSettings; readonly router: RouterSettings }
     readonly onClose: () => void
+    /** How transports placed on other Nodes are made (default: embedded, never). */
+    readonly delegation?: DelegationShape | undefined
   }) {
     super({
       internal: { routerId: args.id },
@@ -146,6 +155,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     this.#id = args.id
     this.settings = args.settings
     this.#onClose = args.onClose
+    this.#delegation = args.delegation ?? embedded
   }
 
   override get closed(): boolean {
@@ -397,6 +407,15 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     if (router !== undefined) this.safeEmit("newrouter", router, worker)
   }
 
+  /** The Node and Worker of a Router of another Node (undefined: on this Node, or unknown). */
+  #remoteNodeOf(id: RouterId): { readonly node: NodeId; readonly worker: WorkerId } | undefined {
+    if (this.#ctx.local.router(id) !== undefined) return undefined
+    const worker = workerOfRouter(this.#ctx.store.current(), id)
+    return worker === undefined || worker.node === this.#ctx.node
+      ? undefined
+      : { node: worker.node, worker: worker.id }
+  }
+
   #localRouter(id: RouterId): Effect.Effect<types.Router, MediasoupCallError> {
     const router = this.#ctx.local.router(id)
     return router === undefined
@@ -453,8 +472,20 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
           ctx.placement.placeTransport(
             this.#id,
             kind,
-            (routerId) => {
+            (routerId): Effect.Effect<T, MafaldaRouterError> => {
               used(routerId)
+              const remote = this.#remoteNodeOf(routerId)
+              if (remote !== undefined) {
+                // The core delegated it to another Node: made there, with mediasoup's API.
+                return this.#delegation.createTransport({
+                  node: remote.node,
+                  worker: remote.worker,
+                  router: routerId,
+                  mafaldaRouter: this.#id,
+                  kind,
+                  options
+                }) as Effect.Effect<T, MafaldaRouterError>
+              }
               return Effect.flatMap(this.#localRouter(routerId), (router) => f(router, options))
             },
             (t) => t.id
@@ -463,7 +494,8 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       )
       this.#announce(placed)
       const real = placed.transport
-      const transport = wrapTransport(ctx, this.#id, placed.router, real)
+      const remote = this.#remoteNodeOf(placed.router) !== undefined
+      const transport = wrapTransport(ctx, this.#id, placed.router, real, remote)
       routerOfTransport.set(transport, placed.router)
       const server = (options as { readonly webRtcServer?: unknown } | undefined)?.webRtcServer
       if (server instanceof MafaldaWebRtcServer) {
@@ -471,12 +503,15 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       }
       this.#transports.set(transport.id, transport)
       real.observer.once("close", () => this.#transports.delete(transport.id))
-      trackTransport(ctx, this, transport, real, {
-        kind,
-        options,
-        router: placed.router,
-        worker: placed.worker
-      })
+      // Relocation moves transports between this Node's Workers only.
+      if (!remote) {
+        trackTransport(ctx, this, transport, real, {
+          kind,
+          options,
+          router: placed.router,
+          worker: placed.worker
+        })
+      }
       if (this.#closed) {
         closedByRouter(transport)
         return yield* new ClosedError({ message: "Router closed" })

@@ -11,6 +11,9 @@
  *   `pipeToRouter` with `dataProducerId`, once per Router, closed with its last data
  *   consumer there); data producers are tracked here, in the shell, not in the core;
  * - closes are recorded from mediasoup's `observer` `close` events, whatever their cause;
+ * - a transport on another Node (cluster mode, a `RemoteTransport`) is wrapped alike: a
+ *   consume there pipes the producer across Nodes (`Placement` through `Delegation`); its
+ *   producers are written to the Index by their own Node, not here;
  * - consumers of a producer that reached this Mafalda Router from another one are wrapped
  *   so that a paused mirrored pipe producer (`pipeMirrors.ts`) shows as `producerPaused`,
  *   not `paused` (`setMirrorPaused`); data consumers are tracked per Mafalda Router and
@@ -284,7 +287,9 @@ export const wrapTransport = <T extends types.Transport>(
   ctx: MafaldaContext,
   owner: MafaldaRouterId,
   router: RouterId,
-  transport: T
+  transport: T,
+  /** On another Node (cluster mode): its Node writes its producers in the Index. */
+  remote = false
 ): T => {
   const store = ctx.store
   const transportId = transport.id as TransportId
@@ -295,10 +300,12 @@ export const wrapTransport = <T extends types.Transport>(
   })
 
   /** Records in the Index that this Mafalda Router owns a (data) producer made here. */
-  const indexProducer = (id: string, kind: ProducerLocation["kind"]) =>
+  const indexProducer = (id: string, kind: ProducerLocation["kind"]) => {
+    if (remote) return
     ctx.writeIndex(
       ctx.index.add({ producer: id as ProducerId, node: ctx.node, mafaldaRouter: owner, router, kind })
     )
+  }
 
   const produce = async (options: types.ProducerOptions): Promise<types.Producer> => {
     const producer = await transport.produce(options)
@@ -316,7 +323,7 @@ export const wrapTransport = <T extends types.Transport>(
       store.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
       ctx.producers.delete(id)
       for (const set of ctx.visible.values()) set.delete(id)
-      ctx.writeIndex(ctx.index.remove(id as ProducerId))
+      if (!remote) ctx.writeIndex(ctx.index.remove(id as ProducerId))
     })
     return producer
   }
