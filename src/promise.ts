@@ -9,6 +9,16 @@
  * await mafalda.close()
  * ```
  *
+ * Cluster mode (`cluster`): this process is also a Mafalda Node of a cluster (registered in
+ * its Redis, serving the Node API), and a transport the core delegates to another Node
+ * (this one over the watermark) is made there and returned with mediasoup's API:
+ *
+ * ```ts
+ * const mafalda = await createMafalda({ cluster: { secret, redis: "redis://127.0.0.1:6379" } })
+ * ```
+ *
+ * The cluster's code (Redis, RPC) is loaded then only, by a dynamic `import()`.
+ *
  * Only mediasoup's error kinds leave it: bad options and arguments reject with a
  * `TypeError`, calls on closed objects (the instance included) with mediasoup's
  * `InvalidStateError`, what Mafalda does not do with `UnsupportedError`, anything else
@@ -16,14 +26,24 @@
  *
  * @module
  */
-import { Effect, Either, ManagedRuntime } from "effect"
+import { Effect, Either, type Layer, ManagedRuntime } from "effect"
 import type { types } from "mediasoup"
 import type { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { ClusterSnapshot } from "./core/Snapshot.js"
-import { internalsOf, layerFromResolved, type MafaldaInternals } from "./layers/Mafalda.js"
+import {
+  internalsOf,
+  type LocalServices,
+  layerFromResolved,
+  type MafaldaInternals
+} from "./layers/Mafalda.js"
 import { ClosedError, type MafaldaRouterError, toMediasoupError } from "./router/errors.js"
 import { runWith } from "./router/MafaldaContext.js"
-import { type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
+import {
+  badClusterOptions,
+  type ClusterModeOptions,
+  type MafaldaOptionsInput,
+  resolveMafaldaOptions
+} from "./router/MafaldaOptions.js"
 import type { MafaldaRouter, MafaldaRouterOptions } from "./router/MafaldaRouter.js"
 import type { ClusterStatus } from "./router/status.js"
 import type { MafaldaWebRtcServer, MafaldaWebRtcServerOptions } from "./router/webRtcServer.js"
@@ -74,19 +94,43 @@ export interface MafaldaInstance {
   readonly run: <A>(effect: Effect.Effect<A, MafaldaRouterError>) => Promise<A>
 }
 
-export const createMafalda = async (options: MafaldaOptionsInput = {}): Promise<MafaldaInstance> => {
-  const resolved = resolveMafaldaOptions(options)
+/** Mafalda's options, and `cluster` for cluster mode (see `ClusterModeOptions`). */
+export type CreateMafaldaOptions = MafaldaOptionsInput & {
+  /**
+   * Cluster mode: this process is also a Mafalda Node of the cluster (Redis, RPC), and
+   * transports go to other Nodes when this one has no room. Without it (the default): one
+   * process, nothing of the cluster loaded.
+   */
+  readonly cluster?: ClusterModeOptions | undefined
+}
+
+export const createMafalda = async (options: CreateMafaldaOptions = {}): Promise<MafaldaInstance> => {
+  const { cluster, ...rest } = (options ?? {}) as CreateMafaldaOptions
+  const resolved = resolveMafaldaOptions(rest)
   if (Either.isLeft(resolved)) throw toMediasoupError(resolved.left)
-  const runtime = ManagedRuntime.make(layerFromResolved(resolved.right))
-  const { mafalda, store, scaleDown, workers, local } = await runtime.runPromise(
-    Effect.all({
-      mafalda: Mafalda,
-      store: SnapshotStore,
-      scaleDown: ScaleDown,
-      workers: WorkerService,
-      local: LocalMediasoup
+  let layer = layerFromResolved(resolved.right) as Layer.Layer<LocalServices, unknown>
+  if (cluster !== undefined) {
+    const bad = badClusterOptions(cluster)
+    if (bad !== undefined) throw new TypeError(`invalid Mafalda options: ${bad}`)
+    // Loaded only in cluster mode: the embedded path never loads Redis or RPC.
+    const { layerCluster } = await import("./cluster/ClusterMafalda.js")
+    layer = layerCluster(resolved.right, cluster)
+  }
+  const runtime = ManagedRuntime.make(layer)
+  const { mafalda, store, scaleDown, workers, local } = await runtime
+    .runPromise(
+      Effect.all({
+        mafalda: Mafalda,
+        store: SnapshotStore,
+        scaleDown: ScaleDown,
+        workers: WorkerService,
+        local: LocalMediasoup
+      })
+    )
+    .catch(async (error: unknown) => {
+      await runtime.dispose()
+      throw error
     })
-  )
   const internals = internalsOf(mafalda)!
   const effectRuntime = await runtime.runtime()
   let closed = false

@@ -241,3 +241,51 @@ export const validateWorkerSettings = (
   if (decoded.right.logTags !== undefined) out.logTags = [...decoded.right.logTags]
   return Either.right(out as WorkerSettings)
 }
+
+/**
+ * Cluster mode (`createMafalda({ ..., cluster })`): this process is also a Mafalda Node of a
+ * cluster (registered in its Redis, serving the Node API on loopback by default), and its
+ * Mafalda Routers place transports on the other Nodes when the core delegates to them
+ * (`src/cluster/ClusterMafalda.ts`, loaded only in this mode).
+ */
+export interface ClusterModeOptions {
+  /** The cluster's shared secret (every RPC carries it). Required. */
+  readonly secret: string
+  /** `redis://host:port` of the cluster's Redis (default `redis://127.0.0.1:6379`). */
+  readonly redis?: string | undefined
+  /** The cluster's key prefix in Redis (default `mafalda:`). */
+  readonly prefix?: string | undefined
+  /** This Node's id (default: hostname, pid and a random suffix). */
+  readonly node?: string | undefined
+  /** Where this Node's RPC server listens (default 127.0.0.1, any free port). */
+  readonly listenHost?: string | undefined
+  readonly listenPort?: number | undefined
+  /** The IP other Nodes send pipe media to (default 127.0.0.1). */
+  readonly announcedIp?: string | undefined
+  /** The IP PipeTransports listen on (default: `announcedIp`). */
+  readonly pipeListenIp?: string | undefined
+  /** How often loads are reported, renewing the lease (default 1000 ms). */
+  readonly heartbeatMillis?: number | undefined
+  /** How long the lease lasts without a report (default 3000 ms). */
+  readonly leaseMillis?: number | undefined
+  /** How often the snapshot is brought in line with the registry (default 500 ms). */
+  readonly syncMillis?: number | undefined
+}
+
+/** Checks cluster mode options; a message when they are wrong. */
+export const badClusterOptions = (input: unknown): string | undefined => {
+  if (typeof input !== "object" || input === null) return "cluster must be an object"
+  const o = input as Record<string, unknown>
+  if (typeof o.secret !== "string" || o.secret.length === 0)
+    return "cluster.secret must be a non-empty string"
+  for (const key of ["redis", "prefix", "node", "listenHost", "announcedIp", "pipeListenIp"]) {
+    if (o[key] !== undefined && typeof o[key] !== "string") return `cluster.${key} must be a string`
+  }
+  for (const key of ["listenPort", "heartbeatMillis", "leaseMillis", "syncMillis"]) {
+    const v = o[key]
+    if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v) || v < 0)) {
+      return `cluster.${key} must be a non-negative number`
+    }
+  }
+  return undefined
+}

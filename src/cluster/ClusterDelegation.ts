@@ -1,0 +1,296 @@
+/**
+ * `Delegation` in cluster mode: the other Nodes come from the `NodeRegistry`
+ * (`registryEvents`), a delegated plan is carried out over RPC (`carryOutRemotely`), a
+ * transport there is made by the Node API and returned as a `RemoteTransport` (mediasoup's
+ * API), and a pipe across Nodes is the RPC pipe handshake, driven by the destination Node
+ * (`PipeFrom`, SRTP on).
+ *
+ * One session per Node in use: its client (`NodeClients`) and its `Notices` stream, which
+ * routes what happens there on its own to the remote objects (a close, a producer's pause,
+ * a Worker's death). When the stream ends (the Node died, its socket broke, it left the
+ * registry), every remote object of that Node closes as mediasoup's do when their Router
+ * goes: transports emit `routerclose`, their producers and consumers `transportclose`.
+ *
+ * @module
+ */
+import { Cause, Clock, Effect, Exit, Layer, Runtime, Stream } from "effect"
+import { types } from "mediasoup"
+import type { ClusterEvent } from "../core/ClusterEvent.js"
+import type { NodeId, WorkerId } from "../core/Ids.js"
+import type { NodeNotice } from "../rpc/NodeRpcs.js"
+import type { NodeClient } from "../rpc/transport.js"
+import { Delegation, type DelegationShape, type RemoteTransportRequest } from "../services/Delegation.js"
+import { NoCapacityError, WorkerServiceError } from "../services/errors.js"
+import { NodeRegistry } from "../services/NodeRegistry.js"
+import type { PipeInfo } from "../services/WorkerService.js"
+import { WorkerService } from "../services/WorkerService.js"
+import { carryOutRemotely, registryEvents } from "./delegation.js"
+import { NodeClients } from "./NodeClients.js"
+import { type RemoteObject, type RemoteSession, RemoteTransport } from "./RemoteTransport.js"
+
+export interface ClusterDelegationOptions {
+  /** How often the snapshot is brought in line with the registry (default 500 ms). */
+  readonly syncMillis?: number | undefined
+}
+
+/** The message of a failure of a call to another Node. */
+const messageOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)
+
+const tagOf = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "_tag" in e ? String(e._tag) : undefined
+
+/** A failure of the Node API as the error mediasoup would throw. */
+export const toMediasoupError = (e: unknown): Error => {
+  const tag = tagOf(e)
+  if (tag === "NodeCallError") {
+    const { errorName, message } = e as { errorName: string; message: string }
+    if (errorName === "TypeError") return new TypeError(message)
+    if (errorName === "InvalidStateError") return new types.InvalidStateError(message)
+    if (errorName === "UnsupportedError") return new types.UnsupportedError(message)
+    return new Error(message)
+  }
+  if (tag === "UnknownObjectError") {
+    const { what, id } = e as { what: string; id: string }
+    return new types.InvalidStateError(`${what} ${id} not found on its Node (closed)`)
+  }
+  if (tag === "NodeDrainingError") return new Error(`the Node is draining: ${messageOf(e)}`)
+  return new Error(`the Node did not answer: ${messageOf(e)}`)
+}
+
+const toWorkerError = (operation: string) => (e: unknown) =>
+  new WorkerServiceError({ operation, message: messageOf(e) })
+
+interface Session extends RemoteSession {
+  readonly objects: Map<string, { readonly object: RemoteObject; readonly worker?: WorkerId }>
+}
+
+const make = (options: ClusterDelegationOptions) =>
+  Effect.gen(function* () {
+    const clients = yield* NodeClients
+    const registry = yield* NodeRegistry
+    const workers = yield* WorkerService
+    const self = workers.node
+    const scope = yield* Effect.scope
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const sessions = new Map<NodeId, Session>()
+    /** Pipes into other Nodes that closed there, to record with the next sync. */
+    let closedPipes: Array<ClusterEvent> = []
+
+    const loseAll = (session: Session) => {
+      if (sessions.get(session.node) === session) sessions.delete(session.node)
+      const all = Array.from(session.objects.values())
+      session.objects.clear()
+      for (const { object } of all) object.lost()
+    }
+
+    const onNotice = (session: Session, notice: NodeNotice, at: number) => {
+      switch (notice._tag) {
+        case "Closed": {
+          const entry = session.objects.get(notice.id)
+          session.objects.delete(notice.id)
+          entry?.object.closedByNode()
+          return
+        }
+        case "ProducerPaused":
+          session.objects.get(notice.consumer)?.object.producerPaused?.(notice.paused)
+          return
+        case "WorkerDied":
+          for (const [id, entry] of Array.from(session.objects)) {
+            if (entry.worker !== notice.worker) continue
+            session.objects.delete(id)
+            entry.object.lost()
+          }
+          return
+        case "PipeClosed":
+          closedPipes.push({ _tag: "PipeClosed", producer: notice.producer, to: notice.router, at })
+          return
+      }
+    }
+
+    const openSession = (node: NodeId, client: NodeClient) =>
+      Effect.gen(function* () {
+        const session: Session = {
+          node,
+          client,
+          objects: new Map(),
+          run: <A>(call: (c: NodeClient) => unknown) =>
+            Runtime.runPromiseExit(runtime)(call(client) as Effect.Effect<A, unknown>).then((exit) => {
+              if (Exit.isSuccess(exit)) return exit.value
+              const failure = Cause.failureOption(exit.cause)
+              throw failure._tag === "Some" ? toMediasoupError(failure.value) : Cause.squash(exit.cause)
+            }),
+          fire: (call) =>
+            void runFork(
+              (call(client) as Effect.Effect<unknown, unknown>).pipe(
+                Effect.catchAllCause((cause) => Effect.logDebug(`a call to Node ${node} failed`, cause))
+              )
+            ),
+          track: (id, object) => {
+            const worker = object instanceof RemoteTransport ? object.workerId : undefined
+            session.objects.set(id, worker === undefined ? { object } : { object, worker })
+          },
+          forget: (id) => void session.objects.delete(id)
+        }
+        sessions.set(node, session)
+        // The notices; when they stop, for whatever reason, the Node's objects are lost.
+        yield* client.Notices().pipe(
+          Stream.runForEach((notice) =>
+            Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => onNotice(session, notice, at)))
+          ),
+          Effect.catchAllCause((cause) => Effect.logInfo(`the notices of Node ${node} ended`, cause)),
+          Effect.ensuring(Effect.sync(() => loseAll(session))),
+          Effect.interruptible,
+          Effect.forkIn(scope)
+        )
+        return session
+      })
+
+    const opening = yield* Effect.makeSemaphore(1)
+    const sessionOf = (node: NodeId) =>
+      Effect.suspend(() => {
+        const known = sessions.get(node)
+        if (known !== undefined) return Effect.succeed(known)
+        return opening.withPermits(1)(
+          Effect.gen(function* () {
+            const again = sessions.get(node)
+            if (again !== undefined) return again
+            const client = yield* clients.get(node)
+            return yield* openSession(node, client)
+          })
+        )
+      })
+
+    // A Node gone from the registry (evicted, or it left): its objects are lost.
+    yield* Stream.fromQueue(yield* registry.subscribe).pipe(
+      Stream.runForEach((gone) =>
+        Effect.sync(() => {
+          const session = sessions.get(gone.node)
+          if (session !== undefined) loseAll(session)
+        })
+      ),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const session of Array.from(sessions.values())) loseAll(session)
+      })
+    )
+
+    const peerEvents: DelegationShape["peerEvents"] = (current) =>
+      Effect.gen(function* () {
+        const records = yield* registry.nodes.pipe(
+          Effect.tapError((e) => Effect.logWarning("the registry did not answer", e)),
+          Effect.orElseSucceed(() => undefined)
+        )
+        const at = yield* Clock.currentTimeMillis
+        const pipes = closedPipes
+        closedPipes = []
+        // A Redis outage: the other Nodes stay as they were last seen.
+        const nodes = records === undefined ? [] : registryEvents(current(), records, self, at)
+        return [...nodes, ...pipes]
+      })
+
+    const carryOut: DelegationShape["carryOut"] = (plan, settings) =>
+      carryOutRemotely(plan, settings).pipe(
+        Effect.provideService(NodeClients, clients),
+        Effect.mapError((e) =>
+          tagOf(e) === "NodeDrainingError"
+            ? new NoCapacityError({ message: `Node ${plan.node} is draining` })
+            : toWorkerError(`placement on Node ${plan.node}`)(e)
+        )
+      )
+
+    const createTransport: DelegationShape["createTransport"] = (request: RemoteTransportRequest) =>
+      Effect.gen(function* () {
+        const session = yield* sessionOf(request.node).pipe(
+          Effect.mapError(toWorkerError(`transport on Node ${request.node}`))
+        )
+        const o = (request.options ?? {}) as Record<string, unknown>
+        const unsupported = (what: string) =>
+          new WorkerServiceError({
+            operation: "createTransport",
+            message: `${what} is not supported on another Node (Node ${request.node})`
+          })
+        const pick = (...keys: ReadonlyArray<string>) =>
+          Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]))
+        const call = (operation: string, effect: Effect.Effect<unknown, unknown>) =>
+          effect.pipe(Effect.mapError(toWorkerError(`${operation} on Node ${request.node}`)))
+        let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]
+        if (request.kind === "webrtc") {
+          if (o.webRtcServer !== undefined) return yield* unsupported("a WebRtcServer")
+          if (!Array.isArray(o.listenInfos))
+            return yield* unsupported("a WebRtcTransport without listenInfos")
+          const made = yield* call(
+            "createWebRtcTransport",
+            session.client.CreateWebRtcTransport({
+              router: request.router,
+              listenInfos: o.listenInfos as never,
+              ...pick("enableUdp", "enableTcp", "preferUdp", "preferTcp", "initialAvailableOutgoingBitrate")
+            })
+          )
+          data = { kind: "webrtc", ...(made as Omit<Extract<typeof data, { kind: "webrtc" }>, "kind">) }
+        } else if (request.kind === "plain") {
+          if (typeof o.listenInfo !== "object" || o.listenInfo === null) {
+            return yield* unsupported("a PlainTransport without listenInfo")
+          }
+          const made = yield* call(
+            "createPlainTransport",
+            session.client.CreatePlainTransport({
+              router: request.router,
+              listenInfo: o.listenInfo as never,
+              ...pick("rtcpMux", "comedia", "enableSrtp", "srtpCryptoSuite")
+            })
+          )
+          data = { kind: "plain", ...(made as Omit<Extract<typeof data, { kind: "plain" }>, "kind">) }
+        } else {
+          return yield* unsupported(`a ${request.kind} transport`)
+        }
+        const transport = new RemoteTransport({
+          session,
+          data,
+          router: request.router,
+          worker: request.worker,
+          mafaldaRouter: request.mafaldaRouter,
+          appData: o.appData as types.AppData | undefined
+        })
+        session.track(transport.id, transport.asRemoteObject())
+        return transport as unknown as types.Transport
+      })
+
+    const pipe: DelegationShape["pipe"] = (producer, from, to) =>
+      Effect.gen(function* () {
+        const operation = `pipe from Node ${from.node} to Node ${to.node}`
+        // The destination's Node drives the handshake (this Node's own server too).
+        const client = yield* clients.get(to.node).pipe(Effect.mapError(toWorkerError(operation)))
+        const data = yield* client
+          .PipeFrom({ producer, origin: from.node, from: from.router, to: to.router })
+          .pipe(Effect.mapError(toWorkerError(operation)))
+        const info: PipeInfo = {
+          producer,
+          from: from.router,
+          to: to.router,
+          pipeConsumer: data.pipeConsumer,
+          pipeProducer: data.pipeProducer
+        }
+        return info
+      })
+
+    const service: DelegationShape = {
+      delegates: true,
+      peerEvents,
+      syncMillis: options.syncMillis ?? 500,
+      carryOut,
+      createTransport,
+      pipe
+    }
+    return service
+  })
+
+/** Cluster mode: delegates to the Nodes of the registry, over their RPC API. */
+export const layer = (
+  options: ClusterDelegationOptions = {}
+): Layer.Layer<Delegation, never, NodeClients | NodeRegistry | WorkerService> =>
+  Layer.scoped(Delegation, make(options))

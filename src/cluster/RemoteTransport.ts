@@ -1,0 +1,575 @@
+/**
+ * Transports, producers and consumers on another Mafalda Node, with mediasoup's API, backed
+ * by the Node's RPC API (`src/rpc/NodeRpcs.ts`) and its `Notices` stream.
+ *
+ * What they offer, as mediasoup's objects do: `id`, `appData`, `closed`, the transport's
+ * ICE/DTLS parameters (WebRTC) or tuples and SRTP parameters (plain) as the Node returned
+ * them, `connect`, `produce`, `consume`, `close`, `pause`/`resume`, `dump` (from what this
+ * process knows), and the events: `routerclose` on a transport (its Router, Worker or Node
+ * went), `transportclose` on its producers and consumers, `producerclose`,
+ * `producerpause`/`producerresume` on a consumer, and each object's `observer` (`close`,
+ * `newproducer`, `newconsumer`, `pause`, `resume`). `@close` is emitted as mediasoup does
+ * (the Mafalda Router listens to it) but is not public.
+ *
+ * Not offered yet (the Node API has no call for them; they reject with mediasoup's
+ * `UnsupportedError`): `getStats`, data producers and consumers, trace events, bitrate
+ * settings, key frame requests and preferred layers; ICE and DTLS state changes are not
+ * reported (`iceState` and `dtlsState` stay as created).
+ *
+ * @module
+ */
+import { types } from "mediasoup"
+import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
+import type { NodeId, RouterId, WorkerId } from "../core/Ids.js"
+import type { ConsumerData, PlainTransportData, ProducerData, WebRtcTransportData } from "../rpc/NodeRpcs.js"
+import type { NodeClient } from "../rpc/transport.js"
+
+/** What the remote objects of one Node share: its client, a way to run calls, the notices' routing. */
+export interface RemoteSession {
+  readonly node: NodeId
+  readonly client: NodeClient
+  /** Runs a call to the Node; its failure rejects with the error mediasoup would throw. */
+  readonly run: <A>(call: (client: NodeClient) => unknown) => Promise<A>
+  /** Runs a call whose result nobody waits for (a close); failures are logged. */
+  readonly fire: (call: (client: NodeClient) => unknown) => void
+  /** Routes the Node's notices about `id` to `object` until it is forgotten. */
+  readonly track: (id: string, object: RemoteObject) => void
+  readonly forget: (id: string) => void
+}
+
+/** What a remote object does when its Node tells something about it. */
+export interface RemoteObject {
+  /** The Node closed it on its own (not at this process' request). */
+  readonly closedByNode: () => void
+  /** Its Node, or its Worker, is gone. */
+  readonly lost: () => void
+  readonly producerPaused?: (paused: boolean) => void
+}
+
+const unsupported = (what: string) =>
+  Promise.reject(new types.UnsupportedError(`${what} is not available on a transport of another Node`))
+
+// --- Producers ----------------------------------------------------------------------------
+
+export class RemoteProducer extends EnhancedEventEmitter<types.ProducerEvents> {
+  readonly #session: RemoteSession
+  readonly #data: ProducerData
+  readonly #observer = new EnhancedEventEmitter<types.ProducerObserverEvents>()
+  #closed = false
+  #paused: boolean
+  appData: types.AppData
+
+  constructor(session: RemoteSession, data: ProducerData, appData: types.AppData | undefined) {
+    super()
+    this.#session = session
+    this.#data = data
+    this.#paused = data.paused
+    this.appData = appData ?? {}
+  }
+
+  get id(): string {
+    return this.#data.id
+  }
+  get kind(): types.MediaKind {
+    return this.#data.kind
+  }
+  get type(): types.ProducerType {
+    return this.#data.type as types.ProducerType
+  }
+  get rtpParameters(): types.RtpParameters {
+    return this.#data.rtpParameters as types.RtpParameters
+  }
+  get consumableRtpParameters(): types.RtpParameters {
+    return this.#data.rtpParameters as types.RtpParameters
+  }
+  get closed(): boolean {
+    return this.#closed
+  }
+  get paused(): boolean {
+    return this.#paused
+  }
+  get score(): Array<types.ProducerScore> {
+    return []
+  }
+  get observer(): EnhancedEventEmitter<types.ProducerObserverEvents> {
+    return this.#observer
+  }
+  /** The Node it lives on. */
+  get node(): NodeId {
+    return this.#session.node
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#end()
+    this.#session.fire((c) => c.Close({ what: "producer", id: this.id }))
+    this.emit("@close")
+    this.#observer.safeEmit("close")
+  }
+
+  /** @internal Its transport closed (or its Node, Worker or Router went). */
+  transportClosed(): void {
+    if (this.#closed) return
+    this.#end()
+    this.safeEmit("transportclose")
+    this.#observer.safeEmit("close")
+  }
+
+  #end(): void {
+    this.#closed = true
+    this.#session.forget(this.id)
+  }
+
+  async pause(): Promise<void> {
+    if (this.#closed) throw new types.InvalidStateError("Producer closed")
+    await this.#session.run((c) => c.Pause({ what: "producer", id: this.id, paused: true }))
+    const was = this.#paused
+    this.#paused = true
+    if (!was) this.#observer.safeEmit("pause")
+  }
+
+  async resume(): Promise<void> {
+    if (this.#closed) throw new types.InvalidStateError("Producer closed")
+    await this.#session.run((c) => c.Pause({ what: "producer", id: this.id, paused: false }))
+    const was = this.#paused
+    this.#paused = false
+    if (was) this.#observer.safeEmit("resume")
+  }
+
+  getStats(): Promise<Array<types.ProducerStat>> {
+    return unsupported("Producer.getStats()")
+  }
+  enableTraceEvent(): Promise<void> {
+    return unsupported("Producer.enableTraceEvent()")
+  }
+  async dump(): Promise<unknown> {
+    return {
+      id: this.id,
+      kind: this.kind,
+      type: this.type,
+      rtpParameters: this.rtpParameters,
+      paused: this.paused
+    }
+  }
+
+  /** @internal */
+  asRemoteObject(): RemoteObject {
+    return { closedByNode: () => this.transportClosed(), lost: () => this.transportClosed() }
+  }
+}
+
+// --- Consumers ----------------------------------------------------------------------------
+
+export class RemoteConsumer extends EnhancedEventEmitter<types.ConsumerEvents> {
+  readonly #session: RemoteSession
+  readonly #data: ConsumerData
+  readonly #observer = new EnhancedEventEmitter<types.ConsumerObserverEvents>()
+  #closed = false
+  #paused: boolean
+  #producerPaused: boolean
+  appData: types.AppData
+
+  constructor(session: RemoteSession, data: ConsumerData, appData: types.AppData | undefined) {
+    super()
+    this.#session = session
+    this.#data = data
+    this.#paused = data.paused
+    this.#producerPaused = data.producerPaused
+    this.appData = appData ?? {}
+  }
+
+  get id(): string {
+    return this.#data.id
+  }
+  get producerId(): string {
+    return this.#data.producer
+  }
+  get kind(): types.MediaKind {
+    return this.#data.kind
+  }
+  get type(): types.ConsumerType {
+    return this.#data.type as types.ConsumerType
+  }
+  get rtpParameters(): types.RtpParameters {
+    return this.#data.rtpParameters as types.RtpParameters
+  }
+  get closed(): boolean {
+    return this.#closed
+  }
+  get paused(): boolean {
+    return this.#paused
+  }
+  get producerPaused(): boolean {
+    return this.#producerPaused
+  }
+  get priority(): number {
+    return 1
+  }
+  get score(): types.ConsumerScore {
+    return { score: 10, producerScore: 10, producerScores: [] }
+  }
+  get preferredLayers(): types.ConsumerLayers | undefined {
+    return undefined
+  }
+  get currentLayers(): types.ConsumerLayers | undefined {
+    return undefined
+  }
+  get observer(): EnhancedEventEmitter<types.ConsumerObserverEvents> {
+    return this.#observer
+  }
+  /** The Node it lives on. */
+  get node(): NodeId {
+    return this.#session.node
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#end()
+    this.#session.fire((c) => c.Close({ what: "consumer", id: this.id }))
+    this.emit("@close")
+    this.#observer.safeEmit("close")
+  }
+
+  /** @internal Its transport closed (or its Node, Worker or Router went). */
+  transportClosed(): void {
+    if (this.#closed) return
+    this.#end()
+    this.safeEmit("transportclose")
+    this.#observer.safeEmit("close")
+  }
+
+  /** @internal Its producer closed (on the Node: the producer, or the pipe that brought it). */
+  producerClosed(): void {
+    if (this.#closed) return
+    this.#end()
+    this.emit("@producerclose")
+    this.safeEmit("producerclose")
+    this.#observer.safeEmit("close")
+  }
+
+  #end(): void {
+    this.#closed = true
+    this.#session.forget(this.id)
+  }
+
+  async pause(): Promise<void> {
+    if (this.#closed) throw new types.InvalidStateError("Consumer closed")
+    await this.#session.run((c) => c.Pause({ what: "consumer", id: this.id, paused: true }))
+    const was = this.#paused
+    this.#paused = true
+    if (!was && !this.#producerPaused) this.#observer.safeEmit("pause")
+  }
+
+  async resume(): Promise<void> {
+    if (this.#closed) throw new types.InvalidStateError("Consumer closed")
+    await this.#session.run((c) => c.Pause({ what: "consumer", id: this.id, paused: false }))
+    const was = this.#paused
+    this.#paused = false
+    if (was && !this.#producerPaused) this.#observer.safeEmit("resume")
+  }
+
+  getStats(): Promise<Array<types.ConsumerStat>> {
+    return unsupported("Consumer.getStats()")
+  }
+  setPreferredLayers(): Promise<void> {
+    return unsupported("Consumer.setPreferredLayers()")
+  }
+  setPriority(): Promise<void> {
+    return unsupported("Consumer.setPriority()")
+  }
+  unsetPriority(): Promise<void> {
+    return unsupported("Consumer.unsetPriority()")
+  }
+  requestKeyFrame(): Promise<void> {
+    return unsupported("Consumer.requestKeyFrame()")
+  }
+  enableTraceEvent(): Promise<void> {
+    return unsupported("Consumer.enableTraceEvent()")
+  }
+  async dump(): Promise<unknown> {
+    return {
+      id: this.id,
+      producerId: this.producerId,
+      kind: this.kind,
+      type: this.type,
+      rtpParameters: this.rtpParameters,
+      paused: this.paused,
+      producerPaused: this.producerPaused
+    }
+  }
+
+  /** @internal */
+  asRemoteObject(): RemoteObject {
+    return {
+      // Closed on the Node on its own, its transport still open: its producer went.
+      closedByNode: () => this.producerClosed(),
+      lost: () => this.transportClosed(),
+      producerPaused: (paused) => {
+        if (this.#closed || this.#producerPaused === paused) return
+        this.#producerPaused = paused
+        this.safeEmit(paused ? "producerpause" : "producerresume")
+        if (!this.#paused) this.#observer.safeEmit(paused ? "pause" : "resume")
+      }
+    }
+  }
+}
+
+// --- Transports ---------------------------------------------------------------------------
+
+export type RemoteTransportData =
+  | ({ readonly kind: "webrtc" } & WebRtcTransportData)
+  | ({ readonly kind: "plain" } & PlainTransportData)
+
+/** A WebRtcTransport or PlainTransport on another Node. */
+export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents> {
+  readonly #session: RemoteSession
+  readonly #data: RemoteTransportData
+  readonly #observer = new EnhancedEventEmitter<types.TransportObserverEvents>()
+  readonly #producers = new Map<string, RemoteProducer>()
+  readonly #consumers = new Map<string, RemoteConsumer>()
+  readonly #mafaldaRouter: string
+  #closed = false
+  #tuple: types.TransportTuple | undefined
+  appData: types.AppData
+  /** The Router (on `node`) and Worker it was made on. */
+  readonly routerId: RouterId
+  readonly workerId: WorkerId
+
+  constructor(args: {
+    readonly session: RemoteSession
+    readonly data: RemoteTransportData
+    readonly router: RouterId
+    readonly worker: WorkerId
+    readonly mafaldaRouter: string
+    readonly appData: types.AppData | undefined
+  }) {
+    super()
+    this.#session = args.session
+    this.#data = args.data
+    this.routerId = args.router
+    this.workerId = args.worker
+    this.#mafaldaRouter = args.mafaldaRouter
+    this.appData = args.appData ?? {}
+    this.#tuple = args.data.kind === "plain" ? (args.data.tuple as types.TransportTuple) : undefined
+  }
+
+  get id(): string {
+    return this.#data.id
+  }
+  get closed(): boolean {
+    return this.#closed
+  }
+  get observer(): EnhancedEventEmitter<types.TransportObserverEvents> {
+    return this.#observer
+  }
+  /** The Node it lives on. */
+  get node(): NodeId {
+    return this.#session.node
+  }
+
+  // WebRtcTransport's fields (undefined on a plain one).
+  get iceRole(): "controlled" | undefined {
+    return this.#data.kind === "webrtc" ? "controlled" : undefined
+  }
+  get iceParameters(): types.IceParameters | undefined {
+    return this.#data.kind === "webrtc" ? (this.#data.iceParameters as types.IceParameters) : undefined
+  }
+  get iceCandidates(): Array<types.IceCandidate> | undefined {
+    return this.#data.kind === "webrtc" ? (this.#data.iceCandidates as Array<types.IceCandidate>) : undefined
+  }
+  get dtlsParameters(): types.DtlsParameters | undefined {
+    return this.#data.kind === "webrtc" ? (this.#data.dtlsParameters as types.DtlsParameters) : undefined
+  }
+  get iceState(): types.IceState | undefined {
+    return this.#data.kind === "webrtc" ? (this.#closed ? "closed" : "new") : undefined
+  }
+  get dtlsState(): types.DtlsState | undefined {
+    return this.#data.kind === "webrtc" ? (this.#closed ? "closed" : "new") : undefined
+  }
+  get iceSelectedTuple(): types.TransportTuple | undefined {
+    return undefined
+  }
+  get sctpState(): undefined {
+    return undefined
+  }
+  // PlainTransport's fields (undefined on a WebRTC one).
+  get tuple(): types.TransportTuple | undefined {
+    return this.#tuple
+  }
+  get rtcpTuple(): types.TransportTuple | undefined {
+    return this.#data.kind === "plain"
+      ? (this.#data.rtcpTuple as types.TransportTuple | undefined)
+      : undefined
+  }
+  get srtpParameters(): types.SrtpParameters | undefined {
+    return this.#data.kind === "plain"
+      ? (this.#data.srtpParameters as types.SrtpParameters | undefined)
+      : undefined
+  }
+
+  /** Closes it on its Node: its producers and consumers close (`transportclose`). */
+  close(): void {
+    if (this.#closed) return
+    this.#end()
+    this.#session.fire((c) => c.Close({ what: "transport", id: this.id }))
+    this.emit("@close")
+    this.#observer.safeEmit("close")
+  }
+
+  /** @internal Its Router went on its Node (the Router, its Worker or the Node itself). */
+  routerClosed(): void {
+    if (this.#closed) return
+    this.#end()
+    this.safeEmit("routerclose")
+    this.#observer.safeEmit("close")
+  }
+
+  #end(): void {
+    this.#closed = true
+    this.#session.forget(this.id)
+    for (const p of Array.from(this.#producers.values())) p.transportClosed()
+    for (const c of Array.from(this.#consumers.values())) c.transportClosed()
+    this.#producers.clear()
+    this.#consumers.clear()
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new types.InvalidStateError("Transport closed")
+  }
+
+  async connect(parameters: {
+    readonly dtlsParameters?: types.DtlsParameters
+    readonly ip?: string
+    readonly port?: number
+    readonly rtcpPort?: number
+    readonly srtpParameters?: types.SrtpParameters
+  }): Promise<void> {
+    this.#checkOpen()
+    if (typeof parameters !== "object" || parameters === null) throw new TypeError("missing parameters")
+    await this.#session.run((c) => c.ConnectTransport({ transport: this.id, ...parameters } as never))
+    if (this.#data.kind === "plain" && this.#tuple !== undefined && parameters.ip !== undefined) {
+      this.#tuple = {
+        ...this.#tuple,
+        remoteIp: parameters.ip,
+        ...(parameters.port === undefined ? {} : { remotePort: parameters.port })
+      }
+    }
+  }
+
+  async produce(options: types.ProducerOptions): Promise<types.Producer> {
+    this.#checkOpen()
+    if (typeof options !== "object" || options === null)
+      throw new TypeError("if given, options must be an object")
+    const { kind, rtpParameters, paused, appData } = options
+    if (kind !== "audio" && kind !== "video") throw new TypeError(`invalid kind "${String(kind)}"`)
+    if (typeof rtpParameters !== "object" || rtpParameters === null)
+      throw new TypeError("missing rtpParameters")
+    if (options.id !== undefined)
+      throw new types.UnsupportedError("a producer id cannot be chosen on another Node")
+    const data = await this.#session.run<ProducerData>((c) =>
+      c.Produce({
+        transport: this.id,
+        kind,
+        rtpParameters: rtpParameters as never,
+        ...(paused === undefined ? {} : { paused }),
+        mafaldaRouter: this.#mafaldaRouter
+      })
+    )
+    const producer = new RemoteProducer(this.#session, data, appData)
+    if (this.#closed) {
+      producer.transportClosed()
+      throw new types.InvalidStateError("Transport closed")
+    }
+    this.#producers.set(producer.id, producer)
+    this.#session.track(producer.id, producer.asRemoteObject())
+    producer.observer.once("close", () => this.#producers.delete(producer.id))
+    this.#observer.safeEmit("newproducer", producer as unknown as types.Producer)
+    return producer as unknown as types.Producer
+  }
+
+  async consume(options: types.ConsumerOptions): Promise<types.Consumer> {
+    this.#checkOpen()
+    if (typeof options !== "object" || options === null) throw new TypeError("missing options")
+    const { producerId, rtpCapabilities, paused, appData } = options
+    if (typeof producerId !== "string") throw new TypeError("missing producerId")
+    if (typeof rtpCapabilities !== "object" || rtpCapabilities === null) {
+      throw new TypeError("missing rtpCapabilities")
+    }
+    const data = await this.#session.run<ConsumerData>((c) =>
+      c.Consume({
+        transport: this.id,
+        producer: producerId as never,
+        rtpCapabilities: rtpCapabilities as never,
+        ...(paused === undefined ? {} : { paused })
+      })
+    )
+    const consumer = new RemoteConsumer(this.#session, data, appData)
+    if (this.#closed) {
+      consumer.transportClosed()
+      throw new types.InvalidStateError("Transport closed")
+    }
+    this.#consumers.set(consumer.id, consumer)
+    this.#session.track(consumer.id, consumer.asRemoteObject())
+    consumer.observer.once("close", () => this.#consumers.delete(consumer.id))
+    this.#observer.safeEmit("newconsumer", consumer as unknown as types.Consumer)
+    return consumer as unknown as types.Consumer
+  }
+
+  produceData(): Promise<types.DataProducer> {
+    return unsupported("produceData()")
+  }
+  consumeData(): Promise<types.DataConsumer> {
+    return unsupported("consumeData()")
+  }
+  getStats(): Promise<Array<unknown>> {
+    return unsupported("Transport.getStats()")
+  }
+  enableTraceEvent(): Promise<void> {
+    return unsupported("Transport.enableTraceEvent()")
+  }
+  setMaxIncomingBitrate(): Promise<void> {
+    return unsupported("Transport.setMaxIncomingBitrate()")
+  }
+  setMaxOutgoingBitrate(): Promise<void> {
+    return unsupported("Transport.setMaxOutgoingBitrate()")
+  }
+  setMinOutgoingBitrate(): Promise<void> {
+    return unsupported("Transport.setMinOutgoingBitrate()")
+  }
+  restartIce(): Promise<types.IceParameters> {
+    return unsupported("WebRtcTransport.restartIce()")
+  }
+
+  /** What this process knows of it (mediasoup's dump fields that it can fill). */
+  async dump(): Promise<unknown> {
+    return {
+      id: this.id,
+      producerIds: Array.from(this.#producers.keys()),
+      consumerIds: Array.from(this.#consumers.keys()),
+      dataProducerIds: [],
+      dataConsumerIds: [],
+      mapSsrcConsumerId: [],
+      mapRtxSsrcConsumerId: [],
+      recvRtpHeaderExtensions: {},
+      rtpListener: { ssrcTable: [], midTable: [], ridTable: [] },
+      maxMessageSize: 0,
+      sctpListener: { streamIdTable: [] },
+      traceEventTypes: [],
+      ...(this.#data.kind === "webrtc"
+        ? {
+            iceRole: "controlled",
+            iceParameters: this.iceParameters,
+            iceCandidates: this.iceCandidates,
+            iceState: this.iceState,
+            dtlsParameters: this.dtlsParameters,
+            dtlsState: this.dtlsState
+          }
+        : { tuple: this.tuple, rtcpTuple: this.rtcpTuple, srtpParameters: this.srtpParameters })
+    }
+  }
+
+  /** @internal */
+  asRemoteObject(): RemoteObject {
+    return { closedByNode: () => this.routerClosed(), lost: () => this.routerClosed() }
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The Mafalda Router in cluster mode carries out `Delegate`: this test process is the app,
+ * a Mafalda instance made with `createMafalda({ cluster })` (its own Node, one CPU, a high
+ * transport cost so that its one Worker is full after one transport), and Node B is a
+ * `mafalda node` process. A producer fed with real RTP on the app's Node; the next
+ * transport is delegated to B by the core and returned as a remote transport with
+ * mediasoup's API; a consumer on it receives the RTP, piped across the processes (SRTP on).
+ * Closing the remote transport closes it on B; SIGKILL of B closes the remote objects with
+ * mediasoup's events. Afterwards no process, Worker, Redis key of the prefix or listening
+ * socket is left.
+ */
+import * as net from "node:net"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, HashMap } from "effect"
+import { parseAddress } from "../../src/cluster/NodeClients.js"
+import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
+import { NodeId } from "../../src/core/Ids.js"
+import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
+import { processExists } from "../../src/media/worker.js"
+import { createMafalda } from "../../src/promise.js"
+import { makeClient } from "../../src/rpc/transport.js"
+import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { sendAndCount } from "./pipeScenario.js"
+import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
+
+const secret = "cluster-router-secret-0123"
+const prefix = testPrefix("cluster-router")
+const started: Array<NodeProcess> = []
+
+const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
+
+const startNode = async (name: string) => {
+  const p = await spawnNode(
+    ["--redis", redisUrl, "--prefix", prefix, "--node", name, "--cpus", "2", "--drain-timeout", "1"],
+    { MAFALDA_SECRET: secret }
+  )
+  started.push(p)
+  return { process: p, ...(await p.ready) }
+}
+
+/** Waits until `check` holds (every 25 ms), up to `millis`; whether it did. */
+const until = (check: () => boolean | Promise<boolean>, millis: number) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + millis
+    while (!(await check())) {
+      if (Date.now() > deadline) return false
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    return true
+  })
+
+const refused = (address: string) =>
+  new Promise<boolean>((resolve) => {
+    const { host, port } = parseAddress(address)!
+    const socket = net.connect(port, host)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once("error", () => resolve(true))
+  })
+
+/** The events an object emits, in order (`observer.close` as `observer:close`). */
+const recordEvents = (
+  object: { on(e: string, l: () => void): unknown; observer: { on(e: string, l: () => void): unknown } },
+  names: ReadonlyArray<string>
+) => {
+  const seen: Array<string> = []
+  for (const name of names) object.on(name, () => seen.push(name))
+  object.observer.on("close", () => seen.push("observer:close"))
+  return seen
+}
+
+describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
+  afterAll(async () => {
+    for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
+    await Promise.all(started.map((p) => p.exited))
+    await cleanPrefix(prefix)
+  })
+
+  it.scopedLive(
+    "a transport delegated to Node B: mediasoup's API, RTP piped from the app's Node, closed on B, and closed with mediasoup's events when B is killed",
+    () =>
+      Effect.gen(function* () {
+        const b = yield* Effect.promise(() => startNode("node-b"))
+        const nodeB = NodeId.make(b.node)
+        const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
+        const { registry, gone } = yield* clusterStore(prefix)
+
+        const mafalda = yield* Effect.promise(() =>
+          createMafalda({
+            cpus: 1,
+            watermark: 60,
+            // One transport fills the app's one Worker: the next one has no room there. Its
+            // load is not sampled during the test (measured CPU would replace the costs
+            // charged): its Node stays over the watermark for the next transports.
+            costs: { transport: 40 },
+            samplingInterval: 600_000,
+            cluster: {
+              secret,
+              redis: redisUrl,
+              prefix,
+              node: "app-node",
+              heartbeatMillis: 250,
+              leaseMillis: 2000,
+              syncMillis: 100
+            }
+          })
+        )
+        let appClosed = false
+        const closeApp = Effect.promise(async () => {
+          if (appClosed) return
+          appClosed = true
+          await mafalda.close()
+        })
+        yield* Effect.addFinalizer(() => closeApp)
+
+        // The app's Node is registered; its snapshot learns of B from the registry.
+        const appRecord = (yield* registry.nodes).find((n) => n.node === "app-node")
+        expect(appRecord?.address).toMatch(/^127\.0\.0\.1:\d+$/)
+        expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeB), 3000)).toBe(true)
+
+        // A producer fed with real RTP on the app's Node (its one Worker).
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const ingress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
+        )
+        expect(ingress).not.toBeInstanceOf(RemoteTransport)
+        expect(router.routerIds).toHaveLength(1)
+        const ingressRouter = router.routerIds[0]
+        const ssrc = 0x0c1a5e11
+        const producer = yield* Effect.promise(() =>
+          ingress.produce({
+            kind: "audio",
+            rtpParameters: {
+              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
+              encodings: [{ ssrc }]
+            }
+          })
+        )
+        const sender = yield* makeRtpSender({
+          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
+        })
+        const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
+        expect(appWorkerPids).toHaveLength(1)
+
+        // The next transport is delegated to B: made there, with mediasoup's API here.
+        const receiver = yield* makeRtpReceiver()
+        const egress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false })
+        )
+        expect(egress).toBeInstanceOf(RemoteTransport)
+        expect((egress as unknown as RemoteTransport).node).toBe(nodeB)
+        expect(router.transportsForTesting.get(egress.id)).toBe(egress)
+        expect(egress.tuple.localAddress).toBe("127.0.0.1")
+        const onB = yield* clientB.NodeInfo()
+        expect(onB.transports).toBe(1)
+        expect(onB.workers).toHaveLength(1)
+        const bWorkerPids = onB.workers.map((w) => w.pid)
+
+        // A consumer there of the app's producer: piped from the app's Node into B (SRTP).
+        const pipes: Array<unknown> = []
+        mafalda.observer.on("pipe", (pipe) => pipes.push(pipe))
+        yield* Effect.promise(() => egress.connect({ ip: "127.0.0.1", port: receiver.local.port }))
+        const consumer = yield* Effect.promise(() =>
+          egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        expect(consumer.producerId).toBe(producer.id)
+        const rtp = yield* sendAndCount(sender, receiver, {
+          ssrc,
+          count: 100,
+          first: 0,
+          expectedSsrc: consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0
+        })
+        console.log(`RTP across the pipe app -> node-b: ${rtp.intact}/100 intact`)
+        expect(rtp.intact).toBeGreaterThanOrEqual(98)
+        // One pipe, from the producer's Router on the app's Node into the Router made on B.
+        expect(pipes).toEqual([
+          {
+            producer: producer.id,
+            from: ingressRouter,
+            to: (egress as unknown as RemoteTransport).routerId,
+            pinned: false
+          }
+        ])
+
+        // Closing the remote transport closes it on B, its consumer with `transportclose`.
+        const consumerEvents = recordEvents(consumer, ["transportclose", "producerclose"])
+        const egressEvents = recordEvents(egress, ["routerclose"])
+        egress.close()
+        expect(egress.closed).toBe(true)
+        expect(consumer.closed).toBe(true)
+        expect(consumerEvents).toEqual(["transportclose", "observer:close"])
+        expect(egressEvents).toEqual(["observer:close"])
+        expect(router.transportsForTesting.has(egress.id)).toBe(false)
+        expect(
+          yield* until(async () => (await Effect.runPromise(clientB.NodeInfo())).transports === 0, 3000)
+        ).toBe(true)
+
+        // Another remote transport and consumer; B is killed: they close as under a dead Worker.
+        const receiver2 = yield* makeRtpReceiver()
+        const egress2 = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false })
+        )
+        expect(egress2).toBeInstanceOf(RemoteTransport)
+        yield* Effect.promise(() => egress2.connect({ ip: "127.0.0.1", port: receiver2.local.port }))
+        const consumer2 = yield* Effect.promise(() =>
+          egress2.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        const egress2Events = recordEvents(egress2, ["routerclose"])
+        const consumer2Events = recordEvents(consumer2, ["transportclose", "producerclose"])
+        const killedAt = Date.now()
+        b.process.child.kill("SIGKILL")
+        expect(yield* until(() => egress2.closed && consumer2.closed, 5000)).toBe(true)
+        console.log(`remote objects closed ${Date.now() - killedAt} ms after SIGKILL of node-b`)
+        expect(egress2Events).toEqual(["routerclose", "observer:close"])
+        expect(consumer2Events).toEqual(["transportclose", "observer:close"])
+        expect(router.transportsForTesting.has(egress2.id)).toBe(false)
+        // The app's own transport and producer are untouched.
+        expect(ingress.closed).toBe(false)
+        expect(producer.closed).toBe(false)
+
+        // B is evicted from the registry and leaves the snapshot; its Workers died with it.
+        const eviction = yield* gone.take.pipe(Effect.timeout("6 seconds"))
+        expect(eviction.node).toBe(nodeB)
+        expect(yield* until(() => !HashMap.has(mafalda.snapshot().nodes, nodeB), 3000)).toBe(true)
+        yield* Effect.promise(() => b.process.exited)
+        expect(yield* until(() => bWorkerPids.every((pid) => !processExists(pid)), 5000)).toBe(true)
+
+        // The app closes: deregistered, its Index entries gone, its server and Workers closed.
+        yield* closeApp
+        for (const pid of appWorkerPids) expect(processExists(pid)).toBe(false)
+        expect(yield* Effect.promise(() => refused(appRecord!.address))).toBe(true)
+        expect(yield* Effect.promise(() => refused(b.address))).toBe(true)
+        expect(yield* Effect.promise(() => keysOf(prefix))).toEqual([])
+      }),
+    60_000
+  )
+})
