@@ -85,6 +85,35 @@ export const NodeEvent = Schema.Struct({
 })
 export type NodeEvent = typeof NodeEvent.Type
 
+/**
+ * Each reconnecting client's own delay, drawn from the run's seed: `uniform` in [min, max];
+ * `exponential`: min plus an exponential draw of mean `mean`, capped at `max` (when given).
+ */
+export const SpreadDelay = Schema.Union(
+  Schema.Struct({ distribution: Schema.Literal("uniform"), min: Seconds, max: Seconds }).pipe(
+    Schema.filter((r) =>
+      r.min <= r.max ? undefined : { path: ["max"], message: `max (${r.max}) is below min (${r.min})` }
+    )
+  ),
+  Schema.Struct({
+    distribution: Schema.Literal("exponential"),
+    min: Schema.optionalWith(Seconds, { default: () => 0 }),
+    mean: PositiveSeconds,
+    max: Schema.optional(Seconds)
+  }).pipe(
+    Schema.filter((r) =>
+      r.max === undefined || r.min <= r.max
+        ? undefined
+        : { path: ["max"], message: `max (${r.max}) is below min (${r.min})` }
+    )
+  )
+)
+export type SpreadDelay = typeof SpreadDelay.Type
+
+/** One delay in seconds for every client, or a spread of delays. */
+export const RejoinDelay = Schema.Union(Seconds, SpreadDelay)
+export type RejoinDelay = typeof RejoinDelay.Type
+
 export const WorkerFailure = Schema.Struct({
   atSeconds: Seconds,
   target: Schema.optionalWith(Schema.Literal("busiest", "random"), { default: () => "busiest" as const }),
@@ -110,8 +139,12 @@ export const Scenario = Schema.Struct({
   reportDelaySeconds: Schema.optionalWith(Seconds, { default: () => 0 }),
   /** How often the policy's scale-down runs. */
   scaleDownIntervalSeconds: Schema.optionalWith(PositiveSeconds, { default: () => 10 }),
-  /** After a failure, how long clients take to reconnect. */
-  rejoinDelaySeconds: Schema.optionalWith(Seconds, { default: () => 1 }),
+  /**
+   * After a Node or Worker failure, how long its clients take to reconnect: one delay for
+   * everyone (seconds), or each client its own delay drawn from a distribution (see
+   * `RejoinDelay`). The others re-consume what they lost after the shortest delay.
+   */
+  rejoinDelaySeconds: Schema.optionalWith(RejoinDelay, { default: () => 1 }),
   bitratesKbps: Schema.optionalWith(
     Schema.Struct({
       audio: Schema.optionalWith(PositiveSeconds, { default: () => 50 }),

@@ -26,7 +26,7 @@ import type { Scheduler } from "./EventLoop.js"
 import type { Prng } from "./Prng.js"
 import type { SimPolicy } from "./policies/Policy.js"
 import type { GroupState, Participant, ProducerRef, Room } from "./Rooms.js"
-import type { NodeEvent, Scenario, WorkerFailure } from "./Scenario.js"
+import type { NodeEvent, Scenario, SpreadDelay, WorkerFailure } from "./Scenario.js"
 
 /** What the workload schedules. */
 export type WorkloadItem =
@@ -35,7 +35,8 @@ export type WorkloadItem =
   | { readonly k: "leave"; readonly p: Participant }
   | { readonly k: "node"; readonly ev: NodeEvent }
   | { readonly k: "worker"; readonly ev: WorkerFailure }
-  | { readonly k: "repair"; readonly rooms: ReadonlyArray<Room> }
+  | { readonly k: "repair"; readonly rooms: ReadonlyArray<Room>; readonly failedAt: number }
+  | { readonly k: "rejoin"; readonly p: Participant }
 
 /** Piecewise-linear interpolation of a rate profile. */
 const profileAt = (profile: ReadonlyArray<readonly [number, number]> | undefined, t: number): number => {
@@ -73,6 +74,8 @@ export class Workload {
   }
   /** Rooms by id (for relocations, which name a transport and its room). */
   private readonly roomById = new Map<MafaldaRouterId, Room>()
+  /** Draws each reconnecting client's delay, when the scenario spreads them. */
+  private rejoinPrng: Prng | undefined
 
   constructor(
     private readonly scenario: Scenario,
@@ -113,7 +116,14 @@ export class Workload {
         this.failWorkers(item.ev)
         break
       case "repair":
-        for (const room of item.rooms) this.repair(room)
+        for (const room of item.rooms) this.repair(room, item.failedAt)
+        break
+      case "rejoin":
+        // Still here and not placed since (a client lost twice waits for its first delay).
+        if (item.p.present && !item.p.placed) {
+          this.reconnects++
+          this.admit(item.p)
+        }
         break
     }
   }
@@ -163,6 +173,8 @@ export class Workload {
 
   /** Schedules the scenario's Node events and Worker failures. */
   scheduleFailures(): void {
+    // Only a spread of delays draws from the seed: a scenario with one delay keeps its draws.
+    if (typeof this.scenario.rejoinDelaySeconds !== "number") this.rejoinPrng = this.prng.fork(-1)
     for (const ev of this.scenario.nodeEvents) this.scheduler.schedule(ev.atSeconds * 1000, { k: "node", ev })
     for (const ev of this.scenario.workerFailures)
       this.scheduler.schedule(ev.atSeconds * 1000, { k: "worker", ev })
@@ -466,13 +478,33 @@ export class Workload {
     }
   }
 
+  /**
+   * The rooms are repaired after the rejoin delay, or with a spread of delays, after the
+   * shortest one (each lost client then reconnects after its own; see `repair`).
+   */
   private scheduleRepair(rooms: ReadonlyArray<Room>): void {
-    if (rooms.length > 0)
-      this.scheduler.schedule(this.now + this.scenario.rejoinDelaySeconds * 1000, { k: "repair", rooms })
+    if (rooms.length === 0) return
+    const delay = this.scenario.rejoinDelaySeconds
+    const after = typeof delay === "number" ? delay : delay.min
+    this.scheduler.schedule(this.now + after * 1000, { k: "repair", rooms, failedAt: this.now })
   }
 
-  /** Clients of a failed Worker or Node reconnect; the others re-consume what they lost. */
-  private repair(room: Room): void {
+  /** A reconnecting client's own delay in ms, drawn from the scenario's spread. */
+  private drawRejoinDelay(spread: SpreadDelay): number {
+    const prng = this.rejoinPrng!
+    const seconds =
+      spread.distribution === "uniform"
+        ? spread.min + prng.next() * (spread.max - spread.min)
+        : Math.min(spread.min + prng.exponential(spread.mean), spread.max ?? Number.POSITIVE_INFINITY)
+    return seconds * 1000
+  }
+
+  /**
+   * Clients of a failed Worker or Node reconnect; the others re-consume what they lost. With
+   * a spread of rejoin delays, each lost client reconnects at the failure time plus its own
+   * delay (a `rejoin`), in the order of the draws.
+   */
+  private repair(room: Room, failedAt: number): void {
     if (!room.opened) return
     const snapshot = this.cluster.snapshot
     room.producers = room.producers.filter((x) => HashMap.has(snapshot.producers, x.id))
@@ -503,6 +535,15 @@ export class Workload {
         if (!HashMap.has(this.cluster.snapshot.consumers, this.cluster.consumerId(p, producer)))
           this.consumeOne(p, producer)
       }
+    }
+    const delay = this.scenario.rejoinDelaySeconds
+    if (typeof delay !== "number") {
+      for (const p of lost)
+        this.scheduler.schedule(Math.max(this.now, failedAt + this.drawRejoinDelay(delay)), {
+          k: "rejoin",
+          p
+        })
+      return
     }
     for (const p of lost) {
       if (!p.present) continue
