@@ -53,10 +53,15 @@ export interface SeriesPoint {
   readonly workersOverloaded: number
   /** Participants present (placed or not): the scenario's, the same for every policy. */
   readonly participants: number
-  /** Fewest Workers that carry the scenario's demand of now at the watermark (every policy alike). */
+  /**
+   * Fewest Workers the scenario's rooms of now need at the watermark, their pipes counted
+   * (every policy alike; see `Demand`).
+   */
   readonly lowerBoundAtWatermark: number
   /** The same with Workers filled to 100 %. */
   readonly lowerBoundAt100: number
+  /** Fewest Workers that carry the demand of now at 100 %, pipes left out (valid for any placement). */
+  readonly demandOnlyAt100: number
   readonly meanLoad: number
   readonly maxLoad: number
   readonly consumers: number

@@ -111,6 +111,7 @@ export class MetricsRecorder {
     }
     const scenarioDemand = this.demand
     const bound = scenarioDemand.workersNow()
+    const demandOnly = scenarioDemand.demandOnlyNow()
     this.series.push({
       t: now / 1000,
       workersInUse: inUse,
@@ -120,6 +121,7 @@ export class MetricsRecorder {
       participants: scenarioDemand.present,
       lowerBoundAtWatermark: bound.atWatermark,
       lowerBoundAt100: bound.at100,
+      demandOnlyAt100: demandOnly.at100,
       meanLoad: inUse === 0 ? 0 : sumLoad / inUse,
       maxLoad,
       consumers,

@@ -45,8 +45,20 @@ const noDecisions = (policies: ReadonlyArray<string>): string =>
   `${policies.join(", ")} ${policies.length === 1 ? "places" : "place"} by ${policies.length === 1 ? "its" : "their"} own rule without the core's placement decisions, so there is no decision time to measure`
 
 /** One line that says what the lower bounds are. */
-export const boundsLine = (b: LowerBounds, watermark: number): string =>
-  `lower bounds, from the scenario's demand (the same for every policy): ${fmt(b.workers.atWatermark)} Workers at the ${watermark} % watermark, ${fmt(b.workers.at100)} at 100 %; ${fmt(b.pipes.atWatermark)} pipes at the watermark, ${fmt(b.pipes.at100)} at 100 %`
+export const boundsLine = (b: LowerBounds, watermark: number): string => {
+  const inf = b.infeasibleRooms
+  const infeasible =
+    inf === undefined
+      ? ""
+      : inf.atWatermark.total === 0 && inf.at100.total === 0
+        ? "; no room infeasible"
+        : `; rooms infeasible (no placement keeps their Workers under the capacity; at once at most, and ever): ${fmt(inf.atWatermark.peak)} and ${fmt(inf.atWatermark.total)} at the watermark, ${fmt(inf.at100.peak)} and ${fmt(inf.at100.total)} at 100 %`
+  const demandOnly =
+    b.demandOnly === undefined
+      ? ""
+      : `; demand only (no pipes, valid for any placement): ${fmt(b.demandOnly.atWatermark)} Workers at the watermark, ${fmt(b.demandOnly.at100)} at 100 %`
+  return `lower bounds, from the scenario's demand with the pipes its rooms must have (the same for every policy): ${fmt(b.workers.atWatermark)} Workers at the ${watermark} % watermark, ${fmt(b.workers.at100)} at 100 %; ${fmt(b.pipes.atWatermark)} pipes at the watermark, ${fmt(b.pipes.at100)} at 100 %${infeasible}${demandOnly}`
+}
 
 export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: number): string => {
   const shared = sharedBounds(results)
@@ -501,7 +513,7 @@ figure{margin:10px 0}figcaption{font-size:13px}.key{font-size:13px}
 ${shared === undefined ? "" : `<p>${esc(boundsLine(shared, watermark))}.</p>`}
 <p>Overload is measured in time: the Worker-seconds spent over 100 % CPU, and their share of the Worker-seconds in use (sampled at every load report); overload events count crossings of 100 %. CPU figures are over the Worker-seconds in use.</p>
 <table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th>${shared === undefined ? "<th>Workers lower bound (watermark/100 %)</th>" : ""}<th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th>${shared === undefined ? "<th>pipes lower bound (watermark/100 %)</th>" : ""}<th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>relocations (overload/drain/lost/consolidate)</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
-<p class="notes">${undecided.length === 0 ? "" : `<sup>a</sup> –: ${esc(noDecisions(undecided))} (µs/decision is the mean time of the core's placement decisions: transport and consumer placements, pipes). `}Pipes: the peak number alive at once. Depth: pipe hops from a producer's origin Router to the Router of its consumer.</p>
+<p class="notes">${undecided.length === 0 ? "" : `<sup>a</sup> –: ${esc(noDecisions(undecided))} (µs/decision is the mean time of the core's placement decisions: transport and consumer placements, pipes). `}Lower bounds count the pipes a room split over Workers must have, for placements that give each participant one transport (every policy here but least-loaded, which pins subscribers to producers' Routers with more transports: only the demand-only bound holds for it). Pipes: the peak number alive at once. Depth: pipe hops from a producer's origin Router to the Router of its consumer.</p>
 <h2>Over time</h2>
 ${legendKey(results)}
 <div class="charts">
