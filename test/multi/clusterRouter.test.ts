@@ -11,7 +11,7 @@
  */
 import * as net from "node:net"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap } from "effect"
+import { Effect, HashMap, Option } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
 import { NodeId } from "../../src/core/Ids.js"
@@ -72,6 +72,15 @@ const recordEvents = (
   return seen
 }
 
+describe("createMafalda({ cluster })", () => {
+  it("rejects bad cluster options with a TypeError before anything starts", async () => {
+    await expect(createMafalda({ cluster: { secret: "" } })).rejects.toThrow(TypeError)
+    await expect(createMafalda({ cluster: { secret: "s", listenPort: -1 } })).rejects.toThrow(
+      "cluster.listenPort"
+    )
+  })
+})
+
 describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
   afterAll(async () => {
     for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
@@ -86,7 +95,7 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         const b = yield* Effect.promise(() => startNode("node-b"))
         const nodeB = NodeId.make(b.node)
         const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
-        const { registry, gone } = yield* clusterStore(prefix)
+        const { registry, index, gone } = yield* clusterStore(prefix)
 
         const mafalda = yield* Effect.promise(() =>
           createMafalda({
@@ -185,6 +194,64 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
           }
         ])
 
+        // A second producer of the app's, consumed on B: when it closes, so does the pipe
+        // into B, and the consumer there closes with `producerclose`.
+        const producer2 = yield* Effect.promise(() =>
+          ingress.produce({
+            kind: "audio",
+            rtpParameters: {
+              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
+              encodings: [{ ssrc: ssrc + 1 }]
+            }
+          })
+        )
+        const consumerOf2 = yield* Effect.promise(() =>
+          egress.consume({ producerId: producer2.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        const consumerOf2Events = recordEvents(consumerOf2, ["transportclose", "producerclose"])
+        producer2.close()
+        expect(yield* until(() => consumerOf2.closed, 3000)).toBe(true)
+        expect(consumerOf2Events).toEqual(["producerclose", "observer:close"])
+
+        // A producer on a transport of B (the Index says so), consumed on the app's Node:
+        // piped from B into the app's Router, by the app's own Node.
+        const ingressB = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
+        )
+        expect(ingressB).toBeInstanceOf(RemoteTransport)
+        const producerB = yield* Effect.promise(() =>
+          ingressB.produce({
+            kind: "audio",
+            rtpParameters: {
+              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
+              encodings: [{ ssrc: ssrc + 2 }]
+            }
+          })
+        )
+        expect(
+          yield* until(
+            async () => (await Effect.runPromise(index.find(producerB.id as never)))._tag === "Some",
+            3000
+          )
+        ).toBe(true)
+        expect(Option.getOrThrow(yield* index.find(producerB.id as never))).toMatchObject({ node: nodeB })
+        const local = yield* Effect.promise(() =>
+          ingress.consume({ producerId: producerB.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        expect(local.producerId).toBe(producerB.id)
+        expect(pipes.at(-1)).toEqual({
+          producer: producerB.id,
+          from: (ingressB as unknown as RemoteTransport).routerId,
+          to: ingressRouter,
+          pinned: false
+        })
+        const localEvents = recordEvents(local, ["transportclose", "producerclose"])
+        ingressB.close()
+        expect(producerB.closed).toBe(true)
+        // The pipe from B closes with B's producer: the app's consumer goes with `producerclose`.
+        expect(yield* until(() => local.closed, 3000)).toBe(true)
+        expect(localEvents).toEqual(["producerclose", "observer:close"])
+
         // Closing the remote transport closes it on B, its consumer with `transportclose`.
         const consumerEvents = recordEvents(consumer, ["transportclose", "producerclose"])
         const egressEvents = recordEvents(egress, ["routerclose"])
@@ -208,6 +275,14 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         const consumer2 = yield* Effect.promise(() =>
           egress2.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
         )
+        // A WebRtcTransport delegated alike: B's ICE and DTLS parameters, here.
+        const web = yield* Effect.promise(() => router.createWebRtcTransport({ listenInfos: [listenInfo] }))
+        expect(web).toBeInstanceOf(RemoteTransport)
+        expect(web.iceRole).toBe("controlled")
+        expect(web.iceParameters.usernameFragment.length).toBeGreaterThan(0)
+        expect(web.iceCandidates[0]).toMatchObject({ address: "127.0.0.1", protocol: "udp" })
+        expect(web.dtlsParameters.fingerprints.length).toBeGreaterThan(0)
+        const webEvents = recordEvents(web, ["routerclose"])
         const egress2Events = recordEvents(egress2, ["routerclose"])
         const consumer2Events = recordEvents(consumer2, ["transportclose", "producerclose"])
         const killedAt = Date.now()
@@ -215,6 +290,8 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         expect(yield* until(() => egress2.closed && consumer2.closed, 5000)).toBe(true)
         console.log(`remote objects closed ${Date.now() - killedAt} ms after SIGKILL of node-b`)
         expect(egress2Events).toEqual(["routerclose", "observer:close"])
+        expect(web.closed).toBe(true)
+        expect(webEvents).toEqual(["routerclose", "observer:close"])
         expect(consumer2Events).toEqual(["transportclose", "observer:close"])
         expect(router.transportsForTesting.has(egress2.id)).toBe(false)
         // The app's own transport and producer are untouched.
