@@ -86,6 +86,29 @@ export interface TreeDrawing {
   readonly hops: ReadonlyArray<TreeDrawingHop>
 }
 
+/** The bound under which samples are left out of `AfterPeak`: this share of its peak, and at least `AFTER_PEAK_MIN`. */
+export const AFTER_PEAK_FLOOR = 0.1
+export const AFTER_PEAK_MIN = 2
+
+/**
+ * How closely the Workers in use followed the lower bound of the moment (at the watermark)
+ * from the bound's peak on: the largest ratio of Workers in use to that bound over the
+ * samples from the first one at the bound's peak to the end, leaving out the samples where
+ * the bound is under `floor` (10 % of its peak, and at least 2 Workers).
+ */
+export interface AfterPeak {
+  /** The largest ratio, or null when no sample counts. */
+  readonly maxRatio: number | null
+  /** When it was reached (seconds), or null. */
+  readonly atSeconds: number | null
+  /** The bound's peak over the samples, and when it was first reached. */
+  readonly peakBound: number
+  readonly peakAtSeconds: number
+  readonly floor: number
+  /** Samples counted. */
+  readonly samples: number
+}
+
 export interface SimResult {
   readonly scenario: string
   readonly policy: string
@@ -97,6 +120,8 @@ export interface SimResult {
    */
   readonly lowerBounds: LowerBounds
   readonly peakWorkers: number
+  /** Workers in use against the bound of the moment, from the bound's peak on (the way down). */
+  readonly workersOverBoundAfterPeak: AfterPeak
   readonly peakWorkersRunning: number
   readonly peakNodes: number
   /**

@@ -12,7 +12,15 @@ import type { RelocationReason } from "../core/relocation.js"
 import { lookup, workerOfRouter } from "../core/Snapshot.js"
 import type { LoadReport, SimCluster } from "./Cluster.js"
 import { type Demand, workersFor } from "./Demand.js"
-import { LoadHistogram, type SeriesPoint, type SimResult, type TreeDrawing } from "./Metrics.js"
+import {
+  AFTER_PEAK_FLOOR,
+  AFTER_PEAK_MIN,
+  type AfterPeak,
+  LoadHistogram,
+  type SeriesPoint,
+  type SimResult,
+  type TreeDrawing
+} from "./Metrics.js"
 import type { Scenario } from "./Scenario.js"
 
 /** What the workload counted. */
@@ -22,6 +30,40 @@ export interface JoinCounts {
   readonly rejectedConsumers: number
   readonly reconnects: number
   readonly relocationsByReason: Readonly<Record<RelocationReason, number>>
+}
+
+/** Workers in use against the bound at the watermark of the moment, from the bound's peak on (see `AfterPeak`). */
+export const afterPeak = (series: ReadonlyArray<SeriesPoint>): AfterPeak => {
+  let peak = 0
+  let from = -1
+  series.forEach((p, i) => {
+    if (p.lowerBoundAtWatermark > peak) {
+      peak = p.lowerBoundAtWatermark
+      from = i
+    }
+  })
+  const floor = Math.max(AFTER_PEAK_MIN, Math.ceil(AFTER_PEAK_FLOOR * peak))
+  let maxRatio: number | null = null
+  let atSeconds: number | null = null
+  let samples = 0
+  for (let i = Math.max(0, from); i < series.length; i++) {
+    const p = series[i]!
+    if (p.lowerBoundAtWatermark < floor) continue
+    samples++
+    const ratio = p.workersInUse / p.lowerBoundAtWatermark
+    if (maxRatio === null || ratio > maxRatio) {
+      maxRatio = ratio
+      atSeconds = p.t
+    }
+  }
+  return {
+    maxRatio,
+    atSeconds,
+    peakBound: peak,
+    peakAtSeconds: from < 0 ? 0 : series[from]!.t,
+    floor,
+    samples
+  }
 }
 
 export class MetricsRecorder {
@@ -193,6 +235,7 @@ export class MetricsRecorder {
       simulatedSeconds: this.scenario.durationSeconds,
       lowerBounds: this.demand.bounds(),
       peakWorkers: this.peakWorkers,
+      workersOverBoundAfterPeak: afterPeak(this.series),
       peakWorkersRunning: this.peakWorkersRunning,
       peakNodes: this.peakNodes,
       workersForPlacedDemand: this.peakPlacedBound,

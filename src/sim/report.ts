@@ -4,7 +4,13 @@
  */
 import { loadBands, loadColour } from "../ops/loadColours.js"
 import type { Bound, LowerBounds } from "./Demand.js"
-import type { SeriesPoint, SimResult, TreeDrawing } from "./Metrics.js"
+import {
+  AFTER_PEAK_FLOOR,
+  AFTER_PEAK_MIN,
+  type SeriesPoint,
+  type SimResult,
+  type TreeDrawing
+} from "./Metrics.js"
 import type { Scenario } from "./Scenario.js"
 
 /** The JSON object printed for one policy (everything but the time series and the tree). */
@@ -60,6 +66,12 @@ export const boundsLine = (b: LowerBounds, watermark: number): string => {
   return `lower bounds, from the scenario's demand with the pipes its rooms must have (the same for every policy): ${fmt(b.workers.atWatermark)} Workers at the ${watermark} % watermark, ${fmt(b.workers.at100)} at 100 %; ${fmt(b.pipes.atWatermark)} pipes at the watermark, ${fmt(b.pipes.at100)} at 100 %${infeasible}${demandOnly}`
 }
 
+/** The largest ratio of Workers in use to the bound of the moment, from the bound's peak on. */
+export const afterPeakCell = (r: SimResult): string => {
+  const a = r.workersOverBoundAfterPeak
+  return a === undefined || a.maxRatio === null ? "-" : `${fmt(a.maxRatio, 2)}x`
+}
+
 export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: number): string => {
   const shared = sharedBounds(results)
   const head = [
@@ -67,6 +79,7 @@ export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: numb
     "overloaded Worker-s",
     "over 100 %",
     shared === undefined ? "workers (lb)" : `workers (lb ${bound(shared.workers)})`,
+    "workers/lb after its peak",
     "nodes",
     "cpu mean/p95/max %",
     "overload events",
@@ -84,6 +97,7 @@ export const summaryTable = (results: ReadonlyArray<SimResult>, watermark?: numb
     fmt(r.overloadedWorkerSeconds),
     pct(r.overloadedShare),
     shared === undefined ? `${fmt(r.peakWorkers)} (${bound(r.lowerBounds.workers)})` : fmt(r.peakWorkers),
+    afterPeakCell(r),
     fmt(r.peakNodes),
     `${fmt(r.cpu.mean, 1)}/${fmt(r.cpu.p95, 1)}/${fmt(r.cpu.max, 1)}`,
     fmt(r.overloadEvents),
@@ -479,7 +493,7 @@ export const htmlReport = (scenario: Scenario, results: ReadonlyArray<SimResult>
   const rows = results
     .map(
       (r) =>
-        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.overloadedWorkerSeconds)}</td><td>${pct(r.overloadedShare)}</td><td>${fmt(r.peakWorkers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.workers)}</td>` : ""}<td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.pipes)}</td>` : ""}<td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.rejectedConsumers)}</td><td>${fmt(r.reconnects)}</td><td>${esc(relocationsCell(r))}</td><td>${r.decisions === 0 ? "–<sup>a</sup>" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
+        `<tr><td>${esc(r.policy)}</td><td>${fmt(r.overloadedWorkerSeconds)}</td><td>${pct(r.overloadedShare)}</td><td>${fmt(r.peakWorkers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.workers)}</td>` : ""}<td>${esc(afterPeakCell(r))}</td><td>${fmt(r.peakNodes)}</td><td>${fmt(r.cpu.mean, 1)}</td><td>${fmt(r.cpu.p95, 1)}</td><td>${fmt(r.cpu.max, 1)}</td><td>${fmt(r.overloadEvents)}</td><td>${fmt(r.pipeConsumers)}</td>${shared === undefined ? `<td>${bound(r.lowerBounds.pipes)}</td>` : ""}<td>${r.maxDepth}</td><td>${fmt(r.meanDepth, 2)}</td><td>${fmt(r.rejected)}</td><td>${fmt(r.rejectedConsumers)}</td><td>${fmt(r.reconnects)}</td><td>${esc(relocationsCell(r))}</td><td>${r.decisions === 0 ? "–<sup>a</sup>" : fmt(r.meanDecisionMicros, 1)}</td><td>${fmt(r.wallSeconds, 2)}</td></tr>`
     )
     .join("")
   const trees = results
@@ -512,8 +526,8 @@ figure{margin:10px 0}figcaption{font-size:13px}.key{font-size:13px}
 <p>${scenario.nodes.count} Nodes × ${scenario.nodes.cpus} CPUs, ${fmt(scenario.durationSeconds)} s simulated, load reports every ${scenario.reportIntervalSeconds} s (${scenario.reportDelaySeconds} s late), watermark ${watermark} %, seed ${results[0]?.seed ?? scenario.seed}.</p>
 ${shared === undefined ? "" : `<p>${esc(boundsLine(shared, watermark))}.</p>`}
 <p>Overload is measured in time: the Worker-seconds spent over 100 % CPU, and their share of the Worker-seconds in use (sampled at every load report); overload events count crossings of 100 %. CPU figures are over the Worker-seconds in use.</p>
-<table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th>${shared === undefined ? "<th>Workers lower bound (watermark/100 %)</th>" : ""}<th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th>${shared === undefined ? "<th>pipes lower bound (watermark/100 %)</th>" : ""}<th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>relocations (overload/drain/lost/consolidate)</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
-<p class="notes">${undecided.length === 0 ? "" : `<sup>a</sup> –: ${esc(noDecisions(undecided))} (µs/decision is the mean time of the core's placement decisions: transport and consumer placements, pipes). `}Lower bounds count the pipes a room split over Workers must have, for placements that give each participant one transport (every policy here but least-loaded, which pins subscribers to producers' Routers with more transports: only the demand-only bound holds for it). Pipes: the peak number alive at once. Depth: pipe hops from a producer's origin Router to the Router of its consumer.</p>
+<table><thead><tr><th>policy</th><th>overloaded Worker-s</th><th>share over 100 %</th><th>peak Workers</th>${shared === undefined ? "<th>Workers lower bound (watermark/100 %)</th>" : ""}<th>Workers / bound after its peak (max)<sup>b</sup></th><th>peak Nodes</th><th>CPU mean %</th><th>p95 %</th><th>max %</th><th>overload events</th><th>pipes</th>${shared === undefined ? "<th>pipes lower bound (watermark/100 %)</th>" : ""}<th>max depth</th><th>mean depth</th><th>rejected joins</th><th>rejected consumers</th><th>reconnects</th><th>relocations (overload/drain/lost/consolidate)</th><th>µs/decision</th><th>wall s</th></tr></thead><tbody>${rows}</tbody></table>
+<p class="notes">${undecided.length === 0 ? "" : `<sup>a</sup> –: ${esc(noDecisions(undecided))} (µs/decision is the mean time of the core's placement decisions: transport and consumer placements, pipes). `}<sup>b</sup> The largest ratio of Workers in use to the lower bound of the moment at the watermark, over the samples from the bound's peak on, leaving out samples where the bound is under ${AFTER_PEAK_FLOOR * 100} % of its peak or under ${AFTER_PEAK_MIN} Workers. Lower bounds count the pipes a room split over Workers must have, for placements that give each participant one transport (every policy here but least-loaded, which pins subscribers to producers' Routers with more transports: only the demand-only bound holds for it). Pipes: the peak number alive at once. Depth: pipe hops from a producer's origin Router to the Router of its consumer.</p>
 <h2>Over time</h2>
 ${legendKey(results)}
 <div class="charts">

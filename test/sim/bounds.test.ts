@@ -8,6 +8,8 @@ import { Either } from "effect"
 import { describe, expect, it } from "vitest"
 import type { SettingsKey } from "../../src/core/Ids.js"
 import { roomNeeds } from "../../src/sim/Demand.js"
+import type { SeriesPoint } from "../../src/sim/Metrics.js"
+import { afterPeak } from "../../src/sim/MetricsRecorder.js"
 import { Prng } from "../../src/sim/Prng.js"
 import { policyNames } from "../../src/sim/policies/Policy.js"
 import { type PolicyFactory, simulateSync } from "../../src/sim/run.js"
@@ -147,6 +149,44 @@ describe("pipe-aware lower bounds, by hand", () => {
     const r = simulateSync(s, rejectAll)
     expect(r.lowerBounds.infeasibleRooms.atWatermark).toEqual({ peak: 1, total: 2 })
     expect(r.lowerBounds.infeasibleRooms.at100).toEqual({ peak: 0, total: 0 })
+  })
+})
+
+describe("Workers over the bound after its peak", () => {
+  const point = (t: number, workersInUse: number, bound: number): SeriesPoint => ({
+    t,
+    workersInUse,
+    workersRunning: workersInUse,
+    nodesInUse: 1,
+    workersOverloaded: 0,
+    participants: 0,
+    lowerBoundAtWatermark: bound,
+    lowerBoundAt100: bound,
+    demandOnlyAt100: bound,
+    meanLoad: 0,
+    maxLoad: 0,
+    consumers: 0,
+    pipes: 0
+  })
+
+  it("takes the largest ratio from the bound's first peak on, leaving out bounds under the floor", () => {
+    const series = [
+      point(1, 9, 1), // before the peak: left out
+      point(2, 20, 20),
+      point(3, 22, 20),
+      point(4, 20, 10), // 2x on the way down
+      point(5, 6, 3), // over the floor of max(2, 10 % of 20) = 2
+      point(6, 9, 1) // under the floor: left out
+    ]
+    expect(afterPeak(series)).toEqual({
+      maxRatio: 2,
+      atSeconds: 4,
+      peakBound: 20,
+      peakAtSeconds: 2,
+      floor: 2,
+      samples: 4
+    })
+    expect(afterPeak([point(1, 3, 1)]).maxRatio).toBeNull()
   })
 })
 
