@@ -20,6 +20,10 @@ export interface Participant {
   readonly room: Room
   /** Publishes, as the scenario says (one of the room's first joiners); its producers exist only while placed. */
   publisher: boolean
+  /** The producers' kinds it creates while placed, as the scenario says (its role); none unless a publisher. */
+  kinds: ReadonlyArray<MediaKind>
+  /** Its index in the group's `roles` while a publisher in one, else -1. */
+  role: number
   /** The participant's transport (send and receive), or null. */
   transport: TransportId | null
   router: RouterId | null
@@ -41,6 +45,10 @@ export interface Room {
   readonly publishersWanted: number
   /** Present participants with the publisher role. */
   publishers: number
+  /** Present publishers in each of the group's `roles`. */
+  readonly roleHolders: Array<number>
+  /** Producers of each kind the present publishers make (as the scenario says, placed or not). */
+  readonly published: Record<MediaKind, number>
   readonly members: Array<Participant>
   /** Members whose join was placed. */
   placedCount: number
@@ -66,4 +74,24 @@ export interface GroupState {
   readonly maxFactor: number
   /** First room that may have a free seat (`fill: inOrder`). */
   cursor: number
+}
+
+/** The media a room asks for: producers and consumers of each kind. */
+export interface RoomMedia {
+  readonly producers: Record<MediaKind, number>
+  readonly consumers: Record<MediaKind, number>
+}
+
+/**
+ * What the room's present members would make if all were placed (the demand, whatever the
+ * policy): each publisher's producers (its role's kinds), and the consumers: every member
+ * consumes every producer but its own.
+ */
+export const roomMedia = (room: Room): RoomMedia => {
+  const members = room.members.length
+  const { audio, video } = room.published
+  return {
+    producers: { audio, video },
+    consumers: { audio: audio * Math.max(0, members - 1), video: video * Math.max(0, members - 1) }
+  }
 }

@@ -50,6 +50,19 @@ export const RoomGroup = Schema.Struct({
   hint: Schema.optionalWith(Schema.Literal("size", "none"), { default: () => "none" as const }),
   /** The producers each publisher creates. */
   produces: Schema.optionalWith(Schema.Array(MediaKind), { default: () => ["audio", "video"] as const }),
+  /**
+   * Roles of the first publishers, in order: the first `count` publishers present create
+   * the first role's producers, the next `count` the second's, and the publishers after
+   * the roles create `produces`. A seat in a role left free goes to the next publisher.
+   * Teacher on video, students on audio: `publishers: "all"`, `produces: ["audio"]`,
+   * `roles: [{ count: 1, produces: ["audio", "video"] }]`. Default: no roles.
+   */
+  roles: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ count: PositiveInt, produces: Schema.Array(MediaKind) })),
+    {
+      default: () => []
+    }
+  ),
   /** Steady join rate over the whole group (Poisson arrivals). */
   joinsPerSecond: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   startSeconds: Schema.optionalWith(Seconds, { default: () => 0 }),

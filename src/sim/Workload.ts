@@ -146,6 +146,8 @@ export class Workload {
           size,
           publishersWanted: spec.publishers === "all" ? size : Math.min(size, spec.publishers),
           publishers: 0,
+          roleHolders: spec.roles.map(() => 0),
+          published: { audio: 0, video: 0 },
           members: [],
           placedCount: 0,
           producers: [],
@@ -253,6 +255,8 @@ export class Workload {
       num: this.nextParticipant++,
       room,
       publisher: false,
+      kinds: [],
+      role: -1,
       transport: null,
       router: null,
       extra: null,
@@ -265,7 +269,7 @@ export class Workload {
     if (room.members.length >= room.size) this.closeSeat(room)
     // The first participants present publish, as the scenario says, whether placed or not.
     p.publisher = room.publishers < room.publishersWanted
-    if (p.publisher) room.publishers++
+    if (p.publisher) this.takeRole(p)
     this.demand.changed(room, 1)
     if (!room.opened) {
       this.policy.openRoom(room)
@@ -280,6 +284,28 @@ export class Workload {
     }
   }
 
+  /** A new publisher takes the first role with a free seat (else none) and its kinds. */
+  private takeRole(p: Participant): void {
+    const room = p.room
+    const roles = room.group.spec.roles
+    room.publishers++
+    p.role = -1
+    for (let i = 0; i < roles.length; i++) {
+      if (room.roleHolders[i]! < roles[i]!.count) {
+        p.role = i
+        room.roleHolders[i]!++
+        break
+      }
+    }
+    p.kinds = p.role < 0 ? room.group.spec.produces : roles[p.role]!.produces
+    this.countKinds(p, 1)
+  }
+
+  private countKinds(p: Participant, delta: number): void {
+    const room = p.room
+    for (const kind of p.kinds) room.published[kind] += delta
+  }
+
   /** Places a (re)joining participant: transport, producers, consumers. */
   private admit(p: Participant): boolean {
     const room = p.room
@@ -291,7 +317,7 @@ export class Workload {
     }
     p.placed = true
     room.placedCount++
-    this.connect(p, p.publisher ? room.group.spec.produces : [])
+    this.connect(p, p.publisher ? p.kinds : [])
     return true
   }
 
@@ -347,12 +373,21 @@ export class Workload {
     p.router = null
     p.extra = null
     this.forgetProducers(p)
-    if (p.publisher) room.publishers--
-    p.publisher = false
+    if (p.publisher) this.leaveRole(p)
     this.removeMember(p)
     this.demand.changed(room, -1)
     for (const n of nodes) this.cluster.touchNode(n)
     if (room.members.length === 0) this.closeRoom(room)
+  }
+
+  private leaveRole(p: Participant): void {
+    const room = p.room
+    room.publishers--
+    if (p.role >= 0) room.roleHolders[p.role]!--
+    this.countKinds(p, -1)
+    p.publisher = false
+    p.kinds = []
+    p.role = -1
   }
 
   private closeRoom(room: Room): void {
