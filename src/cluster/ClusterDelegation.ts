@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { Cause, Clock, Effect, Exit, Layer, Runtime, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, Fiber, Layer, Runtime, Stream } from "effect"
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import type { NodeId, WorkerId } from "../core/Ids.js"
@@ -27,6 +27,9 @@ import { WorkerService } from "../services/WorkerService.js"
 import { carryOutRemotely, registryEvents } from "./delegation.js"
 import { NodeClients } from "./NodeClients.js"
 import { type RemoteObject, type RemoteSession, RemoteTransport } from "./RemoteTransport.js"
+
+/** How long closing waits for the closes sent to other Nodes. */
+const closeTimeoutMillis = 2000
 
 export interface ClusterDelegationOptions {
   /** How often the snapshot is brought in line with the registry (default 500 ms). */
@@ -75,8 +78,10 @@ const make = (options: ClusterDelegationOptions) =>
     const runtime = yield* Effect.runtime<never>()
     const runFork = Runtime.runFork(runtime)
     const sessions = new Map<NodeId, Session>()
-    /** Pipes into other Nodes that closed there, to record with the next sync. */
-    let closedPipes: Array<ClusterEvent> = []
+    /** Calls nobody waits for (closes) still under way. */
+    const fired = new Set<Fiber.RuntimeFiber<unknown, never>>()
+    /** What the Nodes' notices told (pipes into them closed, Workers died), for the next sync. */
+    let noticed: Array<ClusterEvent> = []
 
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
@@ -97,6 +102,9 @@ const make = (options: ClusterDelegationOptions) =>
           session.objects.get(notice.consumer)?.object.producerPaused?.(notice.paused)
           return
         case "WorkerDied":
+          // Recorded with the next sync: no placement on it meanwhile (the registry would
+          // tell only after its next report and a grace period).
+          noticed.push({ _tag: "WorkerDied", worker: notice.worker, at })
           for (const [id, entry] of Array.from(session.objects)) {
             if (entry.worker !== notice.worker) continue
             session.objects.delete(id)
@@ -104,7 +112,7 @@ const make = (options: ClusterDelegationOptions) =>
           }
           return
         case "PipeClosed":
-          closedPipes.push({ _tag: "PipeClosed", producer: notice.producer, to: notice.router, at })
+          noticed.push({ _tag: "PipeClosed", producer: notice.producer, to: notice.router, at })
           return
       }
     }
@@ -121,16 +129,17 @@ const make = (options: ClusterDelegationOptions) =>
               const failure = Cause.failureOption(exit.cause)
               throw failure._tag === "Some" ? toMediasoupError(failure.value) : Cause.squash(exit.cause)
             }),
-          fire: (call) =>
-            void runFork(
+          fire: (call) => {
+            const fiber = runFork(
               (call(client) as Effect.Effect<unknown, unknown>).pipe(
                 Effect.catchAllCause((cause) => Effect.logDebug(`a call to Node ${node} failed`, cause))
               )
-            ),
-          track: (id, object) => {
-            const worker = object instanceof RemoteTransport ? object.workerId : undefined
-            session.objects.set(id, worker === undefined ? { object } : { object, worker })
+            )
+            fired.add(fiber)
+            fiber.addObserver(() => fired.delete(fiber))
           },
+          track: (id, object, worker) =>
+            void session.objects.set(id, worker === undefined ? { object } : { object, worker }),
           forget: (id) => void session.objects.delete(id)
         }
         sessions.set(node, session)
@@ -173,10 +182,18 @@ const make = (options: ClusterDelegationOptions) =>
       Effect.interruptible,
       Effect.forkScoped
     )
+    // Closing: the closes under way (the Mafalda Routers closed their remote transports
+    // just before) reach their Nodes while the clients are still open, then the rest is lost.
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const session of Array.from(sessions.values())) loseAll(session)
-      })
+      Effect.suspend(() => Fiber.awaitAll(Array.from(fired))).pipe(
+        Effect.timeout(closeTimeoutMillis),
+        Effect.ignore,
+        Effect.andThen(
+          Effect.sync(() => {
+            for (const session of Array.from(sessions.values())) loseAll(session)
+          })
+        )
+      )
     )
 
     const peerEvents: DelegationShape["peerEvents"] = (current) =>
@@ -186,8 +203,8 @@ const make = (options: ClusterDelegationOptions) =>
           Effect.orElseSucceed(() => undefined)
         )
         const at = yield* Clock.currentTimeMillis
-        const pipes = closedPipes
-        closedPipes = []
+        const pipes = noticed
+        noticed = []
         // A Redis outage: the other Nodes stay as they were last seen.
         const nodes = records === undefined ? [] : registryEvents(current(), records, self, at)
         return [...nodes, ...pipes]
@@ -256,7 +273,7 @@ const make = (options: ClusterDelegationOptions) =>
           mafaldaRouter: request.mafaldaRouter,
           appData: o.appData as types.AppData | undefined
         })
-        session.track(transport.id, transport.asRemoteObject())
+        session.track(transport.id, transport.asRemoteObject(), request.worker)
         return transport as unknown as types.Transport
       })
 

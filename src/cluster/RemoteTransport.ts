@@ -32,8 +32,11 @@ export interface RemoteSession {
   readonly run: <A>(call: (client: NodeClient) => unknown) => Promise<A>
   /** Runs a call whose result nobody waits for (a close); failures are logged. */
   readonly fire: (call: (client: NodeClient) => unknown) => void
-  /** Routes the Node's notices about `id` to `object` until it is forgotten. */
-  readonly track: (id: string, object: RemoteObject) => void
+  /**
+   * Routes the Node's notices about `id` to `object` until it is forgotten (a transport
+   * with its Worker, which a `WorkerDied` notice closes).
+   */
+  readonly track: (id: string, object: RemoteObject, worker?: WorkerId) => void
   readonly forget: (id: string) => void
 }
 

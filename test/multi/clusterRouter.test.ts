@@ -81,13 +81,13 @@ describe("createMafalda({ cluster })", () => {
   })
 })
 
-describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
-  afterAll(async () => {
-    for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-    await Promise.all(started.map((p) => p.exited))
-    await cleanPrefix(prefix)
-  })
+afterAll(async () => {
+  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
+  await Promise.all(started.map((p) => p.exited))
+  await cleanPrefix(prefix)
+})
 
+describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
   it.scopedLive(
     "a transport delegated to Node B: mediasoup's API, RTP piped from the app's Node, closed on B, and closed with mediasoup's events when B is killed",
     () =>
@@ -311,6 +311,83 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         expect(yield* Effect.promise(() => refused(appRecord!.address))).toBe(true)
         expect(yield* Effect.promise(() => refused(b.address))).toBe(true)
         expect(yield* Effect.promise(() => keysOf(prefix))).toEqual([])
+      }),
+    60_000
+  )
+})
+
+describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, Node C alive", () => {
+  it.scopedLive(
+    "a Worker of C killed closes the remote transport there with routerclose; closing the app closes its transports on C",
+    () =>
+      Effect.gen(function* () {
+        const c = yield* Effect.promise(() => startNode("node-c"))
+        const clientC = yield* makeClient({ ...parseAddress(c.address)!, secret })
+        const mafalda = yield* Effect.promise(() =>
+          createMafalda({
+            cpus: 1,
+            watermark: 60,
+            costs: { transport: 40 },
+            samplingInterval: 600_000,
+            cluster: {
+              secret,
+              redis: redisUrl,
+              prefix,
+              node: "app-node-2",
+              heartbeatMillis: 250,
+              syncMillis: 100
+            }
+          })
+        )
+        let appClosed = false
+        const closeApp = Effect.promise(async () => {
+          if (appClosed) return
+          appClosed = true
+          await mafalda.close()
+        })
+        yield* Effect.addFinalizer(() => closeApp)
+        const nodeC = NodeId.make(c.node)
+        expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeC), 3000)).toBe(true)
+
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const local = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
+        expect(local).not.toBeInstanceOf(RemoteTransport)
+        const first = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
+        expect(first).toBeInstanceOf(RemoteTransport)
+        const firstEvents = recordEvents(first, ["routerclose"])
+
+        // C's Worker (the Node stays) is killed: the transport there goes with routerclose.
+        const [worker] = (yield* clientC.NodeInfo()).workers
+        process.kill(worker!.pid, "SIGKILL")
+        expect(yield* until(() => first.closed, 5000)).toBe(true)
+        expect(firstEvents).toEqual(["routerclose", "observer:close"])
+
+        // Once the snapshot knows that Worker is gone (C's notice), the next transport goes to
+        // a new one there.
+        const second = yield* Effect.gen(function* () {
+          const deadline = Date.now() + 1000
+          for (;;) {
+            const made = yield* Effect.promise(() =>
+              router.createPlainTransport({ listenInfo, comedia: true }).then(
+                (t) => t,
+                (e: unknown) => e as Error
+              )
+            )
+            if (!(made instanceof Error)) return made
+            if (Date.now() > deadline) throw made
+            yield* Effect.sleep("200 millis")
+          }
+        })
+        expect(second).toBeInstanceOf(RemoteTransport)
+        expect((yield* clientC.NodeInfo()).transports).toBe(1)
+
+        // The app closes: its transports on C are closed there.
+        yield* closeApp
+        expect(second.closed).toBe(true)
+        expect((yield* clientC.NodeInfo()).transports).toBe(0)
+        c.process.child.kill("SIGTERM")
+        const exit = yield* Effect.promise(() => c.process.exited)
+        expect(exit.code).toBe(0)
       }),
     60_000
   )
