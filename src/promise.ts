@@ -112,8 +112,13 @@ export const createMafalda = async (options: CreateMafaldaOptions = {}): Promise
   if (cluster !== undefined) {
     const bad = badClusterOptions(cluster)
     if (bad !== undefined) throw new TypeError(`invalid Mafalda options: ${bad}`)
-    // Loaded only in cluster mode: the embedded path never loads Redis or RPC.
-    const { layerCluster } = await import("./cluster/ClusterMafalda.js")
+    // Loaded only in cluster mode: the embedded path never loads Redis or RPC (optional
+    // peer dependencies: when one is missing, the error says what to install).
+    const { layerCluster } = await import("./cluster/ClusterMafalda.js").catch(async (error: unknown) => {
+      const { missingPackagesMessage } = await import("./cluster/optionalPackages.js")
+      const message = missingPackagesMessage(error, "createMafalda({ cluster })")
+      throw message === undefined ? error : new Error(message, { cause: error })
+    })
     layer = layerCluster(resolved.right, cluster)
   }
   const runtime = ManagedRuntime.make(layer)
