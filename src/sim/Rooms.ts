@@ -49,6 +49,8 @@ export interface Room {
   readonly roleHolders: Array<number>
   /** Producers of each kind the present publishers make (as the scenario says, placed or not). */
   readonly published: Record<MediaKind, number>
+  /** Present publishers making at least one video producer (see `roomMedia`). */
+  videoPublishers: number
   readonly members: Array<Participant>
   /** Members whose join was placed. */
   placedCount: number
@@ -85,13 +87,21 @@ export interface RoomMedia {
 /**
  * What the room's present members would make if all were placed (the demand, whatever the
  * policy): each publisher's producers (its role's kinds), and the consumers: every member
- * consumes every producer but its own.
+ * consumes every producer but its own, and with last-N at most N video producers (a
+ * publisher of video at most N of the others'). Exact when each publisher makes at most one
+ * producer of each kind (every built-in scenario).
  */
 export const roomMedia = (room: Room): RoomMedia => {
   const members = room.members.length
   const { audio, video } = room.published
+  const lastN = room.group.spec.lastN
+  const videoConsumers =
+    lastN === undefined
+      ? video * Math.max(0, members - 1)
+      : (members - room.videoPublishers) * Math.min(lastN, video) +
+        room.videoPublishers * Math.min(lastN, Math.max(0, video - 1))
   return {
     producers: { audio, video },
-    consumers: { audio: audio * Math.max(0, members - 1), video: video * Math.max(0, members - 1) }
+    consumers: { audio: audio * Math.max(0, members - 1), video: videoConsumers }
   }
 }

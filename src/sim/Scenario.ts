@@ -63,6 +63,12 @@ export const RoomGroup = Schema.Struct({
       default: () => []
     }
   ),
+  /**
+   * Last-N: each participant consumes at most this many video producers, those of the
+   * latest publishers (the room's newest video producers), and every audio producer; when
+   * a new video producer comes, each participant's oldest one is dropped. Default: all.
+   */
+  lastN: Schema.optional(PositiveInt),
   /** Steady join rate over the whole group (Poisson arrivals). */
   joinsPerSecond: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   startSeconds: Schema.optionalWith(Seconds, { default: () => 0 }),

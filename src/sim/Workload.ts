@@ -148,6 +148,7 @@ export class Workload {
           publishers: 0,
           roleHolders: spec.roles.map(() => 0),
           published: { audio: 0, video: 0 },
+          videoPublishers: 0,
           members: [],
           placedCount: 0,
           producers: [],
@@ -304,6 +305,7 @@ export class Workload {
   private countKinds(p: Participant, delta: number): void {
     const room = p.room
     for (const kind of p.kinds) room.published[kind] += delta
+    if (p.kinds.includes("video")) room.videoPublishers += delta
   }
 
   /** Places a (re)joining participant: transport, producers, consumers. */
@@ -327,12 +329,58 @@ export class Workload {
    */
   private connect(p: Participant, kinds: ReadonlyArray<MediaKind>): void {
     const room = p.room
+    const lastN = room.group.spec.lastN
+    if (lastN !== undefined) {
+      this.connectLastN(p, kinds, lastN)
+      return
+    }
     for (const producer of room.producers) if (producer.owner !== p) this.consumeOne(p, producer)
     for (const kind of kinds) {
       const producer = this.policy.produce(p, kind)
       if (producer === undefined) continue
       for (const other of room.members) if (other !== p && other.placed) this.consumeOne(other, producer)
     }
+  }
+
+  /** The same with last-N: every audio producer, and the room's latest N video producers. */
+  private connectLastN(p: Participant, kinds: ReadonlyArray<MediaKind>, lastN: number): void {
+    const room = p.room
+    for (const producer of room.producers)
+      if (producer.owner !== p && producer.kind !== "video") this.consumeOne(p, producer)
+    this.refreshVideo(p, lastN)
+    for (const kind of kinds) {
+      const producer = this.policy.produce(p, kind)
+      if (producer === undefined) continue
+      for (const other of room.members) {
+        if (other === p || !other.placed) continue
+        if (kind === "video") this.refreshVideo(other, lastN)
+        else this.consumeOne(other, producer)
+      }
+    }
+  }
+
+  /**
+   * Last-N: `p` consumes the room's latest `lastN` video producers but its own (those it
+   * lacks are created) and no other (those it has are closed).
+   */
+  private refreshVideo(p: Participant, lastN: number): void {
+    const room = p.room
+    let kept = 0
+    let closed = false
+    for (let i = room.producers.length - 1; i >= 0; i--) {
+      const producer = room.producers[i]!
+      if (producer.kind !== "video" || producer.owner === p) continue
+      const id = this.cluster.consumerId(p, producer)
+      const has = HashMap.has(this.cluster.snapshot.consumers, id)
+      if (kept < lastN) {
+        kept++
+        if (!has) this.consumeOne(p, producer)
+      } else if (has) {
+        this.cluster.emit({ _tag: "ConsumerClosed", consumer: id, at: this.now })
+        closed = true
+      }
+    }
+    if (closed) for (const n of this.nodesOf(p)) this.cluster.touchNode(n)
   }
 
   private consumeOne(p: Participant, producer: ProducerRef): void {
@@ -372,12 +420,17 @@ export class Workload {
     p.transport = null
     p.router = null
     p.extra = null
+    const hadVideo = p.producers.some((x) => x.kind === "video")
     this.forgetProducers(p)
     if (p.publisher) this.leaveRole(p)
     this.removeMember(p)
     this.demand.changed(room, -1)
     for (const n of nodes) this.cluster.touchNode(n)
     if (room.members.length === 0) this.closeRoom(room)
+    else if (hadVideo && room.group.spec.lastN !== undefined) {
+      // The others move up to the next latest video producers.
+      for (const other of room.members) if (other.placed) this.refreshVideo(other, room.group.spec.lastN)
+    }
   }
 
   private leaveRole(p: Participant): void {
@@ -565,11 +618,13 @@ export class Workload {
       if (p.extra !== null) {
         for (const [r, t] of p.extra) if (!this.cluster.hasTransport(t)) p.extra.delete(r)
       }
+      const lastN = room.group.spec.lastN
       for (const producer of room.producers) {
-        if (producer.owner === p) continue
+        if (producer.owner === p || (lastN !== undefined && producer.kind === "video")) continue
         if (!HashMap.has(this.cluster.snapshot.consumers, this.cluster.consumerId(p, producer)))
           this.consumeOne(p, producer)
       }
+      if (lastN !== undefined) this.refreshVideo(p, lastN)
     }
     const delay = this.scenario.rejoinDelaySeconds
     if (typeof delay !== "number") {

@@ -100,3 +100,60 @@ describe("roles per participant", () => {
     expect(teachers).toBeGreaterThan(0)
   })
 })
+
+describe("last-N video", () => {
+  it("each participant consumes the latest N others' video producers and every audio producer", () => {
+    const { result, engine } = run({
+      size: { min: 8, max: 8 },
+      publishers: "all",
+      lastN: 3,
+      stopSeconds: 60
+    })
+    expect(result.rejected).toBe(0)
+    expect(result.rejectedConsumers).toBe(0)
+    for (const room of rooms(engine)) {
+      expect(room.members).toHaveLength(8)
+      for (const p of room.members) {
+        const got = consumed(engine, p)
+        expect(got.filter((x) => x.kind === "audio")).toHaveLength(7)
+        const latest = room.producers.filter((x) => x.kind === "video" && x.owner !== p).slice(-3)
+        expect(got.filter((x) => x.kind === "video")).toEqual(latest)
+      }
+      expect(roomMedia(room)).toEqual({
+        producers: { audio: 8, video: 8 },
+        consumers: { audio: 56, video: 24 }
+      })
+    }
+    // 4 rooms of 8: 56 audio + 24 video consumers each, where without last-N 56 + 56.
+    expect(HashMap.size(engine.cluster.snapshot.consumers)).toBe(4 * 80)
+    const all = run({ size: { min: 8, max: 8 }, publishers: "all", stopSeconds: 60 })
+    expect(HashMap.size(all.engine.cluster.snapshot.consumers)).toBe(4 * 112)
+  })
+
+  it("when a publisher leaves, the others move up to the next latest video producers", () => {
+    for (const policy of ["round-robin", "mafalda"] as const) {
+      const { result, engine } = run(
+        {
+          rooms: 5,
+          size: { min: 5, max: 9 },
+          publishers: "all",
+          lastN: 2,
+          meanStaySeconds: 30,
+          joinsPerSecond: 3
+        },
+        policy
+      )
+      expect(result.rejected).toBe(0)
+      let checked = 0
+      for (const room of rooms(engine)) {
+        for (const p of room.members) {
+          if (!p.placed) continue
+          const video = consumed(engine, p).filter((x) => x.kind === "video")
+          expect(video).toEqual(room.producers.filter((x) => x.kind === "video" && x.owner !== p).slice(-2))
+          checked++
+        }
+      }
+      expect(checked).toBeGreaterThan(5)
+    }
+  })
+})
