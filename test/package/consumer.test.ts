@@ -17,7 +17,8 @@
  *   that one copy without a version warning, the CLI's embedded commands run, and
  *   `mafalda node` says which packages to install.
  *
- * About 70 s on a quiet 2-core machine: the build and the strict type check take most of it.
+ * About 50 s on a quiet 2-core machine, plus about 25 s for the Effect 3.21 app (120 s in all
+ * on a busy one): the build and the strict type check take most of it.
  */
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -217,6 +218,25 @@ describe(`an app on effect ${olderEffectVersion}, without the optional multi-mac
     expect(version.stdout).toMatch(/^mafalda 0\.1\.0 \(mediasoup 3\.14\.7, Node /)
     const help = await run([mafaldaBin(), "help"], app)
     expect(help.code).toBe(0)
+    // The modules of every command but "node" load (each only when its command runs).
+    const commands = [
+      "demo/broadcastDemo",
+      "demo/pipeDemo",
+      "cli/simulate",
+      "cli/calibrate",
+      "cli/status",
+      "cli/buildWorker"
+    ]
+    const loaded = await run(
+      [
+        "--input-type=module",
+        "-e",
+        `for (const m of ${JSON.stringify(commands)}) await import("./node_modules/mafalda/dist/" + m + ".js"); console.log("loaded")`
+      ],
+      app
+    )
+    expect(loaded.stderr).toBe("")
+    expect(loaded.stdout.trim()).toBe("loaded")
     const demo = await run([mafaldaBin(), "demo", "--consumers", "3", "--json"], app)
     expect(demo.stderr).toBe("")
     noWarning(demo)
