@@ -172,10 +172,23 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         const pipes: Array<unknown> = []
         mafalda.observer.on("pipe", (pipe) => pipes.push(pipe))
         yield* Effect.promise(() => egress.connect({ ip: "127.0.0.1", port: receiver.local.port }))
+        const consumeStarted = performance.now()
         const consumer = yield* Effect.promise(() =>
           egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
         )
+        const withPipeMs = performance.now() - consumeStarted
         expect(consumer.producerId).toBe(producer.id)
+        // Another consume there: B's Router receives the producer already (no pipe, one call).
+        const againStarted = performance.now()
+        const again = yield* Effect.promise(() =>
+          egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities, paused: true })
+        )
+        const againMs = performance.now() - againStarted
+        expect(again.paused).toBe(true)
+        again.close()
+        console.log(
+          `consume() on node-b: ${withPipeMs.toFixed(1)} ms with the pipe handshake, ${againMs.toFixed(1)} ms without`
+        )
         const rtp = yield* sendAndCount(sender, receiver, {
           ssrc,
           count: 100,
