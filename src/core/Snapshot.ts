@@ -9,7 +9,18 @@
  * Worker's Routers, a Router's transports, hop counters) so that decisions never scan the
  * whole cluster.
  */
-import { type Chunk, Data, Either, HashMap, HashSet, Option, Order, RedBlackTree, Schema } from "effect"
+import {
+  type Chunk,
+  Either,
+  Equal,
+  Hash,
+  HashMap,
+  HashSet,
+  Option,
+  type Order,
+  RedBlackTree,
+  Schema
+} from "effect"
 import {
   ConsumerId,
   MafaldaRouterId,
@@ -235,15 +246,21 @@ export type LoadKey = readonly [load: number, worker: WorkerId]
 export type SpareKey = readonly [used: number, node: NodeId]
 
 // Ascending load, and among equal loads descending id, so that walking the tree backwards
-// meets the busiest Worker first and, among equals, the smallest id first.
-const loadOrder: Order.Order<LoadKey> = Order.combine(
-  Order.mapInput(Order.number, (k: LoadKey) => k[0]),
-  Order.mapInput(Order.reverse(Order.string), (k: LoadKey) => k[1])
-)
-const spareOrder: Order.Order<SpareKey> = Order.combine(
-  Order.mapInput(Order.number, (k: SpareKey) => k[0]),
-  Order.mapInput(Order.reverse(Order.string), (k: SpareKey) => k[1])
-)
+// meets the busiest Worker first and, among equals, the smallest id first. Written out, it
+// is `Order.combine(Order.mapInput(Order.number, k => k[0]), Order.mapInput(Order.reverse(
+// Order.string), k => k[1]))`, result for result, without the closures (every placement
+// moves a Worker in this tree).
+const pairOrder = <K extends readonly [number, string]>(a: K, b: K): -1 | 0 | 1 => {
+  if (a === b) return 0
+  const x = a[0]
+  const y = b[0]
+  if (x !== y) return x < y ? -1 : 1
+  const i = a[1]
+  const j = b[1]
+  return i === j ? 0 : j < i ? -1 : 1
+}
+const loadOrder: Order.Order<LoadKey> = pairOrder
+const spareOrder: Order.Order<SpareKey> = pairOrder
 
 /** Index: the consumers of each producer, by the Router they are on. */
 export type HopConsumers = HashMap.HashMap<ProducerId, HashMap.HashMap<RouterId, HashSet.HashSet<ConsumerId>>>
@@ -281,9 +298,34 @@ export const emptySnapshot: ClusterSnapshot = {
 
 // --- Setters that keep the indexes in step -------------------------------------------
 
-// Keys are `Data` tuples: the tree finds an entry to remove by structural equality.
-const loadKey = (w: ClusterWorker): LoadKey => Data.tuple(w.load + w.reserved, w.id)
-const spareKey = (n: ClusterNode): SpareKey => Data.tuple(n.workers.length / n.cpus, n.id)
+// The trees find an entry to remove by `Equal.equals` on keys, so keys are compared by value:
+// two pairs are equal when both their parts are (`===`, as for a `Data.tuple`). They are never
+// put in a hashed collection, so all share one hash, and equality costs two comparisons where
+// a `Data.tuple` hashes both of its parts first.
+const pairProto = {
+  [Equal.symbol](this: readonly [unknown, unknown], that: unknown): boolean {
+    return (
+      typeof that === "object" &&
+      that !== null &&
+      Equal.symbol in that &&
+      (that as { readonly [Equal.symbol]: unknown })[Equal.symbol] === pairProto[Equal.symbol] &&
+      this[0] === (that as readonly [unknown, unknown])[0] &&
+      this[1] === (that as readonly [unknown, unknown])[1]
+    )
+  },
+  [Hash.symbol](): number {
+    return 0
+  }
+}
+const pair = <K extends readonly [number, string]>(first: K[0], second: K[1]): K => {
+  const key = Object.create(pairProto) as { 0: K[0]; 1: K[1]; length: 2 }
+  key[0] = first
+  key[1] = second
+  key.length = 2
+  return key as unknown as K
+}
+const loadKey = (w: ClusterWorker): LoadKey => pair<LoadKey>(w.load + w.reserved, w.id)
+const spareKey = (n: ClusterNode): SpareKey => pair<SpareKey>(n.workers.length / n.cpus, n.id)
 const hasSpare = (n: ClusterNode): boolean => n.state === "up" && n.workers.length < n.cpus
 
 const updateLoadTree = (
