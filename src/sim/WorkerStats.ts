@@ -11,7 +11,13 @@
 import { HashMap, HashSet } from "effect"
 import type { WorkerId } from "../core/Ids.js"
 import { type Costs, kindCosts } from "../core/PolicyOptions.js"
-import { type ClusterSnapshot, type ClusterWorker, lookup, type MediaKind } from "../core/Snapshot.js"
+import {
+  type ClusterRouter,
+  type ClusterSnapshot,
+  type ClusterWorker,
+  lookup,
+  type MediaKind
+} from "../core/Snapshot.js"
 
 export interface WorkerStat {
   /** The snapshot record these figures were counted from. */
@@ -33,11 +39,80 @@ export interface WorkerStat {
 
 export type KindFactors = Readonly<Record<MediaKind, number>>
 
-export const countWorker = (
+/**
+ * What one Router carries: counts, and the terms of its media and pipe load in the order a
+ * count walks them (`carried`, in the set's order), so that summing them over a Worker's
+ * Routers adds the same numbers in the same order as a count of the whole Worker.
+ */
+export interface RouterCount {
+  readonly transports: number
+  readonly producers: number
+  readonly consumers: number
+  readonly pipesIn: number
+  readonly pipesOut: number
+  readonly carried: number
+  /** Non-zero terms of the media load (producers, consumers), in order. */
+  readonly media: ReadonlyArray<number>
+  /** Non-zero terms of the pipe load (pipes in, pipes out), in order. */
+  readonly pipes: ReadonlyArray<number>
+}
+
+export const countRouter = (
+  snapshot: ClusterSnapshot,
+  router: ClusterRouter,
+  costs: Costs,
+  factors: KindFactors
+): RouterCount => {
+  const rid = router.id
+  let producers = 0
+  let consumers = 0
+  let pipesIn = 0
+  let pipesOut = 0
+  let carried = 0
+  const media: Array<number> = []
+  const pipes: Array<number> = []
+  // Adding a zero (+0 or -0) changes no sum that starts at +0 (it is never -0): left out.
+  const add = (terms: Array<number>, x: number) => {
+    if (x !== 0) terms.push(x)
+  }
+  for (const pid of router.carried) {
+    carried++
+    const producer = lookup(snapshot.producers, pid)
+    const tree = lookup(snapshot.trees, pid)
+    const hop = tree === undefined ? undefined : lookup(tree, rid)
+    if (producer === undefined || hop === undefined) continue
+    const f = factors[producer.kind]
+    const c = kindCosts(costs, producer.kind)
+    if (hop.parent === null) {
+      producers++
+      add(media, c.producer * f)
+    } else {
+      pipesIn++
+      add(pipes, c.pipe * f)
+    }
+    consumers += hop.consumers
+    add(media, hop.consumers * c.consumer * f)
+    pipesOut += hop.children
+    add(pipes, hop.children * c.pipe * f)
+  }
+  return {
+    transports: HashSet.size(router.transports),
+    producers,
+    consumers,
+    pipesIn,
+    pipesOut,
+    carried,
+    media,
+    pipes
+  }
+}
+
+/** Sums the counts of a Worker's Routers into `into` (see `countRouter`). */
+const sumWorker = (
   snapshot: ClusterSnapshot,
   worker: ClusterWorker,
   costs: Costs,
-  factors: KindFactors,
+  count: (router: ClusterRouter) => RouterCount,
   into: WorkerStat
 ): WorkerStat => {
   let transports = 0
@@ -51,27 +126,15 @@ export const countWorker = (
   for (const { id: rid } of worker.routers) {
     const router = lookup(snapshot.routers, rid)
     if (router === undefined) continue
-    transports += HashSet.size(router.transports)
-    for (const pid of router.carried) {
-      carried++
-      const producer = lookup(snapshot.producers, pid)
-      const tree = lookup(snapshot.trees, pid)
-      const hop = tree === undefined ? undefined : lookup(tree, rid)
-      if (producer === undefined || hop === undefined) continue
-      const f = factors[producer.kind]
-      const c = kindCosts(costs, producer.kind)
-      if (hop.parent === null) {
-        producers++
-        media += c.producer * f
-      } else {
-        pipesIn++
-        pipeLoad += c.pipe * f
-      }
-      consumers += hop.consumers
-      media += hop.consumers * c.consumer * f
-      pipesOut += hop.children
-      pipeLoad += hop.children * c.pipe * f
-    }
+    const rc = count(router)
+    transports += rc.transports
+    producers += rc.producers
+    consumers += rc.consumers
+    pipesIn += rc.pipesIn
+    pipesOut += rc.pipesOut
+    carried += rc.carried
+    for (const x of rc.media) media += x
+    for (const x of rc.pipes) pipeLoad += x
   }
   const demand = transports * costs.transport + media
   into.ref = worker
@@ -86,9 +149,26 @@ export const countWorker = (
   return into
 }
 
-/** A cache of `WorkerStat` per Worker, recounted when the Worker's record changed. */
+/** Counts a Worker from the snapshot: what its Routers carry, and its true load. */
+export const countWorker = (
+  snapshot: ClusterSnapshot,
+  worker: ClusterWorker,
+  costs: Costs,
+  factors: KindFactors,
+  into: WorkerStat
+): WorkerStat =>
+  sumWorker(snapshot, worker, costs, (router) => countRouter(snapshot, router, costs, factors), into)
+
+/**
+ * A cache of `WorkerStat` per Worker, recounted when the Worker's record changed; and of
+ * `RouterCount` per Router record, so that recounting a Worker only walks the Routers that
+ * changed. A Router's record is replaced whenever what a count reads of it changes: its
+ * transports and carried producers are in it, and every change of a hop's consumers or
+ * pipes on it also changes the room's share there (`rooms`, see the core's `applyEvent`).
+ */
 export class WorkerStatsCache {
   private readonly cache = new Map<WorkerId, WorkerStat>()
+  private readonly routers = new WeakMap<ClusterRouter, RouterCount>()
 
   constructor(
     private readonly costs: Costs,
@@ -98,7 +178,7 @@ export class WorkerStatsCache {
   get(snapshot: ClusterSnapshot, worker: ClusterWorker): WorkerStat {
     let stat = this.cache.get(worker.id)
     if (stat === undefined) {
-      stat = countWorker(snapshot, worker, this.costs, this.factors, {
+      stat = this.count(snapshot, worker, {
         ref: worker,
         load: 0,
         demand: 0,
@@ -112,9 +192,26 @@ export class WorkerStatsCache {
       })
       this.cache.set(worker.id, stat)
     } else if (stat.ref !== worker) {
-      countWorker(snapshot, worker, this.costs, this.factors, stat)
+      this.count(snapshot, worker, stat)
     }
     return stat
+  }
+
+  private count(snapshot: ClusterSnapshot, worker: ClusterWorker, into: WorkerStat): WorkerStat {
+    return sumWorker(
+      snapshot,
+      worker,
+      this.costs,
+      (router) => {
+        let rc = this.routers.get(router)
+        if (rc === undefined) {
+          rc = countRouter(snapshot, router, this.costs, this.factors)
+          this.routers.set(router, rc)
+        }
+        return rc
+      },
+      into
+    )
   }
 
   /** The Worker's record changed without a change of what it carries (a load report). */
