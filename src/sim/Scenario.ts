@@ -69,6 +69,21 @@ export const RoomGroup = Schema.Struct({
    * a new video producer comes, each participant's oldest one is dropped. Default: all.
    */
   lastN: Schema.optional(PositiveInt),
+  /**
+   * Rooms with start times and fixed lengths: room `i` of the group starts at `startSeconds
+   * + i * everySeconds`, its `size` participants join at times drawn uniformly over its first
+   * `joinWithinSeconds`, and it ends `lengthSeconds` after its start (everyone present leaves).
+   * Such a group's seats are filled by these joins (set `joinsPerSecond` to 0 for no others).
+   * Default: none (rooms fill from the group's steady joins and bursts).
+   */
+  scheduled: Schema.optional(
+    Schema.Struct({
+      startSeconds: Seconds,
+      everySeconds: Schema.optionalWith(Seconds, { default: () => 0 }),
+      lengthSeconds: PositiveSeconds,
+      joinWithinSeconds: Schema.optionalWith(PositiveSeconds, { default: () => 60 })
+    })
+  ),
   /** Steady join rate over the whole group (Poisson arrivals). */
   joinsPerSecond: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   startSeconds: Schema.optionalWith(Seconds, { default: () => 0 }),

@@ -32,6 +32,8 @@ import type { NodeEvent, Scenario, SpreadDelay, WorkerFailure } from "./Scenario
 export type WorkloadItem =
   | { readonly k: "arrival"; readonly group: GroupState }
   | { readonly k: "join"; readonly group: GroupState }
+  | { readonly k: "joinRoom"; readonly room: Room }
+  | { readonly k: "end"; readonly room: Room }
   | { readonly k: "leave"; readonly p: Participant }
   | { readonly k: "node"; readonly ev: NodeEvent }
   | { readonly k: "worker"; readonly ev: WorkerFailure }
@@ -106,6 +108,13 @@ export class Workload {
       case "join":
         this.join(item.group)
         break
+      case "joinRoom":
+        if (item.room.openSlot >= 0) this.join(item.room.group, item.room)
+        break
+      case "end":
+        // A room of fixed length ends: everyone present leaves.
+        for (const p of [...item.room.members]) this.leave(p)
+        break
       case "leave":
         this.leave(item.p)
         break
@@ -165,6 +174,18 @@ export class Workload {
       }
       this.groups.push(group)
       if (spec.joinsPerSecond > 0 && maxFactor > 0) this.scheduleArrival(group, spec.startSeconds * 1000)
+      if (spec.scheduled !== undefined) {
+        const { startSeconds, everySeconds, lengthSeconds, joinWithinSeconds } = spec.scheduled
+        for (const room of group.rooms) {
+          const start = (startSeconds + (room.index - group.rooms[0]!.index) * everySeconds) * 1000
+          const end = start + lengthSeconds * 1000
+          for (let j = 0; j < room.size; j++) {
+            const at = start + prng.next() * joinWithinSeconds * 1000
+            if (at <= this.durationMs && at < end) this.scheduler.schedule(at, { k: "joinRoom", room })
+          }
+          if (end <= this.durationMs) this.scheduler.schedule(end, { k: "end", room })
+        }
+      }
       for (const burst of spec.bursts) {
         for (let j = 0; j < burst.joins; j++) {
           const at = (burst.atSeconds + prng.next() * burst.withinSeconds) * 1000
@@ -245,13 +266,15 @@ export class Workload {
 
   // --- Participants ------------------------------------------------------------------------
 
-  private join(group: GroupState): void {
+  /** A participant joins a room of the group with a free seat (or `into`, which has one). */
+  private join(group: GroupState, into?: Room): void {
     const open = group.open
     if (open.length === 0) return
     const room =
-      group.spec.fill === "random"
+      into ??
+      (group.spec.fill === "random"
         ? open[Math.floor(group.prng.next() * open.length)]!
-        : this.firstOpen(group)
+        : this.firstOpen(group))
     const p: Participant = {
       num: this.nextParticipant++,
       room,
