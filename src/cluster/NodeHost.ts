@@ -435,14 +435,19 @@ const make = (options: NodeHostOptions) =>
         NodeInfo: () =>
           Effect.gen(function* () {
             let clientTransports = 0
-            for (const t of transports.values()) if (t.kind !== "pipe") clientTransports++
+            let pipes = 0
+            for (const t of transports.values()) {
+              if (t.kind === "pipe") pipes++
+              else clientTransports++
+            }
             const info: NodeInfo = {
               node,
               cpus: workers.cpus,
               announcedIp,
               state: (yield* Ref.get(draining)) ? "draining" : "up",
               workers: yield* workers.workers,
-              transports: clientTransports
+              transports: clientTransports,
+              pipes
             }
             return info
           }),

@@ -89,7 +89,9 @@ export const NodeInfo = Schema.Struct({
   state: Schema.Literal("up", "draining"),
   workers: Schema.Array(WorkerInfo),
   /** Transports made by clients (not pipes) that are open. */
-  transports: Schema.Int
+  transports: Schema.Int,
+  /** PipeTransports of pipes across Nodes that are open (either end, made by the handshake). */
+  pipes: Schema.Int
 })
 export type NodeInfo = typeof NodeInfo.Type
 
