@@ -295,13 +295,45 @@ const make = (options: ClusterDelegationOptions) =>
         return info
       })
 
+    /** A close sent to a Node by scale-down: awaited (up to `closeTimeoutMillis`), never failing. */
+    const closeOn = (
+      node: NodeId,
+      what: string,
+      call: (client: NodeClient) => Effect.Effect<void, unknown>
+    ) =>
+      clients.get(node).pipe(
+        Effect.flatMap(call),
+        Effect.timeoutFail({
+          duration: closeTimeoutMillis,
+          onTimeout: () => new Error(`no answer within ${closeTimeoutMillis} ms`)
+        }),
+        Effect.catchAllCause((cause) =>
+          Effect.annotateLogs(
+            Effect.logWarning(`scale-down could not close ${what} on Node ${node}`, cause),
+            {
+              node
+            }
+          )
+        )
+      )
+
+    const closeRouter: DelegationShape["closeRouter"] = (node, router) =>
+      closeOn(node, `Router ${router}`, (client) => client.CloseRouter({ router }))
+
+    const closePipe: DelegationShape["closePipe"] = (producer, to) =>
+      closeOn(to.node, `the pipe of ${producer} into Router ${to.router}`, (client) =>
+        client.ClosePipe({ producer, router: to.router })
+      )
+
     const service: DelegationShape = {
       delegates: true,
       peerEvents,
       syncMillis: options.syncMillis ?? 500,
       carryOut,
       createTransport,
-      pipe
+      pipe,
+      closeRouter,
+      closePipe
     }
     return service
   })

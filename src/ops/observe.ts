@@ -103,8 +103,11 @@ const actionLabel = {
   CloseWorker: "close_worker"
 } as const
 
-/** Scale-down closed these idle things. */
-export const scaledDown = (actions: ReadonlyArray<ScaleDownAction>) =>
+/** Scale-down closed these idle things (`nodeOf`: the other Node one was closed on, if any). */
+export const scaledDown = (
+  actions: ReadonlyArray<ScaleDownAction>,
+  nodeOf: (action: ScaleDownAction) => string | undefined = () => undefined
+) =>
   Effect.forEach(
     actions,
     (a) =>
@@ -114,7 +117,8 @@ export const scaledDown = (actions: ReadonlyArray<ScaleDownAction>) =>
           action: actionLabel[a._tag],
           worker: a._tag === "CloseWorker" ? a.worker : undefined,
           router: a._tag === "CloseWorker" ? undefined : a.router,
-          producer: a._tag === "ClosePipe" ? a.producer : undefined
+          producer: a._tag === "ClosePipe" ? a.producer : undefined,
+          node: nodeOf(a)
         })
       ),
     { discard: true }

@@ -3,11 +3,12 @@
  * transport on another Mafalda Node. `Placement` and the Mafalda Router depend on this small
  * interface only; which implementation is in the context decides the mode:
  *
- * - `embedded` (the default, no layer needed: `Placement` and `Mafalda` fall back to it when
- *   the context has no `Delegation`): one process, no other Node. It never delegates:
- *   `peerEvents` is empty, so the snapshot knows no other Node and the core never chooses
- *   one; should a plan name another Node anyway, `carryOut` fails with `NoCapacityError`
- *   (today's behaviour).
+ * - `embedded` (the default, no layer needed: `Placement`, `ScaleDown` and `Mafalda` fall
+ *   back to it when the context has no `Delegation`): one process, no other Node. It never
+ *   delegates: `peerEvents` is empty, so the snapshot knows no other Node and the core never
+ *   chooses one; should a plan name another Node anyway, `carryOut` fails with
+ *   `NoCapacityError` (today's behaviour). Nothing of its is on another Node, so
+ *   `closeRouter` and `closePipe` have nothing to close.
  * - the cluster implementation (`src/cluster/ClusterDelegation.ts`, loaded by the cluster entry
  *   only): other Nodes from the `NodeRegistry`, Workers, Routers, transports and pipes made
  *   on them over RPC (`NodeClients`), transports returned as objects with mediasoup's API.
@@ -89,6 +90,18 @@ export interface DelegationShape {
     from: PipeEndpoint,
     to: PipeEndpoint
   ) => Effect.Effect<PipeInfo, WorkerServiceError>
+  /**
+   * Scale-down of a Router this Node's Mafalda Routers made on another Node (`carryOut`):
+   * closes it there. Never fails: a Node that does not answer is logged (a Node that died
+   * took the Router with it).
+   */
+  readonly closeRouter: (node: NodeId, router: RouterId) => Effect.Effect<void>
+  /**
+   * Scale-down of a pipe of `producer` into `to` where one end is on another Node: closed by
+   * the destination's Node (`to.node`, possibly this one: it holds the pipes made by the
+   * handshake); the origin's end goes with it. Never fails, as `closeRouter`.
+   */
+  readonly closePipe: (producer: ProducerId, to: PipeEndpoint) => Effect.Effect<void>
 }
 
 export class Delegation extends Context.Tag("mafalda/Delegation")<Delegation, DelegationShape>() {}
@@ -110,7 +123,10 @@ export const embedded: DelegationShape = {
         operation: "pipe",
         message: `cannot pipe ${producer} from Node ${from.node} to Node ${to.node}: no other Node here`
       })
-    )
+    ),
+  // Nothing is ever made on another Node here.
+  closeRouter: () => Effect.void,
+  closePipe: () => Effect.void
 }
 
 /** The `Delegation` in the context, or `embedded` when there is none. */

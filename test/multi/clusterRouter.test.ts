@@ -405,3 +405,141 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, Node C ali
     60_000
   )
 })
+
+describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, scale-down on Node D", () => {
+  it.scopedLive(
+    "idle pipes with an end on D and an idle Router the app made on D are closed there after the grace; D's Worker is left to D; nothing leaks",
+    () =>
+      Effect.gen(function* () {
+        const d = yield* Effect.promise(() => startNode("node-d"))
+        const nodeD = NodeId.make(d.node)
+        const clientD = yield* makeClient({ ...parseAddress(d.address)!, secret })
+        const { registry } = yield* clusterStore(prefix)
+        const grace = 600
+        const mafalda = yield* Effect.promise(() =>
+          createMafalda({
+            cpus: 1,
+            watermark: 60,
+            costs: { transport: 40 },
+            samplingInterval: 600_000,
+            idleGraceMillis: grace,
+            scaleDownInterval: 150,
+            cluster: {
+              secret,
+              redis: redisUrl,
+              prefix,
+              node: "app-node-3",
+              heartbeatMillis: 250,
+              syncMillis: 100
+            }
+          })
+        )
+        let appClosed = false
+        const closeApp = Effect.promise(async () => {
+          if (appClosed) return
+          appClosed = true
+          await mafalda.close()
+        })
+        yield* Effect.addFinalizer(() => closeApp)
+        const scaledDown: Array<{ at: number; action: { _tag: string; router?: string; worker?: string } }> =
+          []
+        mafalda.observer.on("scaledown", (actions: ReadonlyArray<{ _tag: string }>) => {
+          for (const action of actions) scaledDown.push({ at: Date.now(), action })
+        })
+        expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeD), 3000)).toBe(true)
+        const appAddress = (yield* registry.nodes).find((n) => n.node === "app-node-3")!.address
+        const clientApp = yield* makeClient({ ...parseAddress(appAddress)!, secret })
+
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const rtpParameters = (ssrc: number) => ({
+          codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
+          encodings: [{ ssrc }]
+        })
+        // A producer on the app's Node, consumed on D (a pipe app -> D); a producer on D,
+        // consumed on the app's Node (a pipe D -> app, held by the app's own NodeHost).
+        const ingress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, comedia: true })
+        )
+        expect(ingress).not.toBeInstanceOf(RemoteTransport)
+        const producer = yield* Effect.promise(() =>
+          ingress.produce({ kind: "audio", rtpParameters: rtpParameters(0x5ca1e001) })
+        )
+        const onD = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
+        expect(onD).toBeInstanceOf(RemoteTransport)
+        const routerD = (onD as unknown as RemoteTransport).routerId
+        const producerD = yield* Effect.promise(() =>
+          onD.produce({ kind: "audio", rtpParameters: rtpParameters(0x5ca1e002) })
+        )
+        const consumerOnD = yield* Effect.promise(() =>
+          onD.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        const consumerHere = yield* Effect.promise(() =>
+          ingress.consume({ producerId: producerD.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        expect((yield* clientD.NodeInfo()).pipes).toBe(2)
+        expect((yield* clientApp.NodeInfo()).pipes).toBe(2)
+        const workersOfD = (yield* clientD.NodeInfo()).workers.map((w) => w.id)
+        expect(workersOfD).toHaveLength(1)
+
+        // The consumers go: the two pipes are idle; after the grace they are closed, on
+        // both Nodes (D's pipe into its Router by D, the one into the app's Router by the
+        // app's NodeHost; each origin's end goes with its lease).
+        const consumersClosedAt = Date.now()
+        consumerOnD.close()
+        consumerHere.close()
+        const pipesGone = async () =>
+          (await Effect.runPromise(clientD.NodeInfo())).pipes === 0 &&
+          (await Effect.runPromise(clientApp.NodeInfo())).pipes === 0
+        expect(yield* until(pipesGone, grace + 5000)).toBe(true)
+        const pipeCloses = scaledDown.filter((s) => s.action._tag === "ClosePipe")
+        expect(pipeCloses).toHaveLength(2)
+        for (const s of pipeCloses) expect(s.at - consumersClosedAt).toBeGreaterThanOrEqual(grace)
+        console.log(
+          `pipes across Nodes closed by scale-down ${Date.now() - consumersClosedAt} ms after their consumers (grace ${grace} ms)`
+        )
+        // The Router on D is still used (its transport): open.
+        expect(scaledDown.some((s) => s.action._tag === "CloseRouter" && s.action.router === routerD)).toBe(
+          false
+        )
+
+        // The transport on D goes: its Router there is idle, and closed on D after the grace.
+        const transportClosedAt = Date.now()
+        onD.close()
+        expect(
+          yield* until(async () => (await Effect.runPromise(clientD.NodeInfo())).transports === 0, 3000)
+        ).toBe(true)
+        expect(
+          yield* until(
+            () => scaledDown.some((s) => s.action._tag === "CloseRouter" && s.action.router === routerD),
+            grace + 5000
+          )
+        ).toBe(true)
+        const routerClose = scaledDown.find((s) => s.action._tag === "CloseRouter")!
+        expect(routerClose.at - transportClosedAt).toBeGreaterThanOrEqual(grace)
+        console.log(
+          `Router on node-d closed by scale-down ${routerClose.at - transportClosedAt} ms after its transport`
+        )
+        // Gone on D: a transport there is refused as on an unknown Router.
+        const refusedOnD = yield* clientD
+          .CreatePlainTransport({ router: routerD, listenInfo })
+          .pipe(Effect.flip)
+        expect(refusedOnD).toMatchObject({ _tag: "UnknownObjectError", what: "Router" })
+        // D's Worker is D's: not closed by the app, neither there nor in the app's snapshot.
+        yield* Effect.sleep(grace * 2)
+        expect((yield* clientD.NodeInfo()).workers.map((w) => w.id)).toEqual(workersOfD)
+        expect(scaledDown.some((s) => s.action._tag === "CloseWorker")).toBe(false)
+        expect(HashMap.has(mafalda.snapshot().workers, workersOfD[0]!)).toBe(true)
+        // Nothing left on either Node but the app's own transport.
+        const infoD = yield* clientD.NodeInfo()
+        expect({ transports: infoD.transports, pipes: infoD.pipes }).toEqual({ transports: 0, pipes: 0 })
+        const infoApp = yield* clientApp.NodeInfo()
+        expect(infoApp.pipes).toBe(0)
+        expect(ingress.closed).toBe(false)
+
+        yield* closeApp
+        d.process.child.kill("SIGTERM")
+        expect((yield* Effect.promise(() => d.process.exited)).code).toBe(0)
+      }),
+    60_000
+  )
+})
