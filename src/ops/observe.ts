@@ -51,7 +51,8 @@ const outcomeOf = (plan: PlacementPlan, node: string): string =>
 
 /**
  * Decides a transport placement with `decide` (timed), counts its outcome, and logs a
- * rejection (warning) or a decision (debug); returns the decision.
+ * rejection (warning), a delegation to another Node (info, naming it) or another decision
+ * (debug); returns the decision.
  */
 export const transportPlan = (
   mafaldaRouter: string,
@@ -63,9 +64,10 @@ export const transportPlan = (
     if (Either.isLeft(plan)) return Effect.as(placementRejected(mafaldaRouter, plan.left.message), plan)
     const outcome = outcomeOf(plan.right, node)
     Metrics.count(Metrics.placements, { outcome })
+    // Delegated: placed on another Node (`node`), which had room when this one had none.
     const log =
       outcome === "delegated"
-        ? Effect.logWarning("placement rejected: only another Node has room")
+        ? Effect.logInfo(`transport delegated to Node ${plan.right.node} (no room on this Node)`)
         : Effect.logDebug("transport placed")
     return Effect.as(
       annotated(log, {
