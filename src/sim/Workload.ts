@@ -358,10 +358,21 @@ export class Workload {
       return
     }
     for (const producer of room.producers) if (producer.owner !== p) this.consumeOne(p, producer)
+    this.publish(p, kinds)
+  }
+
+  /** `p` publishes `kinds`, each consumed by the room's other placed members (within last-N). */
+  private publish(p: Participant, kinds: ReadonlyArray<MediaKind>): void {
+    const room = p.room
+    const lastN = room.group.spec.lastN
     for (const kind of kinds) {
       const producer = this.policy.produce(p, kind)
       if (producer === undefined) continue
-      for (const other of room.members) if (other !== p && other.placed) this.consumeOne(other, producer)
+      for (const other of room.members) {
+        if (other === p || !other.placed) continue
+        if (lastN !== undefined && kind === "video") this.refreshVideo(other, lastN)
+        else this.consumeOne(other, producer)
+      }
     }
   }
 
@@ -371,15 +382,7 @@ export class Workload {
     for (const producer of room.producers)
       if (producer.owner !== p && producer.kind !== "video") this.consumeOne(p, producer)
     this.refreshVideo(p, lastN)
-    for (const kind of kinds) {
-      const producer = this.policy.produce(p, kind)
-      if (producer === undefined) continue
-      for (const other of room.members) {
-        if (other === p || !other.placed) continue
-        if (kind === "video") this.refreshVideo(other, lastN)
-        else this.consumeOne(other, producer)
-      }
-    }
+    this.publish(p, kinds)
   }
 
   /**
