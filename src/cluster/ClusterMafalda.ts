@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
-import { Effect, Layer, Logger, Schedule } from "effect"
+import { Effect, Layer, Logger } from "effect"
 import * as ClusterLayer from "../layers/Cluster.js"
 import * as IndexRedis from "../layers/IndexServiceRedis.js"
 import { type LocalServices, logLevels, layer as mafaldaLayer } from "../layers/Mafalda.js"
@@ -23,55 +23,11 @@ import * as TrackerLayer from "../layers/TrackerService.js"
 import { layerMediasoup } from "../layers/WorkerService.js"
 import type { ClusterModeOptions, ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
 import { layerServer, RpcAddress } from "../rpc/transport.js"
-import { type ClusterStoreError, NodeRegistry, type WorkerLoad } from "../services/NodeRegistry.js"
-import { TrackerService } from "../services/TrackerService.js"
-import { WorkerService } from "../services/WorkerService.js"
+import type { ClusterStoreError } from "../services/NodeRegistry.js"
 import * as DelegationLayer from "./ClusterDelegation.js"
+import { addressText, agent } from "./MafaldaNode.js"
 import * as NodeClientsLayer from "./NodeClients.js"
 import * as NodeHostLayer from "./NodeHost.js"
-import { NodeHost } from "./NodeHost.js"
-
-/**
- * Registration, loads and lease of this Node: once now, then every heartbeat; deregistered
- * when the layer closes. (The same as `mafalda node`'s agent in `MafaldaNode.ts`.)
- */
-const agent = (heartbeatMillis: number, announcedIp: string) =>
-  Effect.gen(function* () {
-    const registry = yield* NodeRegistry
-    const workers = yield* WorkerService
-    const tracker = yield* TrackerService
-    const host = yield* NodeHost
-    const rpc = yield* RpcAddress
-    const address = `${rpc.host.includes(":") ? `[${rpc.host}]` : rpc.host}:${rpc.port}`
-    const registration = { node: workers.node, address, announcedIp, cpus: workers.cpus }
-    const register = Effect.gen(function* () {
-      yield* registry.register(registration)
-      if (yield* host.draining) yield* registry.setState(workers.node, "draining")
-      yield* host.republish
-    })
-    const loads = Effect.gen(function* () {
-      const latest = yield* tracker.latest
-      return (yield* workers.workers).map(
-        (w): WorkerLoad => ({ worker: w.id, settings: w.settings, load: latest.get(w.id)?.load ?? 0 })
-      )
-    })
-    const beat: Effect.Effect<void, ClusterStoreError> = Effect.gen(function* () {
-      if (!(yield* registry.report(workers.node, yield* loads))) {
-        yield* Effect.logWarning(
-          "this Node was not registered any more (its lease ran out): registering again"
-        )
-        yield* register
-      }
-    })
-    yield* register
-    yield* beat.pipe(
-      Effect.catchAll((e) => Effect.logWarning("the Node's report to the registry failed", e)),
-      Effect.repeat(Schedule.spaced(heartbeatMillis)),
-      Effect.interruptible,
-      Effect.forkScoped
-    )
-    yield* Effect.addFinalizer(() => registry.deregister(workers.node).pipe(Effect.ignore))
-  })
 
 /** Everything for one machine that is also a Node of the cluster. */
 export const layerCluster = (
@@ -100,7 +56,9 @@ export const layerCluster = (
     NodeHostLayer.handlersLayer
   ).pipe(Layer.provideMerge(nodeSide))
   const shell = Layer.mergeAll(
-    Layer.scopedDiscard(agent(heartbeatMillis, announcedIp)),
+    Layer.scopedDiscard(
+      Effect.flatMap(RpcAddress, (rpc) => agent({ heartbeatMillis, address: addressText(rpc), announcedIp }))
+    ),
     ClusterLayer.layer({ policy: options.policy, scaleDownInterval: options.scaleDownInterval })
   ).pipe(Layer.provideMerge(served))
   return mafaldaLayer({

@@ -75,8 +75,16 @@ export interface NodeHandleShape {
 
 export class NodeHandle extends Context.Tag("mafalda/NodeHandle")<NodeHandle, NodeHandleShape>() {}
 
-/** Registration, loads and lease: once now, then every heartbeat. */
-const agent = (options: {
+/** An RPC address as `host:port` (an IPv6 host in brackets). */
+export const addressText = (rpc: { readonly host: string; readonly port: number }): string =>
+  `${rpc.host.includes(":") ? `[${rpc.host}]` : rpc.host}:${rpc.port}`
+
+/**
+ * Registration, loads and lease of this Node: once now, then every heartbeat; deregistered
+ * when its scope closes. Used by `mafalda node` (`layer`) and by cluster mode
+ * (`ClusterMafalda.ts`).
+ */
+export const agent = (options: {
   readonly heartbeatMillis: number
   readonly address: string
   readonly announcedIp: string
@@ -150,7 +158,7 @@ export const layer = (options: NodeOptions): Layer.Layer<NodeHandle, ClusterStor
     Effect.gen(function* () {
       const address = yield* RpcAddress
       const hostService = yield* NodeHost
-      const text = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`
+      const text = addressText(address)
       yield* agent({ heartbeatMillis, address: text, announcedIp })
       const handle: NodeHandleShape = {
         node: hostService.node,
