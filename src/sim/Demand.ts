@@ -4,12 +4,14 @@
  * it every change of a room's membership (who sits in which room, and who publishes, come
  * from the scenario and its seed alone), so the figures are the same for every policy.
  *
- * A room of `n` present participants and `k` publishers, each making producers of the kinds
- * its group produces, has a demand `D` (cost model, media scaled per kind by the bitrate
- * factors): `n` transports, the producers, and a consumer of each producer for every other
- * participant, each producer and consumer at the costs of its media kind. A participant's
- * own share of it (its transport, its producers, its consumers) is its demand; `P` is the sum
- * over the room's producers of one pipe end of the producer's kind (`pipe × factor`).
+ * A room's demand `D` (cost model, media scaled per kind by the bitrate factors) is its `n`
+ * present participants' transports and the producers and consumers `roomMedia` counts: each
+ * publisher's producers (its role's kinds), and a consumer of each producer for every other
+ * participant (with last-N, of at most N video producers). A participant's own share of it
+ * (its transport, its producers, its consumers) is its demand. `P` is the sum, over the
+ * producers that every member but their owner consumes (all of them; with last-N the audio
+ * ones only, as which video a member takes is the workload's choice), of one pipe end of
+ * the producer's kind (`pipe × factor`).
  *
  * Pipe-aware bounds, for a capacity `cap` per Worker (the watermark, and 100 %), valid for
  * any placement that keeps every Worker at or under `cap` and gives each participant ONE
@@ -17,22 +19,23 @@
  * and how mafalda, round-robin, mesh, chain and room-per-node place):
  *
  *  - A room over `T` >= 2 Workers that hold its transports: each of those Workers carries
- *    at least `P` of pipe ends. Its members consume every producer but their own; a producer
+ *    at least `P` of pipe ends. Its members consume each of those producers but their own; one
  *    hosted elsewhere reaches them only through a pipe into a Router of theirs on that
  *    Worker (a pipe-in end), and a producer it hosts must leave it for the other Workers (at
  *    least one pipe-out end). So `d_w + P <= cap` on each, where `d_w`, its share of `D`,
  *    holds at least one whole participant: the room needs `T >= ceil(D / (cap - P))`
  *    (`T*`), and if its largest participant's demand plus `P` is over `cap` (or that
  *    participant alone is over `cap`) while `D > cap`, NO such placement exists: the room is
- *    infeasible at `cap`.
+ *    infeasible at `cap`. The largest participant is estimated low (the mean of the room's,
+ *    or a subscriber's exact demand), so a room is never said infeasible wrongly.
  *  - Every one of the `T - 1` Workers that do not host a producer holds a pipe-in of it, each
  *    pipe with its two ends somewhere (relays outside those `T` Workers only add pipes): at
- *    least `(T - 1)` pipes per producer and `D + 2 P (T - 1)` of CPU for the room, both
+ *    least `(T - 1)` pipes per such producer and `D + 2 P (T - 1)` of CPU for the room, both
  *    growing with `T`, so at their least at `T*`. The room alone takes at least
  *    `max(T*, ceil((D + 2 P (T* - 1)) / cap))` Workers (relays included).
  *  - Rooms' objects are disjoint and every Worker is at or under `cap`, so Workers >=
  *    ceil(sum over rooms of their least CPU / cap) and pipes >= the sum over rooms of
- *    producers × (T* - 1), each at its peak over time.
+ *    those producers × (T* - 1), each at its peak over time.
  *
  * The edge case of a Worker holding only one publisher's transport: it hosts that
  * publisher's producers (no pipe-in for them) and needs every other producer (the publisher
@@ -50,7 +53,7 @@
  * Each membership change costs O(1): one room's figures are recomputed and the sums updated.
  */
 import { kindCosts, type PolicyOptions } from "../core/PolicyOptions.js"
-import type { Room } from "./Rooms.js"
+import { type Room, roomMedia } from "./Rooms.js"
 import type { KindFactors } from "./WorkerStats.js"
 
 /** Lower bounds at the watermark and with Workers filled to 100 %. */
@@ -209,36 +212,37 @@ export class Demand {
     this.present += delta
     const i = room.index
     const members = room.members.length
-    const publishers = room.publishers
     const t = this.options.costs.transport
-    // One publisher's producers, their consumers and pipe ends, summed over the kinds.
-    let own = 0
-    let ownConsumers = 0
-    let ownPipes = 0
-    for (const kind of room.group.spec.produces) {
-      const k = this.scaled[kind]
-      own += k.producer
-      ownConsumers += k.consumer
-      ownPipes += k.pipe
-    }
-    // Every participant consumes every producer but its own.
-    const consumers = publishers * ownConsumers
+    const { audio, video } = this.scaled
+    const media = roomMedia(room)
     const demand =
-      members === 0 ? 0 : members * t + publishers * (own + Math.max(0, members - 1) * ownConsumers)
-    const largest =
       members === 0
         ? 0
-        : Math.max(
-            publishers > 0 ? t + own + consumers - ownConsumers : 0,
-            members > publishers ? t + consumers : 0
-          )
-    const pipeEnds = publishers * ownPipes
-    const producers = publishers * room.group.spec.produces.length
+        : members * t +
+          media.producers.audio * audio.producer +
+          media.consumers.audio * audio.consumer +
+          media.producers.video * video.producer +
+          media.consumers.video * video.consumer
+    // Producers every member consumes but its owner: all of them, or with last-N the audio
+    // ones only (which video producers a member takes is the workload's choice).
+    const lastN = room.group.spec.lastN
+    const sharedAudio = media.producers.audio
+    const sharedVideo = lastN === undefined ? media.producers.video : 0
+    const pipeEnds = sharedAudio * audio.pipe + sharedVideo * video.pipe
+    // The largest participant, estimated low: the mean, or a subscriber's exact demand.
+    const subscriber =
+      members > room.publishers
+        ? t +
+          media.producers.audio * audio.consumer +
+          (lastN === undefined ? media.producers.video : Math.min(lastN, media.producers.video)) *
+            video.consumer
+        : 0
+    const largest = members === 0 ? 0 : Math.max(demand / members, subscriber)
     this.total += demand - this.roomDemand[i]!
     this.roomDemand[i] = demand
     if (this.total > this.peakTotal) this.peakTotal = this.total
-    this.atWatermark.set(i, demand, pipeEnds, largest, producers)
-    this.at100.set(i, demand, pipeEnds, largest, producers)
+    this.atWatermark.set(i, demand, pipeEnds, largest, sharedAudio + sharedVideo)
+    this.at100.set(i, demand, pipeEnds, largest, sharedAudio + sharedVideo)
   }
 
   /** Fewest Workers the rooms of now need (pipe-aware, see the header). */

@@ -121,6 +121,34 @@ describe("pipe-aware lower bounds, by hand", () => {
     })
   })
 
+  it("with last-N, counts the pipe ends of the audio producers only; roles give publishers their own kinds", () => {
+    // 50 people, audio and video, last-N 5: D = 5 + 50 × (1.02 + 49 × 0.043) + 50 × 5 × 0.108
+    // = 5 + 156.35 + 27 = 188.35 %; P = 50 × 0.18 = 9 % (audio only). At 100 %:
+    // T* = ceil(188.35 / 91) = 3, 50 × 2 = 100 pipes, 188.35 + 36 = 224.35 %: 3 Workers.
+    const lastN = scenario({
+      ...oneRoomInput(50, ["audio", "video"]),
+      rooms: [{ ...oneRoomInput(50, ["audio", "video"]).rooms[0]!, lastN: 5 }]
+    })
+    const r = simulateSync(lastN, rejectAll)
+    const last = r.series[r.series.length - 1]!
+    expect([last.lowerBoundAt100, last.demandOnlyAt100]).toEqual([3, 2])
+    expect(r.lowerBounds.pipes.at100).toBe(100)
+    // A teacher on audio and video, 39 students on audio: D = 4 + 40 × 0.32 + 0.7 + 40 × 39 ×
+    // 0.043 + 39 × 0.108 = 88.792 %: one Worker at 100 %. At 60 %: P = 40 × 0.18 + 0.4 = 7.6,
+    // T* = ceil(88.792 / 52.4) = 2, 41 producers piped once, 88.792 + 15.2 %: 2 Workers.
+    const roles = scenario({
+      ...oneRoomInput(40, ["audio"]),
+      rooms: [
+        { ...oneRoomInput(40, ["audio"]).rooms[0]!, roles: [{ count: 1, produces: ["audio", "video"] }] }
+      ]
+    })
+    const c = simulateSync(roles, rejectAll)
+    expect(c.lowerBounds).toMatchObject({
+      workers: { atWatermark: 2, at100: 1 },
+      pipes: { atWatermark: 41, at100: 0 }
+    })
+  })
+
   it("counts rooms infeasible at once and ever apart", () => {
     // Two 100-person rooms (infeasible at 60 % from 81 people on), the first one emptied (a
     // mean stay of 20 s) long before the second fills.
@@ -211,7 +239,7 @@ describe("the bound at 100 % is reached, and going under it overloads", () => {
   })
 })
 
-/** A random small scenario: a few meetings and small webinars on 2 or 3 Nodes of a few CPUs. */
+/** A random small scenario: a few meetings and small webinars (some with last-N or roles) on 2 or 3 Nodes of a few CPUs. */
 const randomScenario = (seed: number): Scenario => {
   const prng = new Prng(seed)
   const kinds: ReadonlyArray<ReadonlyArray<"audio" | "video">> = [["audio", "video"], ["video"], ["audio"]]
@@ -224,7 +252,10 @@ const randomScenario = (seed: number): Scenario => {
       produces: kinds[prng.next() < 0.8 ? prng.int(0, 1) : 2]!,
       hint: prng.next() < 0.5 ? ("size" as const) : ("none" as const),
       joinsPerSecond: prng.int(3, 10),
-      ...(prng.next() < 0.5 ? { meanStaySeconds: prng.int(15, 60) } : {})
+      ...(prng.next() < 0.5 ? { meanStaySeconds: prng.int(15, 60) } : {}),
+      // Last-N video, and a teacher on video among students on audio.
+      ...(prng.next() < 0.3 ? { lastN: prng.int(2, 6) } : {}),
+      ...(prng.next() < 0.2 ? { roles: [{ count: 1, produces: ["audio", "video"] as const }] } : {})
     }
   })
   return scenario({
