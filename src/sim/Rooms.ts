@@ -42,7 +42,8 @@ export interface Room {
   readonly id: MafaldaRouterId
   readonly group: GroupState
   readonly size: number
-  readonly publishersWanted: number
+  /** Publishers the room has when full: the group's `publishers`, plus those promoted. */
+  publishersWanted: number
   /** Present participants with the publisher role. */
   publishers: number
   /** Present publishers in each of the group's `roles`. */

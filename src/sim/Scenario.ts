@@ -84,6 +84,18 @@ export const RoomGroup = Schema.Struct({
       joinWithinSeconds: Schema.optionalWith(PositiveSeconds, { default: () => 60 })
     })
   ),
+  /**
+   * Promotions of viewers to speakers: at `atSeconds`, in each room of the group with
+   * someone present, the `count` earliest joiners present that do not publish start to
+   * publish (their role's kinds, else `produces`), as a viewer asked on stage; the room has
+   * that many more publishers from then on. Default: none.
+   */
+  promotions: Schema.optionalWith(
+    Schema.Array(
+      Schema.Struct({ atSeconds: Seconds, count: Schema.optionalWith(PositiveInt, { default: () => 1 }) })
+    ),
+    { default: () => [] }
+  ),
   /** Steady join rate over the whole group (Poisson arrivals). */
   joinsPerSecond: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   startSeconds: Schema.optionalWith(Seconds, { default: () => 0 }),

@@ -34,6 +34,7 @@ export type WorkloadItem =
   | { readonly k: "join"; readonly group: GroupState }
   | { readonly k: "joinRoom"; readonly room: Room }
   | { readonly k: "end"; readonly room: Room }
+  | { readonly k: "promote"; readonly group: GroupState; readonly count: number }
   | { readonly k: "leave"; readonly p: Participant }
   | { readonly k: "node"; readonly ev: NodeEvent }
   | { readonly k: "worker"; readonly ev: WorkerFailure }
@@ -111,6 +112,9 @@ export class Workload {
       case "joinRoom":
         if (item.room.openSlot >= 0) this.join(item.room.group, item.room)
         break
+      case "promote":
+        this.promote(item.group, item.count)
+        break
       case "end":
         // A room of fixed length ends: everyone present leaves.
         for (const p of [...item.room.members]) this.leave(p)
@@ -185,6 +189,11 @@ export class Workload {
           }
           if (end <= this.durationMs) this.scheduler.schedule(end, { k: "end", room })
         }
+      }
+      for (const promotion of spec.promotions) {
+        const at = promotion.atSeconds * 1000
+        if (at <= this.durationMs)
+          this.scheduler.schedule(at, { k: "promote", group, count: promotion.count })
       }
       for (const burst of spec.bursts) {
         for (let j = 0; j < burst.joins; j++) {
@@ -383,6 +392,26 @@ export class Workload {
       if (producer.owner !== p && producer.kind !== "video") this.consumeOne(p, producer)
     this.refreshVideo(p, lastN)
     this.publish(p, kinds)
+  }
+
+  /**
+   * In each room of the group with someone present, the `count` earliest joiners present
+   * that do not publish become publishers (their role's kinds), and publish if placed.
+   */
+  private promote(group: GroupState, count: number): void {
+    for (const room of group.rooms) {
+      if (room.members.length === 0) continue
+      const viewers = room.members.filter((p) => !p.publisher).sort((a, b) => a.num - b.num)
+      const promoted = viewers.slice(0, count)
+      if (promoted.length === 0) continue
+      room.publishersWanted += promoted.length
+      for (const p of promoted) {
+        p.publisher = true
+        this.takeRole(p)
+      }
+      this.demand.changed(room, 0)
+      for (const p of promoted) if (p.placed) this.publish(p, p.kinds)
+    }
   }
 
   /**
