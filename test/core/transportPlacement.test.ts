@@ -394,16 +394,28 @@ describe("decideTransportPlacement: rooms grow (projection)", () => {
     const e = ev.mafaldaRouter(m)
     return e._tag === "MafaldaRouterCreated" ? { ...e, hint: { participants: 10, publishers: null } } : e
   }
-  // A member of such a room, once full, costs 0.1 (transport) + 10 x (0.043 + 0.108)
-  // (consumers) + 0.32 + 0.70 (its producers) = 2.63 %: the room, 26.3 %, fits one Worker.
+  // With these costs (pinned: the figures below are worked out with them), a member of such a
+  // room, once full, costs 0.1 (transport) + 10 x (0.043 + 0.108) (consumers) + 0.32 + 0.70
+  // (its producers) = 2.63 %: the room, 26.3 %, fits one Worker.
+  const grown = Either.getOrThrow(
+    makePolicyOptions({
+      costs: {
+        transport: 0.1,
+        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
+        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+      }
+    })
+  )
 
   it("3. a room opens on the busiest Worker that can hold all of it, not on a busier one", () => {
     const base = [ev.nodeUp("n1", 4), ...bareWorker("w1", "n1", 50), ...bareWorker("w2", "n1", 20)]
     const told = build([...base, hinted("m1")])
     // w1: 50 + 26.3 > 60; w2: 20 + 26.3 <= 60.
-    expect(decide(told)).toEqual(createRouter("w2", "n1"))
+    expect(decide(told, "n1", "m1", grown)).toEqual(createRouter("w2", "n1"))
     // Without a hint the room is projected at its size (empty): the busiest Worker takes it.
-    expect(decide(build([...base, ev.mafaldaRouter("m1")]))).toEqual(createRouter("w1", "n1"))
+    expect(decide(build([...base, ev.mafaldaRouter("m1")]), "n1", "m1", grown)).toEqual(
+      createRouter("w1", "n1")
+    )
   })
 
   it("the growth still to come of a room is reserved on the Worker where it opened", () => {
@@ -418,8 +430,8 @@ describe("decideTransportPlacement: rooms grow (projection)", () => {
     ])
     // w2 carries 20 % now, and m1's 9 members to come (about 24 %) on top: m2 (26.3 %) does
     // not fit there any more; w3 (30 + 26.3) holds it.
-    expect(decide(s, "n1", "m2")).toEqual(createRouter("w3", "n1"))
+    expect(decide(s, "n1", "m2", grown)).toEqual(createRouter("w3", "n1"))
     // m1's own next member goes to its Router: its cost is in w2's projected load already.
-    expect(decide(s, "n1", "m1")).toEqual(use("r2", "w2", "n1", false))
+    expect(decide(s, "n1", "m1", grown)).toEqual(use("r2", "w2", "n1", false))
   })
 })

@@ -17,7 +17,16 @@ const scenario = Either.getOrThrow(
     name: "report",
     durationSeconds: 60,
     nodes: { count: 4, cpus: 8 },
-    rooms: [{ rooms: 1, size: { min: 2500, max: 2500 }, publishers: 1, joinsPerSecond: 100 }]
+    rooms: [{ rooms: 1, size: { min: 2500, max: 2500 }, publishers: 1, joinsPerSecond: 100 }],
+    // Pinned (the costs before 2026-12-06's calibration), so the drawings' sizes checked below
+    // (chain over 10 levels deep) do not move with the defaults.
+    policy: {
+      costs: {
+        transport: 0.1,
+        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
+        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+      }
+    }
   })
 )
 const results = (["mafalda", "round-robin", "chain"] as const).map((p) => simulateSync(scenario, p))
