@@ -21,22 +21,22 @@ export interface KindCosts {
 
 /**
  * The default costs per media kind, in CPU % of one Worker (one core), measured with the
- * real-capacity fan-out benchmark (`npm run bench:fanout`, the same measurement as
- * `mafalda calibrate`) on the project's 2-core development machine while it was loaded by
- * other work (so on the high side):
+ * real-capacity fan-out benchmark's calibration (`npm run bench:fanout`, the same measurement
+ * as `mafalda calibrate`) on the project's 2-core development machine with no other work on it
+ * (2026-12-06; README, "Real capacity"):
  *  - producer: a sending stream received by the Worker (audio ~50 kbit/s Opus, video ~1 Mbit/s
- *    VP8): 0.32 % audio, 0.70 % video;
- *  - consumer: a stream forwarded to one more consumer: 0.043 % audio, 0.108 % video;
+ *    VP8): 0.159 % audio, 0.327 % video;
+ *  - consumer: a stream forwarded to one more consumer: 0.028 % audio, 0.101 % video;
  *  - pipe: the marginal cost of one more producer piped over a PipeTransport pair, charged at
- *    each end (the pair's own cost left out): ~0.18 % audio, ~0.4 % video. Provisional: the
- *    pipe slope is the noisiest of the figures (few points, a loaded machine).
- * A transport's own cost is close to 0 there (no media of its own); 0.1 % stands for its
- * ICE/DTLS upkeep. Re-measure on the target machine with `mafalda calibrate` and pass the
- * result as `costs`.
+ *    each end (the mean of the sending and receiving ends; the pair's own cost left out):
+ *    0.128 % audio, 0.153 % video.
+ * A transport's own cost measured close to 0 (300 idle transports); 0.1 % is an allowance for
+ * its ICE/DTLS upkeep that keeps a transport with no media yet from being free. Re-measure on
+ * the target machine with `mafalda calibrate` and pass the result as `costs`.
  */
 export const defaultKindCosts: { readonly audio: KindCosts; readonly video: KindCosts } = {
-  audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
-  video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+  audio: { producer: 0.159, consumer: 0.028, pipe: 0.128 },
+  video: { producer: 0.327, consumer: 0.101, pipe: 0.153 }
 }
 export const defaultTransportCost = 0.1
 

@@ -29,11 +29,11 @@ describe("makePolicyOptions: defaults", () => {
       scaleDownHysteresis: 10,
       costs: {
         transport: 0.1,
-        producer: 0.7,
-        consumer: 0.108,
-        pipe: 0.4,
-        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
-        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
+        producer: 0.327,
+        consumer: 0.101,
+        pipe: 0.153,
+        audio: { producer: 0.159, consumer: 0.028, pipe: 0.128 },
+        video: { producer: 0.327, consumer: 0.101, pipe: 0.153 }
       }
     })
     expect("maxWorkersPerNode" in o).toBe(false)
@@ -48,11 +48,11 @@ describe("makePolicyOptions: defaults", () => {
     expect(o).toMatchObject({ watermark: 80, maxWorkersPerNode: 2, maxTreeDepth: 4 })
     expect(o.costs).toEqual({
       transport: 0.1,
-      producer: 0.7,
+      producer: 0.327,
       consumer: 0.5,
-      pipe: 0.4,
-      audio: { producer: 0.32, consumer: 0.5, pipe: 0.18 },
-      video: { producer: 0.7, consumer: 0.5, pipe: 0.4 }
+      pipe: 0.153,
+      audio: { producer: 0.159, consumer: 0.5, pipe: 0.128 },
+      video: { producer: 0.327, consumer: 0.5, pipe: 0.153 }
     })
   })
 
@@ -62,7 +62,7 @@ describe("makePolicyOptions: defaults", () => {
         costs: { consumer: 0.3, pipe: 1, audio: { consumer: 0.05 }, video: { producer: 2 } }
       })
     )
-    expect(kindCosts(o.costs, "audio")).toEqual({ producer: 0.32, consumer: 0.05, pipe: 1 })
+    expect(kindCosts(o.costs, "audio")).toEqual({ producer: 0.159, consumer: 0.05, pipe: 1 })
     expect(kindCosts(o.costs, "video")).toEqual({ producer: 2, consumer: 0.3, pipe: 1 })
     // The kind-less figures (what has no kind): the flat input, else video's.
     expect(o.costs).toMatchObject({ producer: 2, consumer: 0.3, pipe: 1 })
