@@ -5,7 +5,7 @@
  *
  *   mafalda node --secret S [--redis URL] [--prefix P] [--listen HOST:PORT]
  *                [--announced-ip IP] [--pipe-listen-ip IP] [--node ID] [--cpus N]
- *                [--drain-timeout SECONDS]
+ *                [--drain-timeout SECONDS] [--idle-grace MS]
  *   mafalda node drain --address HOST:PORT --secret S
  *
  * The secret may come from `MAFALDA_SECRET` instead (so that it does not show in `ps`).
@@ -34,6 +34,8 @@ export const nodeUsage = `usage: mafalda node --secret S [options]
   --node ID              the Node's id (default: hostname, pid and a random suffix)
   --cpus N               Workers per set of settings at most (default: all CPUs)
   --drain-timeout S      seconds to wait for the last client transport (default 30)
+  --idle-grace MS        closes a Worker started for a client once it has had no Router
+                         for MS milliseconds (default 30000; 0: never)
   Prints one JSON line when ready: {"event":"ready","node":...,"address":...}.
   A second SIGTERM or SIGINT while draining stops the process at once (its lease then
   runs out in the registry).`
@@ -79,7 +81,8 @@ const options = {
     "--pipe-listen-ip",
     "--node",
     "--cpus",
-    "--drain-timeout"
+    "--drain-timeout",
+    "--idle-grace"
   ],
   drain: ["--secret", "--address"]
 }
@@ -111,6 +114,8 @@ export const runNodeCommand = async (argv: ReadonlyArray<string>): Promise<numbe
     return fail("--cpus must be a positive whole number")
   const drainTimeout = Number(flag(argv, "--drain-timeout") ?? 30)
   if (!Number.isFinite(drainTimeout) || drainTimeout < 0) return fail("--drain-timeout must be seconds >= 0")
+  const idleGrace = Number(flag(argv, "--idle-grace") ?? 30_000)
+  if (!Number.isFinite(idleGrace) || idleGrace < 0) return fail("--idle-grace must be milliseconds >= 0")
   if (secret.length < 16)
     console.error("warning: a cluster secret of fewer than 16 characters is easy to guess")
 
@@ -123,7 +128,8 @@ export const runNodeCommand = async (argv: ReadonlyArray<string>): Promise<numbe
     announcedIp: flag(argv, "--announced-ip"),
     pipeListenIp: flag(argv, "--pipe-listen-ip"),
     node: flag(argv, "--node"),
-    cpus
+    cpus,
+    idleGraceMillis: idleGrace
   })
   say({ event: "ready", node: node.node, address: node.address })
 

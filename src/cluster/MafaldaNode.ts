@@ -12,6 +12,9 @@
  * marked `draining` in the registry (so no pick chooses it), and `drained` waits until no
  * client transport is left, or a timeout passes; closing then deregisters it.
  *
+ * Idle Workers: a Worker started for a client (`StartWorker`) that has had no Router for
+ * `idleGraceMillis` is closed (see `NodeHost.ts`); the next load report leaves it out.
+ *
  * A Redis outage: the Node keeps serving what it has (the heartbeat fails and is logged);
  * once Redis answers again, its report finds it unregistered (its lease ran out) and it
  * registers anew and writes its producers to the Index again.
@@ -58,6 +61,12 @@ export interface NodeOptions {
   readonly heartbeatMillis?: number | undefined
   /** How long the lease lasts without a report (default 3 s). */
   readonly leaseMillis?: number | undefined
+  /**
+   * How long a Worker this Node started for a client may have no Router before the Node
+   * closes it (default 30 s, like the embedded scale-down's grace; 0: never). No idle
+   * Worker is kept warm: the clients start one again when they need it.
+   */
+  readonly idleGraceMillis?: number | undefined
 }
 
 /** What a running Node offers its owner. */
@@ -144,7 +153,11 @@ export const layer = (options: NodeOptions): Layer.Layer<NodeHandle, ClusterStor
     RegistryRedis.layerRedis({ leaseMillis: options.leaseMillis }),
     IndexRedis.layerRedis
   ).pipe(Layer.provideMerge(redis))
-  const services = NodeHostLayer.layer({ announcedIp, pipeListenIp: options.pipeListenIp }).pipe(
+  const services = NodeHostLayer.layer({
+    announcedIp,
+    pipeListenIp: options.pipeListenIp,
+    idleGraceMillis: options.idleGraceMillis ?? 30_000
+  }).pipe(
     Layer.provideMerge(NodeClientsLayer.layer({ secret: options.secret })),
     Layer.provideMerge(tracker),
     Layer.provideMerge(Layer.mergeAll(store, workers))

@@ -5,15 +5,24 @@
  * publishes what happens to them on its own (`NodeNotice`), carries out the pipe handshake
  * with other Nodes (see `src/rpc/NodeRpcs.ts`) and drains.
  *
+ * Its own scale-down (`idleGraceMillis`): a Worker it started for a client (`StartWorker`)
+ * is closed once it has had no Router (so no transport and no pipe either) for the idle
+ * grace; its next load report leaves it out of the registry. No idle Worker is kept warm
+ * here: a Node's Workers exist because clients asked for them, and a client asks again
+ * (`StartWorker`) when it needs one. Workers the host did not start (cluster mode's own) are
+ * its owner's to scale down.
+ *
  * Every handler returns typed errors (`NodeCallError` with mediasoup's error name,
  * `UnknownObjectError`, `NodeDrainingError`) and never dies, so one bad request never
  * fails the other requests of its connection.
  *
  * @module
  */
-import { Context, Effect, Fiber, Layer, PubSub, Queue, Ref, Runtime, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, PubSub, Queue, Ref, Runtime, Schedule, Stream } from "effect"
 import type { types } from "mediasoup"
-import { MafaldaRouterId, type NodeId, ProducerId, type RouterId } from "../core/Ids.js"
+import { MafaldaRouterId, type NodeId, ProducerId, type RouterId, type WorkerId } from "../core/Ids.js"
+import { ScaleDownAction } from "../core/scaleDown.js"
+import * as Observe from "../ops/observe.js"
 import {
   type ConsumerData,
   NodeCallError,
@@ -44,6 +53,11 @@ export interface NodeHostOptions {
   readonly pipeListenIp?: string | undefined
   /** How long a PipeTransport opened for another Node waits for its lease (default 10 s). */
   readonly pipeLeaseGraceMillis?: number | undefined
+  /**
+   * How long a Worker started by `StartWorker` may have no Router before it is closed
+   * (default 0: never closed; `startNode` and `mafalda node` default to 30 s).
+   */
+  readonly idleGraceMillis?: number | undefined
 }
 
 export interface NodeHostShape {
@@ -136,6 +150,8 @@ const make = (options: NodeHostOptions) =>
     const announcedIp = options.announcedIp
     const pipeListenIp = options.pipeListenIp ?? announcedIp
     const leaseGrace = options.pipeLeaseGraceMillis ?? 10_000
+    const idleGrace = options.idleGraceMillis ?? 0
+    const clock = yield* Effect.clock
     const draining = yield* Ref.make(false)
     const notices = yield* Effect.acquireRelease(PubSub.unbounded<NodeNotice>(), PubSub.shutdown)
     const notify = (notice: NodeNotice) => void notices.unsafeOffer(notice)
@@ -185,6 +201,69 @@ const make = (options: NodeHostOptions) =>
         return Fiber.interruptAll(leases)
       })
     )
+
+    // --- idle Workers ------------------------------------------------------------------
+
+    /** Workers started by `StartWorker`: how many Routers each has, and since when none. */
+    const started = new Map<WorkerId, { routers: number; idleSince: number | null }>()
+    /** Held by `CreateRouter` and by closing an idle Worker: no Router lands on a closing Worker. */
+    const placing = yield* Effect.makeSemaphore(1)
+
+    const watchIdle = (worker: WorkerId) =>
+      Effect.sync(() => {
+        const w = local.worker(worker)
+        if (w === undefined || w.closed) return
+        const entry = { routers: 0, idleSince: clock.unsafeCurrentTimeMillis() as number | null }
+        started.set(worker, entry)
+        w.observer.on("newrouter", (router: types.Router) => {
+          entry.routers++
+          entry.idleSince = null
+          router.observer.once("close", () => {
+            entry.routers--
+            if (entry.routers === 0) entry.idleSince = clock.unsafeCurrentTimeMillis()
+          })
+        })
+        w.observer.once("close", () => started.delete(worker))
+      })
+
+    const idleFor = (worker: WorkerId, now: number): number | undefined => {
+      const entry = started.get(worker)
+      if (entry === undefined || entry.idleSince === null) return undefined
+      const idle = now - entry.idleSince
+      return idle >= idleGrace ? idle : undefined
+    }
+
+    /** Closes the Workers idle for the grace period (each checked again under `placing`). */
+    const closeIdleWorkers = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const due = Array.from(started.keys()).filter((w) => idleFor(w, now) !== undefined)
+      return Effect.forEach(
+        due,
+        (worker) =>
+          placing.withPermits(1)(
+            Effect.suspend(() => {
+              const idle = idleFor(worker, clock.unsafeCurrentTimeMillis())
+              if (idle === undefined) return Effect.void
+              started.delete(worker)
+              return workers
+                .closeWorker(worker)
+                .pipe(
+                  Effect.zipRight(Observe.scaledDown([ScaleDownAction.CloseWorker({ worker })])),
+                  Effect.annotateLogs({ node, idleMillis: idle, reason: "no Router for the idle grace" })
+                )
+            })
+          ),
+        { discard: true }
+      )
+    })
+
+    if (idleGrace > 0) {
+      yield* closeIdleWorkers.pipe(
+        Effect.repeat(Schedule.spaced(Math.min(1000, Math.max(50, idleGrace / 4)))),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+    }
 
     const refuseWhenDraining = Effect.flatMap(Ref.get(draining), (d) =>
       d ? Effect.fail(new NodeDrainingError({ node })) : Effect.void
@@ -454,6 +533,7 @@ const make = (options: NodeHostOptions) =>
         StartWorker: ({ settings }) =>
           refuseWhenDraining.pipe(
             Effect.andThen(workers.startWorker(settings as WorkerSettings)),
+            Effect.tap((info) => watchIdle(info.id)),
             Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))
           ),
         CloseWorker: ({ worker }) => workers.closeWorker(worker),
@@ -465,7 +545,7 @@ const make = (options: NodeHostOptions) =>
               .pipe(Effect.mapError(fromWorkerError))
             const router = yield* routerOf(info.id)
             return { ...info, rtpCapabilities: router.rtpCapabilities as never }
-          }),
+          }).pipe(placing.withPermits(1)),
         CloseRouter: ({ router }) => workers.closeRouter(router),
         CreateWebRtcTransport: ({ router, listenInfos, ...rest }) =>
           Effect.gen(function* () {
