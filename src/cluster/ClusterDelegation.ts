@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { Cause, Clock, Effect, Exit, Fiber, Layer, Runtime, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, Fiber, HashMap, Layer, Runtime, Stream } from "effect"
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import type { NodeId, WorkerId } from "../core/Ids.js"
@@ -30,6 +30,9 @@ import { type RemoteObject, type RemoteSession, RemoteTransport } from "./Remote
 
 /** How long closing waits for the closes sent to other Nodes. */
 const closeTimeoutMillis = 2000
+
+/** How long a Worker `carryOut` started is left out of the syncs if the snapshot never learns of it. */
+const startedHereMillis = 10_000
 
 export interface ClusterDelegationOptions {
   /** How often the snapshot is brought in line with the registry (default 500 ms). */
@@ -82,6 +85,15 @@ const make = (options: ClusterDelegationOptions) =>
     const fired = new Set<Fiber.RuntimeFiber<unknown, never>>()
     /** What the Nodes' notices told (pipes into them closed, Workers died), for the next sync. */
     let noticed: Array<ClusterEvent> = []
+    /**
+     * Workers `carryOut` is starting on other Nodes: how many starts are under way per Node,
+     * and the Workers started whose `WorkerStarted` the snapshot may not hold yet (when each
+     * was started). Their Node's report may list them before `Placement` applies the events
+     * `carryOut` returned; a sync recording them first would make that apply fail ("exists
+     * already"), so the sync leaves them to `carryOut`'s events.
+     */
+    const startingOn = new Map<NodeId, number>()
+    const startedHere = new Map<WorkerId, number>()
 
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
@@ -206,19 +218,51 @@ const make = (options: ClusterDelegationOptions) =>
         const pipes = noticed
         noticed = []
         // A Redis outage: the other Nodes stay as they were last seen.
-        const nodes = records === undefined ? [] : registryEvents(current(), records, self, at)
+        const snapshot = current()
+        for (const [worker, startedAt] of Array.from(startedHere)) {
+          // Known to the snapshot (carryOut's events applied), or long enough ago that they never will be.
+          if (HashMap.has(snapshot.workers, worker) || at - startedAt > startedHereMillis)
+            startedHere.delete(worker)
+        }
+        const nodes = (records === undefined ? [] : registryEvents(snapshot, records, self, at)).filter(
+          (e) =>
+            e._tag !== "WorkerStarted" || ((startingOn.get(e.node) ?? 0) === 0 && !startedHere.has(e.worker))
+        )
         return [...nodes, ...pipes]
       })
 
-    const carryOut: DelegationShape["carryOut"] = (plan, settings) =>
-      carryOutRemotely(plan, settings).pipe(
-        Effect.provideService(NodeClients, clients),
+    /** `effect` counted as a Worker start under way on `node` (the syncs leave its Workers alone). */
+    const whileStarting = <A, E>(node: NodeId, effect: Effect.Effect<A, E>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => void startingOn.set(node, (startingOn.get(node) ?? 0) + 1)),
+        () => effect,
+        () =>
+          Effect.sync(() => {
+            const left = (startingOn.get(node) ?? 1) - 1
+            if (left === 0) startingOn.delete(node)
+            else startingOn.set(node, left)
+          })
+      )
+
+    const carryOut: DelegationShape["carryOut"] = (plan, settings) => {
+      const remotely = carryOutRemotely(plan, settings).pipe(
+        Effect.tap((made) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) =>
+            Effect.sync(() => {
+              if (plan.worker === null) startedHere.set(made.worker, at)
+            })
+          )
+        ),
+        Effect.provideService(NodeClients, clients)
+      )
+      return (plan.worker === null ? whileStarting(plan.node, remotely) : remotely).pipe(
         Effect.mapError((e) =>
           tagOf(e) === "NodeDrainingError"
             ? new NoCapacityError({ message: `Node ${plan.node} is draining` })
             : toWorkerError(`placement on Node ${plan.node}`)(e)
         )
       )
+    }
 
     const createTransport: DelegationShape["createTransport"] = (request: RemoteTransportRequest) =>
       Effect.gen(function* () {
