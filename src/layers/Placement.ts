@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { Effect, Either, FiberRef, Layer, Schedule } from "effect"
+import { Effect, Either, FiberRef, HashMap, Layer, Schedule } from "effect"
 import type { InvalidEvent } from "../core/applyEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
 import type {
@@ -80,7 +80,14 @@ const make = (policy: PolicyOptions) =>
         if (plan.node !== node) {
           // The core's `Delegate`: made on that Node (embedded: NoCapacityError).
           const made = yield* delegation.carryOut(plan, settings)
-          yield* store.apply(...made.events)
+          // A sync with the registry may have recorded the Worker started there first (its Node
+          // reported it before these events came back): what the snapshot holds is not recorded twice.
+          yield* Effect.suspend(() => {
+            const known = store.current()
+            return store.apply(
+              ...made.events.filter((e) => e._tag !== "WorkerStarted" || !HashMap.has(known.workers, e.worker))
+            )
+          })
           return { router: made.router, worker: made.worker, added: made.added }
         }
         let worker = plan.worker
