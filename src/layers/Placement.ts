@@ -85,7 +85,9 @@ const make = (policy: PolicyOptions) =>
           yield* Effect.suspend(() => {
             const known = store.current()
             return store.apply(
-              ...made.events.filter((e) => e._tag !== "WorkerStarted" || !HashMap.has(known.workers, e.worker))
+              ...made.events.filter(
+                (e) => e._tag !== "WorkerStarted" || !HashMap.has(known.workers, e.worker)
+              )
             )
           })
           return { router: made.router, worker: made.worker, added: made.added }
