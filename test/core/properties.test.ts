@@ -281,7 +281,9 @@ describe("what a placement brings at once, and once its room is full", () => {
         },
         { numRuns: 1000 }
       )
-      coverage.expectAtLeast({ room: 0.2, noRoom: 0.2, planned: 0.02 })
+      // The generator reaches room in about 20-25 % of runs (19.7-24.5 % in five runs of 1,000):
+      // a floor of 20 % failed one CI run in four; 15 % still demands hundreds of such runs.
+      coverage.expectAtLeast({ room: 0.15, noRoom: 0.2, planned: 0.02 })
     },
     timeout
   )
