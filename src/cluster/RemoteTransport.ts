@@ -52,21 +52,128 @@ export interface RemoteObject {
 const unsupported = (what: string) =>
   Promise.reject(new types.UnsupportedError(`${what} is not available on a transport of another Node`))
 
+// --- What they share -----------------------------------------------------------------------
+
+/** An object of another Node: its id, `closed`, `observer`, `node` and the close bookkeeping. */
+abstract class RemoteEntity<
+  E extends types.ProducerEvents | types.ConsumerEvents | types.TransportEvents,
+  O extends types.ProducerObserverEvents | types.ConsumerObserverEvents | types.TransportObserverEvents
+> extends EnhancedEventEmitter<E> {
+  readonly #session: RemoteSession
+  readonly #what: "producer" | "consumer" | "transport"
+  readonly #observer = new EnhancedEventEmitter<O>()
+  #closed = false
+
+  constructor(session: RemoteSession, what: "producer" | "consumer" | "transport") {
+    super()
+    this.#session = session
+    this.#what = what
+  }
+
+  abstract get id(): string
+  get closed(): boolean {
+    return this.#closed
+  }
+  get observer(): EnhancedEventEmitter<O> {
+    return this.#observer
+  }
+  /** The Node it lives on. */
+  get node(): NodeId {
+    return this.#session.node
+  }
+
+  protected get session(): RemoteSession {
+    return this.#session
+  }
+
+  /** Emits on it or on its observer, events known to every kind (`@close`, `close`, ...). */
+  protected say(event: string, on: "self" | "observer" = "self", safe = true): void {
+    const emitter = (on === "self" ? this : this.#observer) as unknown as EnhancedEventEmitter
+    if (safe) emitter.safeEmit(event)
+    else emitter.emit(event)
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#end()
+    this.#session.fire((c) => c.Close({ what: this.#what, id: this.id }))
+    this.say("@close", "self", false)
+    this.say("close", "observer")
+  }
+
+  /** Closes it for a reason other than `close()`: `announce` emits the reason's events. */
+  protected closedBecause(announce: () => void): void {
+    if (this.#closed) return
+    this.#end()
+    announce()
+    this.say("close", "observer")
+  }
+
+  /** What else closes with it (a transport's producers and consumers). */
+  protected ended(): void {}
+
+  #end(): void {
+    this.#closed = true
+    this.#session.forget(this.id)
+    this.ended()
+  }
+}
+
+/** A producer or consumer: `transportClosed`, `paused`, `pause`/`resume`. */
+abstract class RemotePausable<
+  E extends types.ProducerEvents | types.ConsumerEvents,
+  O extends types.ProducerObserverEvents | types.ConsumerObserverEvents
+> extends RemoteEntity<E, O> {
+  readonly #what: "producer" | "consumer"
+  #paused: boolean
+
+  constructor(session: RemoteSession, what: "producer" | "consumer", paused: boolean) {
+    super(session, what)
+    this.#what = what
+    this.#paused = paused
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  /** Whether its own pause and resume are silent on its observer (a consumer whose producer is paused). */
+  protected get quiet(): boolean {
+    return false
+  }
+
+  /** @internal Its transport closed (or its Node, Worker or Router went). */
+  transportClosed(): void {
+    this.closedBecause(() => this.say("transportclose"))
+  }
+
+  async pause(): Promise<void> {
+    await this.#setPaused(true)
+  }
+
+  async resume(): Promise<void> {
+    await this.#setPaused(false)
+  }
+
+  async #setPaused(paused: boolean): Promise<void> {
+    if (this.closed)
+      throw new types.InvalidStateError(this.#what === "producer" ? "Producer closed" : "Consumer closed")
+    await this.session.run((c) => c.Pause({ what: this.#what, id: this.id, paused }))
+    const was = this.#paused
+    this.#paused = paused
+    if (was !== paused && !this.quiet) this.say(paused ? "pause" : "resume", "observer")
+  }
+}
+
 // --- Producers ----------------------------------------------------------------------------
 
-export class RemoteProducer extends EnhancedEventEmitter<types.ProducerEvents> {
-  readonly #session: RemoteSession
+export class RemoteProducer extends RemotePausable<types.ProducerEvents, types.ProducerObserverEvents> {
   readonly #data: ProducerData
-  readonly #observer = new EnhancedEventEmitter<types.ProducerObserverEvents>()
-  #closed = false
-  #paused: boolean
   appData: types.AppData
 
   constructor(session: RemoteSession, data: ProducerData, appData: types.AppData | undefined) {
-    super()
-    this.#session = session
+    super(session, "producer", data.paused)
     this.#data = data
-    this.#paused = data.paused
     this.appData = appData ?? {}
   }
 
@@ -85,58 +192,8 @@ export class RemoteProducer extends EnhancedEventEmitter<types.ProducerEvents> {
   get consumableRtpParameters(): types.RtpParameters {
     return this.#data.rtpParameters as types.RtpParameters
   }
-  get closed(): boolean {
-    return this.#closed
-  }
-  get paused(): boolean {
-    return this.#paused
-  }
   get score(): Array<types.ProducerScore> {
     return []
-  }
-  get observer(): EnhancedEventEmitter<types.ProducerObserverEvents> {
-    return this.#observer
-  }
-  /** The Node it lives on. */
-  get node(): NodeId {
-    return this.#session.node
-  }
-
-  close(): void {
-    if (this.#closed) return
-    this.#end()
-    this.#session.fire((c) => c.Close({ what: "producer", id: this.id }))
-    this.emit("@close")
-    this.#observer.safeEmit("close")
-  }
-
-  /** @internal Its transport closed (or its Node, Worker or Router went). */
-  transportClosed(): void {
-    if (this.#closed) return
-    this.#end()
-    this.safeEmit("transportclose")
-    this.#observer.safeEmit("close")
-  }
-
-  #end(): void {
-    this.#closed = true
-    this.#session.forget(this.id)
-  }
-
-  async pause(): Promise<void> {
-    if (this.#closed) throw new types.InvalidStateError("Producer closed")
-    await this.#session.run((c) => c.Pause({ what: "producer", id: this.id, paused: true }))
-    const was = this.#paused
-    this.#paused = true
-    if (!was) this.#observer.safeEmit("pause")
-  }
-
-  async resume(): Promise<void> {
-    if (this.#closed) throw new types.InvalidStateError("Producer closed")
-    await this.#session.run((c) => c.Pause({ what: "producer", id: this.id, paused: false }))
-    const was = this.#paused
-    this.#paused = false
-    if (was) this.#observer.safeEmit("resume")
   }
 
   getStats(): Promise<Array<types.ProducerStat>> {
@@ -163,20 +220,14 @@ export class RemoteProducer extends EnhancedEventEmitter<types.ProducerEvents> {
 
 // --- Consumers ----------------------------------------------------------------------------
 
-export class RemoteConsumer extends EnhancedEventEmitter<types.ConsumerEvents> {
-  readonly #session: RemoteSession
+export class RemoteConsumer extends RemotePausable<types.ConsumerEvents, types.ConsumerObserverEvents> {
   readonly #data: ConsumerData
-  readonly #observer = new EnhancedEventEmitter<types.ConsumerObserverEvents>()
-  #closed = false
-  #paused: boolean
   #producerPaused: boolean
   appData: types.AppData
 
   constructor(session: RemoteSession, data: ConsumerData, appData: types.AppData | undefined) {
-    super()
-    this.#session = session
+    super(session, "consumer", data.paused)
     this.#data = data
-    this.#paused = data.paused
     this.#producerPaused = data.producerPaused
     this.appData = appData ?? {}
   }
@@ -196,12 +247,6 @@ export class RemoteConsumer extends EnhancedEventEmitter<types.ConsumerEvents> {
   get rtpParameters(): types.RtpParameters {
     return this.#data.rtpParameters as types.RtpParameters
   }
-  get closed(): boolean {
-    return this.#closed
-  }
-  get paused(): boolean {
-    return this.#paused
-  }
   get producerPaused(): boolean {
     return this.#producerPaused
   }
@@ -217,58 +262,17 @@ export class RemoteConsumer extends EnhancedEventEmitter<types.ConsumerEvents> {
   get currentLayers(): types.ConsumerLayers | undefined {
     return undefined
   }
-  get observer(): EnhancedEventEmitter<types.ConsumerObserverEvents> {
-    return this.#observer
-  }
-  /** The Node it lives on. */
-  get node(): NodeId {
-    return this.#session.node
-  }
 
-  close(): void {
-    if (this.#closed) return
-    this.#end()
-    this.#session.fire((c) => c.Close({ what: "consumer", id: this.id }))
-    this.emit("@close")
-    this.#observer.safeEmit("close")
-  }
-
-  /** @internal Its transport closed (or its Node, Worker or Router went). */
-  transportClosed(): void {
-    if (this.#closed) return
-    this.#end()
-    this.safeEmit("transportclose")
-    this.#observer.safeEmit("close")
+  protected override get quiet(): boolean {
+    return this.#producerPaused
   }
 
   /** @internal Its producer closed (on the Node: the producer, or the pipe that brought it). */
   producerClosed(): void {
-    if (this.#closed) return
-    this.#end()
-    this.emit("@producerclose")
-    this.safeEmit("producerclose")
-    this.#observer.safeEmit("close")
-  }
-
-  #end(): void {
-    this.#closed = true
-    this.#session.forget(this.id)
-  }
-
-  async pause(): Promise<void> {
-    if (this.#closed) throw new types.InvalidStateError("Consumer closed")
-    await this.#session.run((c) => c.Pause({ what: "consumer", id: this.id, paused: true }))
-    const was = this.#paused
-    this.#paused = true
-    if (!was && !this.#producerPaused) this.#observer.safeEmit("pause")
-  }
-
-  async resume(): Promise<void> {
-    if (this.#closed) throw new types.InvalidStateError("Consumer closed")
-    await this.#session.run((c) => c.Pause({ what: "consumer", id: this.id, paused: false }))
-    const was = this.#paused
-    this.#paused = false
-    if (was && !this.#producerPaused) this.#observer.safeEmit("resume")
+    this.closedBecause(() => {
+      this.say("@producerclose", "self", false)
+      this.say("producerclose")
+    })
   }
 
   getStats(): Promise<Array<types.ConsumerStat>> {
@@ -308,10 +312,10 @@ export class RemoteConsumer extends EnhancedEventEmitter<types.ConsumerEvents> {
       closedByNode: () => this.producerClosed(),
       lost: () => this.transportClosed(),
       producerPaused: (paused) => {
-        if (this.#closed || this.#producerPaused === paused) return
+        if (this.closed || this.#producerPaused === paused) return
         this.#producerPaused = paused
-        this.safeEmit(paused ? "producerpause" : "producerresume")
-        if (!this.#paused) this.#observer.safeEmit(paused ? "pause" : "resume")
+        this.say(paused ? "producerpause" : "producerresume")
+        if (!this.paused) this.say(paused ? "pause" : "resume", "observer")
       }
     }
   }
@@ -324,14 +328,11 @@ export type RemoteTransportData =
   | ({ readonly kind: "plain" } & PlainTransportData)
 
 /** A WebRtcTransport or PlainTransport on another Node. */
-export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents> {
-  readonly #session: RemoteSession
+export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.TransportObserverEvents> {
   readonly #data: RemoteTransportData
-  readonly #observer = new EnhancedEventEmitter<types.TransportObserverEvents>()
   readonly #producers = new Map<string, RemoteProducer>()
   readonly #consumers = new Map<string, RemoteConsumer>()
   readonly #mafaldaRouter: string
-  #closed = false
   #tuple: types.TransportTuple | undefined
   appData: types.AppData
   /** The Router (on `node`) and Worker it was made on. */
@@ -346,8 +347,7 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
     readonly mafaldaRouter: string
     readonly appData: types.AppData | undefined
   }) {
-    super()
-    this.#session = args.session
+    super(args.session, "transport")
     this.#data = args.data
     this.routerId = args.router
     this.workerId = args.worker
@@ -358,16 +358,6 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
 
   get id(): string {
     return this.#data.id
-  }
-  get closed(): boolean {
-    return this.#closed
-  }
-  get observer(): EnhancedEventEmitter<types.TransportObserverEvents> {
-    return this.#observer
-  }
-  /** The Node it lives on. */
-  get node(): NodeId {
-    return this.#session.node
   }
 
   // WebRtcTransport's fields (undefined on a plain one).
@@ -384,10 +374,10 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
     return this.#data.kind === "webrtc" ? (this.#data.dtlsParameters as types.DtlsParameters) : undefined
   }
   get iceState(): types.IceState | undefined {
-    return this.#data.kind === "webrtc" ? (this.#closed ? "closed" : "new") : undefined
+    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : "new") : undefined
   }
   get dtlsState(): types.DtlsState | undefined {
-    return this.#data.kind === "webrtc" ? (this.#closed ? "closed" : "new") : undefined
+    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : "new") : undefined
   }
   get iceSelectedTuple(): types.TransportTuple | undefined {
     return undefined
@@ -411,25 +401,16 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
   }
 
   /** Closes it on its Node: its producers and consumers close (`transportclose`). */
-  close(): void {
-    if (this.#closed) return
-    this.#end()
-    this.#session.fire((c) => c.Close({ what: "transport", id: this.id }))
-    this.emit("@close")
-    this.#observer.safeEmit("close")
+  override close(): void {
+    super.close()
   }
 
   /** @internal Its Router went on its Node (the Router, its Worker or the Node itself). */
   routerClosed(): void {
-    if (this.#closed) return
-    this.#end()
-    this.safeEmit("routerclose")
-    this.#observer.safeEmit("close")
+    this.closedBecause(() => this.say("routerclose"))
   }
 
-  #end(): void {
-    this.#closed = true
-    this.#session.forget(this.id)
+  protected override ended(): void {
     for (const p of Array.from(this.#producers.values())) p.transportClosed()
     for (const c of Array.from(this.#consumers.values())) c.transportClosed()
     this.#producers.clear()
@@ -437,7 +418,7 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new types.InvalidStateError("Transport closed")
+    if (this.closed) throw new types.InvalidStateError("Transport closed")
   }
 
   async connect(parameters: {
@@ -449,7 +430,7 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
   }): Promise<void> {
     this.#checkOpen()
     if (typeof parameters !== "object" || parameters === null) throw new TypeError("missing parameters")
-    await this.#session.run((c) => c.ConnectTransport({ transport: this.id, ...parameters } as never))
+    await this.session.run((c) => c.ConnectTransport({ transport: this.id, ...parameters } as never))
     if (this.#data.kind === "plain" && this.#tuple !== undefined && parameters.ip !== undefined) {
       this.#tuple = {
         ...this.#tuple,
@@ -469,7 +450,7 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
       throw new TypeError("missing rtpParameters")
     if (options.id !== undefined)
       throw new types.UnsupportedError("a producer id cannot be chosen on another Node")
-    const data = await this.#session.run<ProducerData>((c) =>
+    const data = await this.session.run<ProducerData>((c) =>
       c.Produce({
         transport: this.id,
         kind,
@@ -478,15 +459,15 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
         mafaldaRouter: this.#mafaldaRouter
       })
     )
-    const producer = new RemoteProducer(this.#session, data, appData)
-    if (this.#closed) {
+    const producer = new RemoteProducer(this.session, data, appData)
+    if (this.closed) {
       producer.transportClosed()
       throw new types.InvalidStateError("Transport closed")
     }
     this.#producers.set(producer.id, producer)
-    this.#session.track(producer.id, producer.asRemoteObject())
+    this.session.track(producer.id, producer.asRemoteObject())
     producer.observer.once("close", () => this.#producers.delete(producer.id))
-    this.#observer.safeEmit("newproducer", producer as unknown as types.Producer)
+    this.observer.safeEmit("newproducer", producer as unknown as types.Producer)
     return producer as unknown as types.Producer
   }
 
@@ -498,7 +479,7 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
     if (typeof rtpCapabilities !== "object" || rtpCapabilities === null) {
       throw new TypeError("missing rtpCapabilities")
     }
-    const data = await this.#session.run<ConsumerData>((c) =>
+    const data = await this.session.run<ConsumerData>((c) =>
       c.Consume({
         transport: this.id,
         producer: producerId as never,
@@ -506,15 +487,15 @@ export class RemoteTransport extends EnhancedEventEmitter<types.TransportEvents>
         ...(paused === undefined ? {} : { paused })
       })
     )
-    const consumer = new RemoteConsumer(this.#session, data, appData)
-    if (this.#closed) {
+    const consumer = new RemoteConsumer(this.session, data, appData)
+    if (this.closed) {
       consumer.transportClosed()
       throw new types.InvalidStateError("Transport closed")
     }
     this.#consumers.set(consumer.id, consumer)
-    this.#session.track(consumer.id, consumer.asRemoteObject())
+    this.session.track(consumer.id, consumer.asRemoteObject())
     consumer.observer.once("close", () => this.#consumers.delete(consumer.id))
-    this.#observer.safeEmit("newconsumer", consumer as unknown as types.Consumer)
+    this.observer.safeEmit("newconsumer", consumer as unknown as types.Consumer)
     return consumer as unknown as types.Consumer
   }
 
