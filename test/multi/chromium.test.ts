@@ -14,7 +14,6 @@ import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
 import { NodeId } from "../../src/core/Ids.js"
 import { opusCodec, processExists, vp8Codec } from "../../src/media/worker.js"
-import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import {
   awaitMediaFlowing,
@@ -25,6 +24,7 @@ import {
   openAndRunClient
 } from "../support/chromiumPage.js"
 import { startRouterSignallingServer } from "../support/routerSignalling.js"
+import { fullClusterApp, until } from "./clusterSupport.js"
 import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
 import { cleanPrefix, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -37,17 +37,6 @@ afterAll(async () => {
   await Promise.all(started.map((p) => p.exited))
   await cleanPrefix(prefix)
 })
-
-/** Waits until `check` holds (every 25 ms), up to `millis`; whether it did. */
-const until = (check: () => boolean | Promise<boolean>, millis: number) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + millis
-    while (!(await check())) {
-      if (Date.now() > deadline) return false
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-    return true
-  })
 
 describe.skipIf(!redisAvailable)("a real browser across two Mafalda Nodes", () => {
   itWithChromium(
@@ -82,35 +71,10 @@ describe.skipIf(!redisAvailable)("a real browser across two Mafalda Nodes", () =
             })
         )
         const nodeB = NodeId.make(b.node)
-        let appClosed = false
-        const closeOnce = (m: { close(): Promise<void> }) =>
-          Effect.promise(async () => {
-            if (appClosed) return
-            appClosed = true
-            await m.close()
-          })
         const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
 
         // The app: one Worker, full after one transport (its load not sampled during the test).
-        const mafalda = yield* Effect.acquireRelease(
-          Effect.promise(() =>
-            createMafalda({
-              cpus: 1,
-              watermark: 60,
-              costs: { transport: 40 },
-              samplingInterval: 600_000,
-              cluster: {
-                secret,
-                redis: redisUrl,
-                prefix,
-                node: "app-node",
-                heartbeatMillis: 250,
-                syncMillis: 100
-              }
-            })
-          ),
-          (m) => closeOnce(m)
-        )
+        const { mafalda, closeApp } = yield* fullClusterApp({ secret, prefix, node: "app-node" })
         expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeB), 5000)).toBe(true)
 
         const router = yield* Effect.promise(() =>
@@ -154,7 +118,7 @@ describe.skipIf(!redisAvailable)("a real browser across two Mafalda Nodes", () =
 
         // Close: the page, the app (its transports on B closed there), then B.
         yield* Effect.promise(() => page.close())
-        yield* closeOnce(mafalda)
+        yield* closeApp
         const bTransportsAfterAppClose = (yield* clientB.NodeInfo()).transports
         b.process.child.kill("SIGTERM")
         const bExit = yield* Effect.promise(() => b.process.exited)

@@ -9,7 +9,6 @@
  * mediasoup's events. Afterwards no process, Worker, Redis key of the prefix or listening
  * socket is left.
  */
-import * as net from "node:net"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, HashMap, Option } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
@@ -19,6 +18,7 @@ import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
@@ -38,28 +38,6 @@ const startNode = async (name: string) => {
   started.push(p)
   return { process: p, ...(await p.ready) }
 }
-
-/** Waits until `check` holds (every 25 ms), up to `millis`; whether it did. */
-const until = (check: () => boolean | Promise<boolean>, millis: number) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + millis
-    while (!(await check())) {
-      if (Date.now() > deadline) return false
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-    return true
-  })
-
-const refused = (address: string) =>
-  new Promise<boolean>((resolve) => {
-    const { host, port } = parseAddress(address)!
-    const socket = net.connect(port, host)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(true))
-  })
 
 /** The events an object emits, in order (`observer.close` as `observer:close`). */
 const recordEvents = (
@@ -97,33 +75,14 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
         const { registry, index, gone } = yield* clusterStore(prefix)
 
-        const mafalda = yield* Effect.promise(() =>
-          createMafalda({
-            cpus: 1,
-            watermark: 60,
-            // One transport fills the app's one Worker: the next one has no room there. Its
-            // load is not sampled during the test (measured CPU would replace the costs
-            // charged): its Node stays over the watermark for the next transports.
-            costs: { transport: 40 },
-            samplingInterval: 600_000,
-            cluster: {
-              secret,
-              redis: redisUrl,
-              prefix,
-              node: "app-node",
-              heartbeatMillis: 250,
-              leaseMillis: 2000,
-              syncMillis: 100
-            }
-          })
-        )
-        let appClosed = false
-        const closeApp = Effect.promise(async () => {
-          if (appClosed) return
-          appClosed = true
-          await mafalda.close()
+        // One transport fills the app's one Worker: the next one has no room there, and its
+        // Node stays over the watermark for the next transports.
+        const { mafalda, closeApp } = yield* fullClusterApp({
+          secret,
+          prefix,
+          node: "app-node",
+          cluster: { leaseMillis: 2000 }
         })
-        yield* Effect.addFinalizer(() => closeApp)
 
         // The app's Node is registered; its snapshot learns of B from the registry.
         const appRecord = (yield* registry.nodes).find((n) => n.node === "app-node")
@@ -336,29 +295,7 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, Node C ali
       Effect.gen(function* () {
         const c = yield* Effect.promise(() => startNode("node-c"))
         const clientC = yield* makeClient({ ...parseAddress(c.address)!, secret })
-        const mafalda = yield* Effect.promise(() =>
-          createMafalda({
-            cpus: 1,
-            watermark: 60,
-            costs: { transport: 40 },
-            samplingInterval: 600_000,
-            cluster: {
-              secret,
-              redis: redisUrl,
-              prefix,
-              node: "app-node-2",
-              heartbeatMillis: 250,
-              syncMillis: 100
-            }
-          })
-        )
-        let appClosed = false
-        const closeApp = Effect.promise(async () => {
-          if (appClosed) return
-          appClosed = true
-          await mafalda.close()
-        })
-        yield* Effect.addFinalizer(() => closeApp)
+        const { mafalda, closeApp } = yield* fullClusterApp({ secret, prefix, node: "app-node-2" })
         const nodeC = NodeId.make(c.node)
         expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeC), 3000)).toBe(true)
 
@@ -416,31 +353,12 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, scale-down
         const clientD = yield* makeClient({ ...parseAddress(d.address)!, secret })
         const { registry } = yield* clusterStore(prefix)
         const grace = 600
-        const mafalda = yield* Effect.promise(() =>
-          createMafalda({
-            cpus: 1,
-            watermark: 60,
-            costs: { transport: 40 },
-            samplingInterval: 600_000,
-            idleGraceMillis: grace,
-            scaleDownInterval: 150,
-            cluster: {
-              secret,
-              redis: redisUrl,
-              prefix,
-              node: "app-node-3",
-              heartbeatMillis: 250,
-              syncMillis: 100
-            }
-          })
-        )
-        let appClosed = false
-        const closeApp = Effect.promise(async () => {
-          if (appClosed) return
-          appClosed = true
-          await mafalda.close()
+        const { mafalda, closeApp } = yield* fullClusterApp({
+          secret,
+          prefix,
+          node: "app-node-3",
+          options: { idleGraceMillis: grace, scaleDownInterval: 150 }
         })
-        yield* Effect.addFinalizer(() => closeApp)
         const scaledDown: Array<{ at: number; action: { _tag: string; router?: string; worker?: string } }> =
           []
         mafalda.observer.on("scaledown", (actions: ReadonlyArray<{ _tag: string }>) => {

@@ -11,6 +11,7 @@ import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { NodeId } from "../../src/core/Ids.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { until } from "./clusterSupport.js"
 import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -18,17 +19,6 @@ const secret = "idle-workers-secret-0123"
 const prefix = testPrefix("idle-workers")
 const graceMillis = 1000
 const started: Array<NodeProcess> = []
-
-/** Waits until `check` holds (every 50 ms), up to `millis`; whether it did. */
-const until = (check: () => boolean | Promise<boolean>, millis: number) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!(yield* Effect.promise(async () => check()))) {
-      if (Date.now() > deadline) return false
-      yield* Effect.sleep("50 millis")
-    }
-    return true
-  })
 
 describe.skipIf(!redisAvailable)("a mafalda node closes its idle Workers", () => {
   afterAll(async () => {

@@ -9,13 +9,13 @@
  * `mafalda node drain` while it still holds a transport, exits at its drain timeout.
  * Afterwards no process, Worker, Redis key of the test's prefix or listening socket is left.
  */
-import * as net from "node:net"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Queue } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { NodeId } from "../../src/core/Ids.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { refused, until } from "./clusterSupport.js"
 import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
 import { collectNotices, consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
@@ -48,28 +48,6 @@ const startNode = async (name: string, drainTimeoutSeconds = 5) => {
   started.push(p)
   return { process: p, ...(await p.ready) }
 }
-
-const refused = (address: string) =>
-  new Promise<boolean>((resolve) => {
-    const { host, port } = parseAddress(address)!
-    const socket = net.connect(port, host)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(true))
-  })
-
-/** Waits until `check` holds (every 50 ms), up to `millis`; whether it did. */
-const until = (check: () => boolean, millis: number) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!check()) {
-      if (Date.now() > deadline) return false
-      yield* Effect.sleep("50 millis")
-    }
-    return true
-  })
 
 describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
   afterAll(async () => {
