@@ -12,6 +12,7 @@ import {
   workerLimit,
   workersUnder
 } from "../../src/core/index.js"
+import { handCosts } from "../support/handCosts.js"
 import {
   build,
   ev,
@@ -397,15 +398,7 @@ describe("decideTransportPlacement: rooms grow (projection)", () => {
   // With these costs (pinned: the figures below are worked out with them), a member of such a
   // room, once full, costs 0.1 (transport) + 10 x (0.043 + 0.108) (consumers) + 0.32 + 0.70
   // (its producers) = 2.63 %: the room, 26.3 %, fits one Worker.
-  const grown = Either.getOrThrow(
-    makePolicyOptions({
-      costs: {
-        transport: 0.1,
-        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
-        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
-      }
-    })
-  )
+  const grown = Either.getOrThrow(makePolicyOptions({ costs: handCosts }))
 
   it("3. a room opens on the busiest Worker that can hold all of it, not on a busier one", () => {
     const base = [ev.nodeUp("n1", 4), ...bareWorker("w1", "n1", 50), ...bareWorker("w2", "n1", 20)]

@@ -14,17 +14,8 @@ import { Prng } from "../../src/sim/Prng.js"
 import { policyNames } from "../../src/sim/policies/Policy.js"
 import { type PolicyFactory, simulateSync } from "../../src/sim/run.js"
 import { decodeScenario, type Scenario, type ScenarioInput } from "../../src/sim/Scenario.js"
+import { handCosts } from "../support/handCosts.js"
 
-/**
- * The costs the figures below are worked out with (% of a Worker), pinned so that they do not
- * move with the defaults: transport 0.1; video producer 0.7, consumer 0.108, pipe end 0.4;
- * audio 0.32, 0.043, 0.18.
- */
-const handCosts = {
-  transport: 0.1,
-  audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
-  video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
-}
 const scenario = (input: ScenarioInput): Scenario =>
   Either.getOrThrow(decodeScenario({ ...input, policy: { costs: handCosts, ...input.policy } }))
 

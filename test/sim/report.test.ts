@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest"
 import { htmlReport, summaryTable } from "../../src/sim/report.js"
 import { simulateSync } from "../../src/sim/run.js"
 import { decodeScenario } from "../../src/sim/Scenario.js"
+import { handCosts } from "../support/handCosts.js"
 
 // One room of 2,500 viewers: round-robin pins it to one Worker (far over 400 %), chain
 // makes a deep tree; mafalda spreads it.
@@ -20,13 +21,7 @@ const scenario = Either.getOrThrow(
     rooms: [{ rooms: 1, size: { min: 2500, max: 2500 }, publishers: 1, joinsPerSecond: 100 }],
     // Pinned (the costs before 2026-12-06's calibration), so the drawings' sizes checked below
     // (chain over 10 levels deep) do not move with the defaults.
-    policy: {
-      costs: {
-        transport: 0.1,
-        audio: { producer: 0.32, consumer: 0.043, pipe: 0.18 },
-        video: { producer: 0.7, consumer: 0.108, pipe: 0.4 }
-      }
-    }
+    policy: { costs: handCosts }
   })
 )
 const results = (["mafalda", "round-robin", "chain"] as const).map((p) => simulateSync(scenario, p))
