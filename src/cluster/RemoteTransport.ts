@@ -45,7 +45,7 @@ export interface RemoteObject {
   /** The Node closed it on its own (not at this process' request). */
   readonly closedByNode: () => void
   /** Its Node, or its Worker, is gone. */
-  readonly lost: () => void
+  readonly lost: (what?: "worker" | "node") => void
   readonly producerPaused?: (paused: boolean) => void
 }
 
@@ -333,7 +333,9 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
   readonly #producers = new Map<string, RemoteProducer>()
   readonly #consumers = new Map<string, RemoteConsumer>()
   readonly #mafaldaRouter: string
+  readonly #options: unknown
   #tuple: types.TransportTuple | undefined
+  #lostWith: "worker" | "node" | undefined
   appData: types.AppData
   /** The Router (on `node`) and Worker it was made on. */
   readonly routerId: RouterId
@@ -346,14 +348,51 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
     readonly worker: WorkerId
     readonly mafaldaRouter: string
     readonly appData: types.AppData | undefined
+    /** The options it was made with (mediasoup's), for a relocation to make it again elsewhere. */
+    readonly options?: unknown
   }) {
     super(args.session, "transport")
     this.#data = args.data
     this.routerId = args.router
     this.workerId = args.worker
     this.#mafaldaRouter = args.mafaldaRouter
+    this.#options = args.options
     this.appData = args.appData ?? {}
     this.#tuple = args.data.kind === "plain" ? (args.data.tuple as types.TransportTuple) : undefined
+  }
+
+  /**
+   * @internal How and where it was made, for a relocation (`src/router/relocation.ts`, which
+   * reads it without importing this module): its kind, mediasoup's options, its Node,
+   * Worker and Router.
+   */
+  get remoteOrigin(): {
+    readonly kind: "webrtc" | "plain"
+    readonly options: unknown
+    readonly node: NodeId
+    readonly worker: WorkerId
+    readonly router: RouterId
+  } {
+    return {
+      kind: this.#data.kind,
+      options: this.#options,
+      node: this.node,
+      worker: this.workerId,
+      router: this.routerId
+    }
+  }
+
+  /**
+   * @internal What it was lost with, when it closed on its Node without this process asking:
+   * `"worker"` when its Worker died (the Node closes its transports, then tells of the
+   * death) or the Node closed it on its own (shutting down), `"node"` when the Node's
+   * notices stopped (it died, its socket broke, it left the registry). A relocation offers
+   * it again elsewhere (`WorkerLost`; away from its Node for `"node"`). The Mafalda Router
+   * closes a transport here before its Router there, so a close this process asked for
+   * never counts.
+   */
+  get lostWith(): "worker" | "node" | undefined {
+    return this.#lostWith
   }
 
   get id(): string {
@@ -554,6 +593,10 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
 
   /** @internal */
   asRemoteObject(): RemoteObject {
-    return { closedByNode: () => this.routerClosed(), lost: () => this.routerClosed() }
+    const lost = (what: "worker" | "node" = "worker") => {
+      if (!this.closed) this.#lostWith = what
+      this.routerClosed()
+    }
+    return { closedByNode: () => lost("worker"), lost }
   }
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import { Effect, Either, Layer, Logger, LogLevel, Option, Queue, Runtime, Stream } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Option, Queue, Runtime, Schedule, Stream } from "effect"
 import type { types } from "mediasoup"
 import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import { applyEvent } from "../core/applyEvent.js"
@@ -32,7 +32,7 @@ import type { MafaldaContext } from "../router/MafaldaContext.js"
 import type { ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
 import { resolveMafaldaOptions, validateWorkerSettings } from "../router/MafaldaOptions.js"
 import { MafaldaRouter, type MafaldaRouterOptions } from "../router/MafaldaRouter.js"
-import { type RelocationTarget, relocationUnderWay } from "../router/relocation.js"
+import { type RelocationTarget, relocationUnderWay, trackRemoteTransport } from "../router/relocation.js"
 import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
 import { clusterStatus } from "../router/status.js"
 import {
@@ -67,6 +67,13 @@ export interface MafaldaDefaults {
   /** Whether relocations the core decides are offered (`"offer"`) or not (default `"off"`). */
   readonly relocation?: "off" | "offer" | undefined
 }
+
+/**
+ * In cluster mode with `relocation: "offer"`, how often the snapshot is checked for another
+ * Node that drains (and, while one does, its `Drain` moves decided and offered: a move
+ * under way is not offered again, one given up is, at this pace).
+ */
+const drainCheckMillis = 1000
 
 /** Which Worker `acquireWorker` prefers. */
 export interface AcquireWorker {
@@ -186,11 +193,12 @@ const make = (defaults: MafaldaDefaults) =>
     }
 
     // `relocation: "offer"`: after each sampling round, the core's decision on the snapshot
-    // (with the round's reports), each move offered as `relocateTransport` would.
-    if (tracker !== undefined && defaults.relocation === "offer") {
+    // (with the round's reports), each move offered as `relocateTransport` would; in cluster
+    // mode, while another Node drains, its Drain moves too (see `drainCheckMillis`).
+    if (defaults.relocation === "offer") {
       const offerMove = (move: Move) =>
         Effect.gen(function* () {
-          // Offered by the death path; moves of transports of other Nodes are theirs.
+          // Offered by the death path (a Worker of this Node, or a remote transport lost).
           if (move.reason === "WorkerLost") return
           const router = routers.get(move.mafaldaRouter)
           if (router === undefined || router.closed) return
@@ -222,22 +230,47 @@ const make = (defaults: MafaldaDefaults) =>
             )
           )
         })
-      yield* Stream.fromQueue(yield* tracker.subscribe).pipe(
-        Stream.runForEachChunk((reports) =>
-          Effect.suspend(() => {
-            let snapshot = store.current()
-            for (const report of reports) {
-              const applied = applyEvent(snapshot, report, placement.options.costs)
-              if (Either.isRight(applied)) snapshot = applied.right
-            }
-            return Effect.forEach(decideRelocations(snapshot, placement.options), offerMove, {
-              discard: true
-            })
-          }).pipe(logFailure("relocation decision failed"))
-        ),
-        Effect.interruptible,
-        Effect.forkScoped
-      )
+      if (tracker !== undefined) {
+        yield* Stream.fromQueue(yield* tracker.subscribe).pipe(
+          Stream.runForEachChunk((reports) =>
+            Effect.suspend(() => {
+              let snapshot = store.current()
+              for (const report of reports) {
+                const applied = applyEvent(snapshot, report, placement.options.costs)
+                if (Either.isRight(applied)) snapshot = applied.right
+              }
+              return Effect.forEach(decideRelocations(snapshot, placement.options), offerMove, {
+                discard: true
+              })
+            }).pipe(logFailure("relocation decision failed"))
+          ),
+          Effect.interruptible,
+          Effect.forkScoped
+        )
+      }
+      // Another Node draining (the registry says so, and the sync tells the snapshot): its
+      // transports of this app's Mafalda Routers are offered (`Drain`) without waiting for a
+      // sampling round, so that it empties and exits long before its drain timeout.
+      if (delegation.delegates) {
+        const otherNodeDraining = () => {
+          for (const [, n] of store.current().nodes) {
+            if (n.id !== placement.node && n.state === "draining" && n.workers.length > 0) return true
+          }
+          return false
+        }
+        yield* Effect.suspend(() => {
+          if (!otherNodeDraining()) return Effect.void
+          const moves = decideRelocations(store.current(), placement.options).filter(
+            (m) => m.reason === "Drain"
+          )
+          return Effect.forEach(moves, offerMove, { discard: true })
+        }).pipe(
+          logFailure("relocation decision (drain) failed"),
+          Effect.repeat(Schedule.spaced(drainCheckMillis)),
+          Effect.interruptible,
+          Effect.forkScoped
+        )
+      }
     }
 
     const resolveWorkerSettings = (input: unknown): Effect.Effect<WorkerSettings, InvalidArgumentError> => {
@@ -287,6 +320,13 @@ const make = (defaults: MafaldaDefaults) =>
           delegation
         })
         routers.set(id, router as unknown as MafaldaRouter)
+        // Its transports on other Nodes are tracked for relocation (`Drain`, `WorkerLost`)
+        // before the application gets them (the event is emitted before they are returned).
+        if (delegation.delegates) {
+          router.observer.on("newtransport", (transport) =>
+            trackRemoteTransport(ctx, router as unknown as MafaldaRouter, transport)
+          )
+        }
         observer.safeEmit("newrouter", router as unknown as MafaldaRouter)
         return router
       })

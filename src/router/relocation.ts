@@ -23,11 +23,21 @@
  *
  * Offers come from `MafaldaRouter.relocateTransport(id, { reason, target })` (operators,
  * tests), from the core's decisions when the option `relocation` is `"offer"` (after each
- * load sampling round: see `layers/Mafalda.ts`), and, with reason `WorkerLost`, from a Worker's
- * death: each transport that was on it is offered right when mediasoup closes it, before it
- * emits `routerclose` (which it still does, as in mediasoup), so the application can
- * re-establish it. Moves are counted (`mafalda_relocations_total`, by outcome: `offered`,
- * `done`, `failed`, `abandoned`).
+ * load sampling round, and in cluster mode while another Node drains: see
+ * `layers/Mafalda.ts`), and, with reason `WorkerLost`, from a Worker's death: each transport
+ * that was on it is offered right when mediasoup closes it, before it emits `routerclose`
+ * (which it still does, as in mediasoup), so the application can re-establish it. Moves are
+ * counted (`mafalda_relocations_total`, by outcome: `offered`, `done`, `failed`,
+ * `abandoned`).
+ *
+ * Cluster mode: the old transport, the new one, or both may be on other Nodes (a
+ * `RemoteTransport`): a transport the Mafalda Router delegated is tracked too
+ * (`trackRemoteTransport`), the new one goes where the core places it (this Node's Workers
+ * or another Node that is up; a target Worker may be another Node's), its consumers pipe
+ * their producers across Nodes as any consume does, and `complete()` closes the old one on
+ * its Node. A remote transport lost with its Worker or Node is offered with `WorkerLost`
+ * (for a lost Node, the new one is placed away from it, though the registry may still list
+ * it for a few seconds).
  *
  * @module
  */
@@ -37,6 +47,7 @@ import type { NodeId, RouterId, TransportId, WorkerId } from "../core/Ids.js"
 import {
   type ClusterSnapshot,
   lookup,
+  setNode,
   setWorker,
   type TransportKind,
   workerOfRouter
@@ -186,7 +197,9 @@ export const relocationUnderWay = (transportId: string): boolean | undefined => 
 /**
  * @internal Called by the Mafalda Router for each transport it makes: remembers how it was
  * made and where, and offers it for relocation (`WorkerLost`) if its Worker dies.
- * `real` is the mediasoup transport behind `transport`.
+ * `real` is the mediasoup transport behind `transport` (or a transport of another Node:
+ * then `made.node` is that Node, and `WorkerLost` is offered when its Worker or Node is
+ * lost, as `RemoteTransport.lostWith` tells).
  */
 export const trackTransport = (
   ctx: MafaldaContext,
@@ -198,14 +211,17 @@ export const trackTransport = (
     readonly options: unknown
     readonly router: RouterId
     readonly worker: WorkerId
+    /** Its Node when it is on another one (default: this Node). */
+    readonly node?: NodeId | undefined
   }
 ): void => {
+  const remote = made.node !== undefined && made.node !== ctx.node
   const origin: TransportOrigin = {
     ctx,
     owner,
     kind: made.kind,
     options: made.options,
-    from: { node: ctx.node, worker: made.worker, router: made.router },
+    from: { node: made.node ?? ctx.node, worker: made.worker, router: made.router },
     consumers: new Map(),
     dataConsumers: new Map(),
     pending: undefined
@@ -216,13 +232,49 @@ export const trackTransport = (
     if (openById.get(real.id) === origin) openById.delete(real.id)
   })
   // mediasoup closes the transports of a dead Worker's Routers (`routerclose`) before it
-  // emits `died`; this listener, the transport's first, offers the relocation then.
+  // emits `died`; this listener, the transport's first, offers the relocation then. A
+  // transport of another Node emits `routerclose` when its Worker or Node is lost.
   real.on("routerclose", () => {
-    const worker = ctx.local.worker(made.worker)
-    if (worker === undefined || !worker.died || owner.closed) return
+    if (owner.closed) return
+    if (remote) {
+      if (lostWith(real) === undefined) return
+    } else {
+      const worker = ctx.local.worker(made.worker)
+      if (worker === undefined || !worker.died) return
+    }
     if (origin.pending !== undefined && origin.pending.state !== "abandoned") return
     offer(origin, transport, "WorkerLost", undefined)
   })
+}
+
+/** What a transport of another Node (`RemoteTransport`) was lost with, if it was. */
+const lostWith = (transport: types.Transport): "worker" | "node" | undefined =>
+  (transport as { readonly lostWith?: "worker" | "node" }).lostWith
+
+/** What a transport of another Node (`RemoteTransport`) tells of how and where it was made. */
+interface RemoteOrigin {
+  readonly kind: TransportKind
+  readonly options: unknown
+  readonly node: NodeId
+  readonly worker: WorkerId
+  readonly router: RouterId
+}
+
+/**
+ * @internal Tracks a transport the Mafalda Router made on another Node (cluster mode), as
+ * `trackTransport` does for its own Node's: called with each new transport of a Mafalda
+ * Router (its observer's `newtransport`, before the application gets it); does nothing
+ * for a transport of this Node or one tracked already.
+ */
+export const trackRemoteTransport = (
+  ctx: MafaldaContext,
+  owner: MafaldaRouter,
+  transport: types.Transport
+): void => {
+  if (origins.has(transport)) return
+  const made = (transport as { readonly remoteOrigin?: RemoteOrigin }).remoteOrigin
+  if (made === undefined || made.node === ctx.node) return
+  trackTransport(ctx, owner, transport, transport, made)
 }
 
 /** @internal Called by a wrapped transport's `consume` with what it made. */
@@ -267,6 +319,8 @@ export const consumedData = (
 export interface PlacementConstraint {
   readonly avoid: ReadonlyArray<WorkerId>
   readonly only: WorkerId | "new" | undefined
+  /** Nodes placement must not use at all (a lost Node the registry may not have evicted yet). */
+  readonly avoidNodes?: ReadonlyArray<NodeId> | undefined
 }
 
 /**
@@ -296,6 +350,13 @@ export const constrainSnapshot = (
     if (w?.alive) s = setWorker(s, { ...w, load: FULL })
   }
   for (const id of constraint.avoid) mask(id)
+  for (const id of constraint.avoidNodes ?? []) {
+    const node = lookup(s.nodes, id)
+    if (node === undefined) continue
+    for (const w of node.workers) mask(w)
+    // Taking nothing new: no Worker started there either.
+    if (node.state === "up") s = setNode(s, id, { ...node, state: "draining" })
+  }
   if (constraint.only !== undefined) {
     const only = constraint.only
     for (const [, node] of s.nodes) for (const id of node.workers) if (id !== only) mask(id)
@@ -471,7 +532,9 @@ export class TransportRelocation {
       const target = this.target
       const constraint: PlacementConstraint = {
         avoid: [this.from.worker as WorkerId],
-        only: target === undefined ? undefined : "worker" in target ? (target.worker as WorkerId) : "new"
+        only: target === undefined ? undefined : "worker" in target ? (target.worker as WorkerId) : "new",
+        // Its Node lost (another Node's): none of it, though the registry may still list it.
+        avoidNodes: lostWith(this.transport) === "node" ? [this.from.node as NodeId] : undefined
       }
       const made = yield* Effect.locally(createLike(o), placementConstraint, constraint)
       const visible = visibleTo(o.ctx, o.owner.id as never)
@@ -621,8 +684,16 @@ export const relocateTransport = (
         typeof target === "object" && target !== null ? (target as { worker?: unknown }).worker : undefined
       const worker =
         typeof id === "string" ? lookup(origin.ctx.store.current().workers, id as WorkerId) : undefined
-      if (worker === undefined || !worker.alive || worker.node !== (origin.ctx.node as NodeId)) {
-        return Effect.fail(new InvalidArgumentError({ message: "target Worker not found on this Node" }))
+      const snapshot = origin.ctx.store.current()
+      // A Worker of this Node, or of another Node that is up (cluster mode).
+      if (
+        worker === undefined ||
+        !worker.alive ||
+        (worker.node !== (origin.ctx.node as NodeId) && lookup(snapshot.nodes, worker.node)?.state !== "up")
+      ) {
+        return Effect.fail(
+          new InvalidArgumentError({ message: "target Worker not found on a Node that is up" })
+        )
       }
       if (worker.id === origin.from.worker) {
         return Effect.fail(new InvalidArgumentError({ message: "target Worker is the transport's own" }))
