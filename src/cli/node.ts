@@ -37,6 +37,7 @@ export const nodeUsage = `usage: mafalda node --secret S [options]
   --idle-grace MS        closes a Worker started for a client once it has had no Router
                          for MS milliseconds (default 30000; 0: never)
   Prints one JSON line when ready: {"event":"ready","node":...,"address":...}.
+  Logs on stderr: MAFALDA_LOG_LEVEL (default warning), MAFALDA_LOG_FORMAT (logfmt, json, pretty).
   A second SIGTERM or SIGINT while draining stops the process at once (its lease then
   runs out in the registry).`
 

@@ -12,6 +12,9 @@
  * marked `draining` in the registry (so no pick chooses it), and `drained` waits until no
  * client transport is left, or a timeout passes; closing then deregisters it.
  *
+ * Logs go through the project's logger (`src/ops/logging.ts`): `MAFALDA_LOG_LEVEL` and
+ * `MAFALDA_LOG_FORMAT` apply as in an app.
+ *
  * Idle Workers: a Worker started for a client (`StartWorker`) that has had no Router for
  * `idleGraceMillis` is closed (see `NodeHost.ts`); the next load report leaves it out.
  *
@@ -31,6 +34,7 @@ import * as RegistryRedis from "../layers/NodeRegistryRedis.js"
 import * as RedisConnection from "../layers/RedisConnection.js"
 import * as TrackerLayer from "../layers/TrackerService.js"
 import { layerMediasoup } from "../layers/WorkerService.js"
+import * as Logging from "../ops/logging.js"
 import { layerServer, RpcAddress } from "../rpc/transport.js"
 import { type ClusterStoreError, NodeRegistry, type WorkerLoad } from "../services/NodeRegistry.js"
 import { TrackerService } from "../services/TrackerService.js"
@@ -67,6 +71,11 @@ export interface NodeOptions {
    * Worker is kept warm: the clients start one again when they need it.
    */
   readonly idleGraceMillis?: number | undefined
+  /**
+   * The Node's logs: minimum level and format, as for a Mafalda instance (`MAFALDA_LOG_LEVEL`
+   * and `MAFALDA_LOG_FORMAT` win; default `warning`, `logfmt` on stderr).
+   */
+  readonly logging?: Logging.LoggingOptions | undefined
 }
 
 /** What a running Node offers its owner. */
@@ -188,7 +197,7 @@ export const layer = (options: NodeOptions): Layer.Layer<NodeHandle, ClusterStor
       return handle
     })
   )
-  return handle.pipe(Layer.provide(server))
+  return handle.pipe(Layer.provide(server), Layer.provide(Logging.layer(options.logging)))
 }
 
 /** A running Node for Promise code: `close` deregisters it and closes its Workers. */

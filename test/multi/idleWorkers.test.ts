@@ -45,7 +45,7 @@ describe.skipIf(!redisAvailable)("a mafalda node closes its idle Workers", () =>
               "--idle-grace",
               String(graceMillis)
             ],
-            { MAFALDA_SECRET: secret, MAFALDA_LOG_LEVEL: "info" }
+            { MAFALDA_SECRET: secret, MAFALDA_LOG_LEVEL: "info", MAFALDA_LOG_FORMAT: "json" }
           )
         )
         started.push(p)
@@ -95,11 +95,20 @@ describe.skipIf(!redisAvailable)("a mafalda node closes its idle Workers", () =>
           )
         ).toBe(true)
         expect((yield* client.NodeInfo()).workers.map((w) => w.id)).toEqual([kept.id])
-        expect(
-          p.output.some(
-            (line) => line.includes("scale-down") && line.includes(idle.id) && line.includes("close_worker")
-          )
-        ).toBe(true)
+        // Logged through the project's logger: MAFALDA_LOG_FORMAT=json gives one JSON object a line.
+        const logged = p.output.flatMap((line) => {
+          try {
+            return [JSON.parse(line) as { message?: string; annotations?: Record<string, unknown> }]
+          } catch {
+            return []
+          }
+        })
+        expect(logged).toContainEqual(
+          expect.objectContaining({
+            message: "scale-down",
+            annotations: expect.objectContaining({ action: "close_worker", worker: idle.id })
+          })
+        )
         expect(yield* client.CreateRouter({ worker: idle.id, settings: {} }).pipe(Effect.flip)).toMatchObject(
           {
             _tag: "NodeCallError"
