@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { Effect, Either, type Layer, ManagedRuntime } from "effect"
+import { Effect, Either, type Layer, ManagedRuntime, Option } from "effect"
 import type { types } from "mediasoup"
 import type { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { ClusterSnapshot } from "./core/Snapshot.js"
@@ -36,7 +36,13 @@ import {
   layerFromResolved,
   type MafaldaInternals
 } from "./layers/Mafalda.js"
-import { ClosedError, type MafaldaRouterError, toMediasoupError } from "./router/errors.js"
+import {
+  ClosedError,
+  InvalidArgumentError,
+  type MafaldaRouterError,
+  MediasoupCallError,
+  toMediasoupError
+} from "./router/errors.js"
 import { runWith } from "./router/MafaldaContext.js"
 import {
   badClusterOptions,
@@ -47,6 +53,7 @@ import {
 import type { MafaldaRouter, MafaldaRouterOptions } from "./router/MafaldaRouter.js"
 import type { ClusterStatus } from "./router/status.js"
 import type { MafaldaWebRtcServer, MafaldaWebRtcServerOptions } from "./router/webRtcServer.js"
+import { IndexService, type ProducerLocation } from "./services/IndexService.js"
 import { LocalMediasoup } from "./services/LocalMediasoup.js"
 import { Mafalda, type MafaldaEvents } from "./services/Mafalda.js"
 import { ScaleDown } from "./services/ScaleDown.js"
@@ -76,6 +83,14 @@ export interface MafaldaInstance {
   readonly status: () => Promise<ClusterStatus>
   /** The cluster snapshot now. */
   readonly snapshot: () => ClusterSnapshot
+  /**
+   * The Index: where producers live. In cluster mode it is the cluster's (Redis), so it
+   * answers for the producers of every process of the cluster; embedded, for this
+   * instance's own. `find` resolves to the producer's Node, Mafalda Router, Router and kind,
+   * or `undefined` when it has none with that id (a producer of another process is consumed
+   * with `router.pipeFromCluster({ producerId })`).
+   */
+  readonly index: MafaldaIndex
   /** Closes idle pipes, Routers and Workers now (it also runs on its own interval). */
   readonly scaleDown: () => Promise<number>
   /** The local mediasoup Workers (for inspection and tests). */
@@ -92,6 +107,12 @@ export interface MafaldaInstance {
   readonly internals: MafaldaInternals
   /** @internal Runs an Effect of this instance as a Promise, with mediasoup's errors. */
   readonly run: <A>(effect: Effect.Effect<A, MafaldaRouterError>) => Promise<A>
+}
+
+/** The Index, as `MafaldaInstance.index` offers it. */
+export interface MafaldaIndex {
+  /** Where the producer lives; `undefined` when the Index has no producer with that id. */
+  readonly find: (producerId: string) => Promise<ProducerLocation | undefined>
 }
 
 /** Mafalda's options, and `cluster` for cluster mode (see `ClusterModeOptions`). */
@@ -122,14 +143,15 @@ export const createMafalda = async (options: CreateMafaldaOptions = {}): Promise
     layer = layerCluster(resolved.right, cluster)
   }
   const runtime = ManagedRuntime.make(layer)
-  const { mafalda, store, scaleDown, workers, local } = await runtime
+  const { mafalda, store, scaleDown, workers, local, index } = await runtime
     .runPromise(
       Effect.all({
         mafalda: Mafalda,
         store: SnapshotStore,
         scaleDown: ScaleDown,
         workers: WorkerService,
-        local: LocalMediasoup
+        local: LocalMediasoup,
+        index: IndexService
       })
     )
     .catch(async (error: unknown) => {
@@ -149,6 +171,23 @@ export const createMafalda = async (options: CreateMafaldaOptions = {}): Promise
     snapshot: () => {
       if (closed) throw closedError()
       return store.current()
+    },
+    index: {
+      find: (producerId) =>
+        run(
+          typeof producerId !== "string" || producerId === ""
+            ? Effect.fail(new InvalidArgumentError({ message: "producerId must be a non-empty string" }))
+            : index.find(producerId as never).pipe(
+                Effect.map(Option.getOrUndefined),
+                Effect.mapError(
+                  (cause) =>
+                    new MediasoupCallError({
+                      operation: "index.find",
+                      cause: new Error(`the Index did not answer: ${cause.message}`)
+                    })
+                )
+              )
+        )
     },
     scaleDown: () => run(Effect.map(scaleDown.run, (done) => done.length)),
     workers: () =>

@@ -2,8 +2,9 @@
  * Mafalda in cluster mode: the services of `layerLocal` (Mafalda Routers over this
  * process' Workers), and this process as a Mafalda Node of the cluster over the same
  * Workers: registered in the cluster's Redis with its loads and lease, serving the Node API
- * (so that other Nodes pipe its producers), its producers in the Redis Index, and the
- * cluster's `Delegation` (transports placed on other Nodes when the core delegates).
+ * (so that other Nodes pipe its producers), its producers in the Redis Index, the
+ * cluster's `Delegation` (transports placed on other Nodes when the core delegates), and
+ * `ClusterPipes` (producers of other processes piped into its Routers: `pipeFromCluster`).
  *
  * Loaded only by `createMafalda({ cluster })` (a dynamic `import()`), so that the embedded
  * path never loads Redis or `@effect/rpc`.
@@ -12,7 +13,8 @@
  */
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, Layer, Logger, Stream } from "effect"
+import type { types } from "mediasoup"
 import * as ClusterLayer from "../layers/Cluster.js"
 import * as IndexRedis from "../layers/IndexServiceRedis.js"
 import { type LocalServices, logLevels, layer as mafaldaLayer } from "../layers/Mafalda.js"
@@ -21,13 +23,59 @@ import * as RedisConnection from "../layers/RedisConnection.js"
 import * as ScaleDownHoldsLayer from "../layers/ScaleDownHolds.js"
 import * as TrackerLayer from "../layers/TrackerService.js"
 import { layerMediasoup } from "../layers/WorkerService.js"
+import { ClusterPipes, type ClusterPipesShape } from "../router/MafaldaContext.js"
 import type { ClusterModeOptions, ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
 import { layerServer, RpcAddress } from "../rpc/transport.js"
+import { WorkerServiceError } from "../services/errors.js"
 import type { ClusterStoreError } from "../services/NodeRegistry.js"
 import * as DelegationLayer from "./ClusterDelegation.js"
 import { addressText, agent } from "./MafaldaNode.js"
 import * as NodeClientsLayer from "./NodeClients.js"
+import { NodeClients } from "./NodeClients.js"
 import * as NodeHostLayer from "./NodeHost.js"
+
+/** The message of a failure of a call to another Node. */
+const messageOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)
+
+/**
+ * `ClusterPipes` over the Node API: `PipeFrom` asked of the destination's Node (which drives
+ * the handshake with the origin's, SRTP on), then `PipeHold` held there for as long as the
+ * app keeps the pipe (see `MafaldaRouter.pipeFromCluster`).
+ */
+export const layerClusterPipes: Layer.Layer<ClusterPipes, never, NodeClients> = Layer.effect(
+  ClusterPipes,
+  Effect.map(NodeClients, (clients): ClusterPipesShape => {
+    const open: ClusterPipesShape["open"] = (producer, from, to) => {
+      const operation = `pipe from Node ${from.node} to Node ${to.node}`
+      return clients.get(to.node).pipe(
+        Effect.flatMap((client) =>
+          client.PipeFrom({ producer, origin: from.node, from: from.router, to: to.router })
+        ),
+        Effect.map((data) => ({
+          kind: data.kind,
+          rtpParameters: data.rtpParameters as types.RtpParameters | undefined,
+          paused: data.paused ?? false,
+          srtp: data.srtp
+        })),
+        Effect.mapError((e) => new WorkerServiceError({ operation, message: messageOf(e) }))
+      )
+    }
+    const hold: ClusterPipesShape["hold"] = (producer, to) =>
+      Stream.unwrap(
+        Effect.map(clients.get(to.node), (client) => client.PipeHold({ producer, router: to.router }))
+      ).pipe(
+        Stream.takeWhile((signal) => signal !== "close"),
+        Stream.map((signal) => signal === "pause"),
+        Stream.catchAllCause((cause) =>
+          Stream.fromEffect(Effect.logDebug(`the hold of a pipe into Node ${to.node} ended`, cause)).pipe(
+            Stream.drain
+          )
+        )
+      )
+    return { open, hold }
+  })
+)
 
 /** Everything for one machine that is also a Node of the cluster. */
 export const layerCluster = (
@@ -49,7 +97,8 @@ export const layerCluster = (
   const nodeSide = Layer.mergeAll(
     NodeHostLayer.layer({ announcedIp, pipeListenIp: cluster.pipeListenIp }),
     DelegationLayer.layer({ syncMillis: cluster.syncMillis }),
-    ScaleDownHoldsLayer.layer
+    ScaleDownHoldsLayer.layer,
+    layerClusterPipes
   ).pipe(Layer.provideMerge(withClients))
   const served = layerServer(
     { host: cluster.listenHost, port: cluster.listenPort, secret: cluster.secret },

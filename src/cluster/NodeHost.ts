@@ -20,7 +20,7 @@
  */
 import { Context, Effect, Fiber, Layer, PubSub, Queue, Ref, Runtime, Schedule, Stream } from "effect"
 import type { types } from "mediasoup"
-import { MafaldaRouterId, type NodeId, ProducerId, type RouterId, type WorkerId } from "../core/Ids.js"
+import { MafaldaRouterId, type NodeId, ProducerId, RouterId, type WorkerId } from "../core/Ids.js"
 import { ScaleDownAction } from "../core/scaleDown.js"
 import * as Observe from "../ops/observe.js"
 import {
@@ -42,7 +42,7 @@ import type { NodeHandlers } from "../rpc/transport.js"
 import { IndexService, type ProducerLocation } from "../services/IndexService.js"
 import { LocalMediasoup } from "../services/LocalMediasoup.js"
 import { NodeRegistry } from "../services/NodeRegistry.js"
-import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
+import { type RouterSettings, routerSettingsKey, type WorkerSettings } from "../services/SettingsKeys.js"
 import { WorkerService, type WorkerServiceError } from "../services/WorkerService.js"
 import { NodeClients } from "./NodeClients.js"
 
@@ -97,6 +97,9 @@ const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A
         message: cause instanceof Error ? cause.message : String(cause)
       })
   })
+
+/** `WorkerService`'s refusal of a second Router with the same settings on one Worker. */
+const sameSettingsTaken = /already has Router \S+ with these settings/
 
 const fromWorkerError = (e: WorkerServiceError) =>
   new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
@@ -269,9 +272,30 @@ const make = (options: NodeHostOptions) =>
       d ? Effect.fail(new NodeDrainingError({ node })) : Effect.void
     )
 
+    /**
+     * Routers made for a client on a Worker that had a Router with the same settings already
+     * (another client's: a Mafalda instance shares its Routers among its own Mafalda Routers,
+     * never with another instance, whose snapshot does not know them).
+     */
+    const ownRouters = new Map<RouterId, types.Router>()
+
+    /** A Router of its own for this client: the Worker has one with these settings already. */
+    const separateRouter = (worker: WorkerId, settings: RouterSettings) =>
+      Effect.gen(function* () {
+        const w = local.worker(worker)
+        if (w === undefined || w.closed) return yield* new UnknownObjectError({ what: "Worker", id: worker })
+        const router = yield* attempt("createRouter", () =>
+          w.createRouter(settings.mediaCodecs === undefined ? {} : { mediaCodecs: [...settings.mediaCodecs] })
+        )
+        const id = RouterId.make(router.id)
+        ownRouters.set(id, router)
+        router.observer.once("close", () => ownRouters.delete(id))
+        return { id, worker, settings: routerSettingsKey(settings) }
+      })
+
     const routerOf = (id: RouterId) =>
       Effect.suspend(() => {
-        const router = local.router(id)
+        const router = local.router(id) ?? ownRouters.get(id)
         return router === undefined || router.closed
           ? Effect.fail(new UnknownObjectError({ what: "Router", id }))
           : Effect.succeed(router)
@@ -409,7 +433,8 @@ const make = (options: NodeHostOptions) =>
       const key = pipeKey(request.producer, request.to)
       return Effect.gen(function* () {
         const existing = pipesIn.get(key)
-        if (existing !== undefined && !existing.producer.closed) return existing.data
+        if (existing !== undefined && !existing.producer.closed)
+          return { ...existing.data, paused: existing.producer.paused }
         yield* refuseWhenDraining
         const router = yield* routerOf(request.to)
         const client = yield* clients.get(request.origin).pipe(Effect.mapError(remote("PipeFrom")))
@@ -445,6 +470,16 @@ const make = (options: NodeHostOptions) =>
                 rtpParameters: consumed.rtpParameters as types.RtpParameters,
                 paused: consumed.producerPaused
               })
+            ).pipe(
+              Effect.mapError((e) =>
+                /already exists/.test(e.message)
+                  ? new NodeCallError({
+                      operation: e.operation,
+                      errorName: e.errorName,
+                      message: `the Worker of Router ${request.to} carries producer ${request.producer} already, in another Router (a mediasoup Worker carries a producer id once): ${e.message}`
+                    })
+                  : e
+              )
             )
             return { consumed, producer }
           })
@@ -468,7 +503,10 @@ const make = (options: NodeHostOptions) =>
           to: request.to,
           pipeConsumer: consumed.consumer,
           pipeProducer: ProducerId.make(producer.id),
-          srtp: here.srtpParameters !== undefined
+          srtp: here.srtpParameters !== undefined,
+          kind: producer.kind,
+          rtpParameters: producer.rtpParameters as RtpParameters,
+          paused: producer.paused
         }
         const entry: { data: PipeData; producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> } = {
           data,
@@ -501,6 +539,43 @@ const make = (options: NodeHostOptions) =>
         return data
       }).pipe(lockFor(key).withPermits(1))
     }
+
+    /**
+     * A pipe into one of this Node's Routers, held by the client that asked for it (see
+     * `PipeHold` in `NodeRpcs.ts`): its state now, its pauses and resumes, the end of the
+     * stream when it closes; when the client lets go, it closes.
+     */
+    const PipeHold = ({ producer: id, router }: { producer: ProducerId; router: RouterId }) =>
+      Stream.asyncPush<PipeSignal, NodeError>((emit) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const pipe = pipesIn.get(pipeKey(id, router))
+            if (pipe === undefined || pipe.producer.closed) {
+              return Effect.fail(new UnknownObjectError({ what: "pipe", id: `${id} into Router ${router}` }))
+            }
+            const producer = pipe.producer
+            const pause = () => emit.single("pause")
+            const resume = () => emit.single("resume")
+            const close = () => {
+              emit.single("close")
+              emit.end()
+            }
+            producer.observer.on("pause", pause)
+            producer.observer.on("resume", resume)
+            producer.observer.once("close", close)
+            emit.single(producer.paused ? "pause" : "resume")
+            return Effect.succeed({ producer, pause, resume, close })
+          }),
+          ({ producer, pause, resume, close }) =>
+            Effect.sync(() => {
+              producer.observer.off("pause", pause)
+              producer.observer.off("resume", resume)
+              producer.observer.off("close", close)
+              // The holder let go (or the pipe closed already): the pipe goes.
+              producer.close()
+            })
+        )
+      )
 
     // --- the handlers ------------------------------------------------------------------
 
@@ -542,11 +617,23 @@ const make = (options: NodeHostOptions) =>
             yield* refuseWhenDraining
             const info = yield* workers
               .createRouter(worker, settings as RouterSettings)
-              .pipe(Effect.mapError(fromWorkerError))
+              .pipe(
+                Effect.catchAll((e) =>
+                  sameSettingsTaken.test(e.message)
+                    ? separateRouter(worker, settings as RouterSettings)
+                    : Effect.fail(fromWorkerError(e))
+                )
+              )
             const router = yield* routerOf(info.id)
             return { ...info, rtpCapabilities: router.rtpCapabilities as never }
           }).pipe(placing.withPermits(1)),
-        CloseRouter: ({ router }) => workers.closeRouter(router),
+        CloseRouter: ({ router }) =>
+          Effect.suspend(() => {
+            const own = ownRouters.get(router)
+            if (own === undefined) return workers.closeRouter(router)
+            own.close()
+            return Effect.void
+          }),
         CreateWebRtcTransport: ({ router, listenInfos, ...rest }) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
@@ -670,6 +757,7 @@ const make = (options: NodeHostOptions) =>
         PipeFrom,
         ClosePipe: ({ producer, router }) =>
           Effect.sync(() => pipesIn.get(pipeKey(producer, router))?.producer.close()),
+        PipeHold,
         Drain: () => drain
       })
     )

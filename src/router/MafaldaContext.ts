@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { Cause, Effect, Exit, Runtime } from "effect"
+import { Cause, Context, Effect, Exit, Runtime, type Stream } from "effect"
 import type { types } from "mediasoup"
 import type { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
-import type { MafaldaRouterId, NodeId, RouterId } from "../core/Ids.js"
+import type { MafaldaRouterId, NodeId, ProducerId, RouterId } from "../core/Ids.js"
+import type { WorkerServiceError } from "../services/errors.js"
 import type { IndexServiceShape } from "../services/IndexService.js"
 import type { LocalMediasoupShape } from "../services/LocalMediasoup.js"
 import type { MafaldaEvents } from "../services/Mafalda.js"
@@ -105,3 +106,48 @@ export const call = <A>(operation: string, f: () => Promise<A> | A): Effect.Effe
     try: async () => f(),
     catch: (cause) => new MediasoupCallError({ operation, cause })
   })
+
+// --- Pipes from other processes of the cluster (cluster mode) -------------------------------
+
+/** One end of a pipe between processes: a Router and its Node. */
+export interface ClusterPipeEnd {
+  readonly node: NodeId
+  readonly router: RouterId
+}
+
+/** What the destination's Node made: a pipe producer with the producer's id. */
+export interface ClusterPipeMade {
+  readonly kind: "audio" | "video" | undefined
+  readonly rtpParameters: types.RtpParameters | undefined
+  readonly paused: boolean
+  /** Whether the media between the two PipeTransports is SRTP. */
+  readonly srtp: boolean
+}
+
+/**
+ * Cluster mode only (`src/cluster/ClusterMafalda.ts` provides it; embedded, the context has
+ * none): a producer of another process of the cluster piped into a Router of this one, for
+ * `MafaldaRouter.pipeFromCluster`. Nothing here loads the cluster's engines (Redis, RPC).
+ */
+export interface ClusterPipesShape {
+  /** Pipes `producer` from `from` into `to`: the RPC handshake driven by `to`'s Node, SRTP on. */
+  readonly open: (
+    producer: ProducerId,
+    from: ClusterPipeEnd,
+    to: ClusterPipeEnd
+  ) => Effect.Effect<ClusterPipeMade, WorkerServiceError>
+  /**
+   * Holds the pipe into `to`: whether its producer is paused, now and at each change. The
+   * stream ends when the pipe closes (its origin producer, or a Node on its way, went) or
+   * `to`'s Node cannot be reached; interrupting it closes the pipe there.
+   */
+  readonly hold: (producer: ProducerId, to: ClusterPipeEnd) => Stream.Stream<boolean>
+}
+
+export class ClusterPipes extends Context.Tag("mafalda/ClusterPipes")<ClusterPipes, ClusterPipesShape>() {}
+
+/** The cluster's pipes, when `runtime` is the runtime of an instance in cluster mode. */
+export const clusterPipesOf = (runtime: Runtime.Runtime<never>): ClusterPipesShape | undefined => {
+  const found = Context.getOption(runtime.context, ClusterPipes)
+  return found._tag === "Some" ? found.value : undefined
+}

@@ -27,11 +27,22 @@
  *
  * @module
  */
-import { Effect } from "effect"
+import { createRequire } from "node:module"
+import { Clock, Effect, Fiber, HashMap, Option, Runtime, Stream } from "effect"
 import { types } from "mediasoup"
-import type { MafaldaRouterId, NodeId, ProducerId, RouterId, RtpObserverId, WorkerId } from "../core/Ids.js"
+import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
+import type {
+  MafaldaRouterId,
+  NodeId,
+  ProducerId,
+  RouterId,
+  RtpObserverId,
+  TransportId,
+  WorkerId
+} from "../core/Ids.js"
 import { lookup, type TransportKind, workerOfRouter } from "../core/Snapshot.js"
 import { type DelegationShape, embedded } from "../services/Delegation.js"
+import type { ProducerLocation } from "../services/IndexService.js"
 import type { RouterSettings, WorkerSettings } from "../services/SettingsKeys.js"
 import {
   checkActiveSpeakerObserverOptions,
@@ -50,9 +61,17 @@ import {
   UnsupportedCallError
 } from "./errors.js"
 import { inertChannel } from "./inertChannel.js"
-import { call, type MafaldaContext, runPromise, sharedKey, visibleTo } from "./MafaldaContext.js"
+import {
+  call,
+  clusterPipesOf,
+  type MafaldaContext,
+  runPromise,
+  sharedKey,
+  visibleTo
+} from "./MafaldaContext.js"
 import { makeDataPipeMirrors, makePipeMirrors } from "./pipeMirrors.js"
 import {
+  placementConstraint,
   type RelocateTransportOptions,
   relocateTransport,
   runSync,
@@ -113,6 +132,131 @@ type Creator<O, T> = (router: types.Router, options: O) => Promise<T>
 /** A mediasoup Router dump, as `Router.dump()` resolves it. */
 export type RouterDump = Awaited<ReturnType<types.Router["dump"]>>
 
+const ortc = createRequire(import.meta.url)("mediasoup/node/lib/ortc.js") as {
+  canConsume: (consumable: types.RtpParameters, caps: types.RtpCapabilities) => boolean
+}
+
+/** What `pipeFromCluster` takes. */
+export interface PipeFromClusterOptions {
+  /** The id of a producer of another process of the cluster (as the Index has it). */
+  readonly producerId: string
+}
+
+/** The events of a `ClusterPipe`: `originclose` when it closed because its origin went. */
+export type ClusterPipeEvents = {
+  /** The origin producer closed, or a Node on the pipe's way went (then it is closed). */
+  originclose: []
+  "@close": []
+}
+
+/** The events of a `ClusterPipe`'s observer. */
+export type ClusterPipeObserverEvents = { close: []; pause: []; resume: [] }
+
+/**
+ * A producer of another process of the cluster piped into a Router of a Mafalda Router
+ * (`pipeFromCluster`): the pipe producer there, with the producer's id. Consumers of it on
+ * the Mafalda Router's transports consume it as any of its producers. It closes when the
+ * application closes it, when the Mafalda Router closes, or when its origin goes (the origin
+ * producer closed, or the origin's Node or the pipe's Node died: `originclose`); then every
+ * consumer of it on the Mafalda Router closes with mediasoup's `producerclose`. It pauses
+ * and resumes with the origin producer (observer `pause`, `resume`; the consumers get
+ * mediasoup's `producerpause`, `producerresume`).
+ */
+export class ClusterPipe extends EnhancedEventEmitter<ClusterPipeEvents> {
+  /** The producer's id (the origin producer's). */
+  readonly id: string
+  readonly kind: types.MediaKind
+  /** Where the producer lives, as the Index said. */
+  readonly origin: ProducerLocation
+  /** The Node and Router of the Mafalda Router it was piped into. */
+  readonly node: NodeId
+  readonly router: RouterId
+  /** Whether the media between the two PipeTransports is SRTP. */
+  readonly srtp: boolean
+  readonly type = "pipe" as const
+  appData: types.AppData = {}
+  readonly observer = new EnhancedEventEmitter<ClusterPipeObserverEvents>()
+  readonly #rtpParameters: types.RtpParameters
+  readonly #onClose: () => void
+  #closed = false
+  #paused: boolean
+
+  /** @internal Made by `MafaldaRouter.pipeFromCluster`. */
+  constructor(args: {
+    readonly origin: ProducerLocation
+    readonly kind: types.MediaKind
+    readonly node: NodeId
+    readonly router: RouterId
+    readonly srtp: boolean
+    readonly paused: boolean
+    readonly rtpParameters: types.RtpParameters | undefined
+    readonly onClose: () => void
+  }) {
+    super()
+    this.id = args.origin.producer
+    this.origin = args.origin
+    this.kind = args.kind
+    this.node = args.node
+    this.router = args.router
+    this.srtp = args.srtp
+    this.#paused = args.paused
+    this.#rtpParameters = args.rtpParameters ?? { codecs: [], encodings: [] }
+    this.#onClose = args.onClose
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+  /** Whether the origin producer is paused. */
+  get paused(): boolean {
+    return this.#paused
+  }
+  /** The pipe producer's RTP parameters (what consumers of it are made from). */
+  get rtpParameters(): types.RtpParameters {
+    return this.#rtpParameters
+  }
+  get consumableRtpParameters(): types.RtpParameters {
+    return this.#rtpParameters
+  }
+  get score(): Array<types.ProducerScore> {
+    return []
+  }
+  getStats(): Promise<Array<types.ProducerStat>> {
+    return Promise.reject(new types.UnsupportedError("getStats() is not available on a ClusterPipe"))
+  }
+  dump(): Promise<never> {
+    return Promise.reject(new types.UnsupportedError("dump() is not available on a ClusterPipe"))
+  }
+
+  /** Closes the pipe: the consumers of it on the Mafalda Router close with `producerclose`. */
+  close(): void {
+    if (!this.#end()) return
+    this.emit("@close")
+    this.observer.safeEmit("close")
+  }
+
+  /** @internal Its origin went (or the Mafalda Router closed: `announce` false). */
+  originClosed(announce: boolean): void {
+    if (!this.#end()) return
+    if (announce) this.safeEmit("originclose")
+    this.observer.safeEmit("close")
+  }
+
+  /** @internal The origin producer was paused or resumed. */
+  pausedChanged(paused: boolean): void {
+    if (this.#closed || this.#paused === paused) return
+    this.#paused = paused
+    this.observer.safeEmit(paused ? "pause" : "resume")
+  }
+
+  #end(): boolean {
+    if (this.#closed) return false
+    this.#closed = true
+    this.#onClose()
+    return true
+  }
+}
+
 export class MafaldaRouter<AppData extends types.AppData = types.AppData> extends types.Router<AppData> {
   readonly #ctx: MafaldaContext
   readonly #id: MafaldaRouterId
@@ -123,6 +267,9 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
   /** Of those, the PipeTransports of `pipeToRouter` between Workers (shared with Mafalda's pipes). */
   readonly #pipeTransports = new Set<string>()
   readonly #rtpObservers = new Map<string, types.RtpObserver>()
+  /** Producers of other processes piped into it (`pipeFromCluster`), by id. */
+  readonly #clusterPipes = new Map<string, ClusterPipe>()
+  readonly #pipingFromCluster = Effect.unsafeMakeSemaphore(1)
   readonly #onClose: () => void
   #closed = false
   /** Settings this Mafalda Router was created with. */
@@ -264,6 +411,8 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         r.createAudioLevelObserver(o)
       ),
     pipeToRouter: (options: MafaldaPipeToRouterOptions) => this.#pipeToRouter(options),
+    pipeFromCluster: (options: PipeFromClusterOptions): Effect.Effect<ClusterPipe, MafaldaRouterError> =>
+      this.#pipeFromCluster(options),
     dump: (): Effect.Effect<RouterDump, MafaldaRouterError> => this.#dump(),
     relocateTransport: (
       transportId: string,
@@ -308,6 +457,30 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     return runPromise(this.#ctx, this.effect.pipeToRouter(options))
   }
   /**
+   * Cluster mode: makes a producer of another process of the cluster (another app's, found
+   * in the cluster's Index) a producer of this Router, as mediasoup's `pipeToRouter` makes a
+   * producer of one Router a producer of another. It looks the producer up in the Index
+   * (which Node, Mafalda Router and Router carry it), places a Router for this Mafalda Router
+   * as the core decides (on this process' Node or another), and pipes the producer there
+   * from its Router across the processes (the Node API's handshake, SRTP on), with the
+   * producer's id. From then on `consume({ producerId })` on any transport of this Router
+   * works as for its own producers (piping it on to the transport's Router when needed, as
+   * usual); other Mafalda Routers do not see it (pipe it with `pipeToRouter`). Calling it
+   * again for the same producer returns the same pipe.
+   *
+   * The returned `ClusterPipe` closes when the application closes it, when this Router
+   * closes, or when the origin goes (the origin producer closed, or the Node it or the pipe
+   * is on died: `originclose`); every consumer of it here then closes with `producerclose`.
+   *
+   * Rejects with a `TypeError` ("Producer not found") when the Index has no such producer
+   * (or it is a data producer), or when `producerId` is missing; with `InvalidStateError`
+   * when this Router is closed; with `UnsupportedError` when Mafalda is not in cluster mode,
+   * or when the producer is one of this Mafalda instance's own (use `pipeToRouter`).
+   */
+  pipeFromCluster(options: PipeFromClusterOptions): Promise<ClusterPipe> {
+    return runPromise(this.#ctx, this.effect.pipeFromCluster(options))
+  }
+  /**
    * The underlying Routers' dumps, merged under this Router's id: its own transports and
    * RTP observers, the producers it sees (its own and those piped to it) and its consumers of
    * them; Mafalda's pipes and other Mafalda Routers' objects on shared Routers left out.
@@ -342,7 +515,15 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     const entry = this.#ctx.producers.get(producerId)
     if (entry === undefined || !visibleTo(this.#ctx, this.#id).has(producerId)) return false
     const router = this.#ctx.local.router(entry.router)
-    return router?.canConsume({ producerId, rtpCapabilities }) ?? false
+    if (router !== undefined) return router.canConsume({ producerId, rtpCapabilities })
+    // A producer of another process piped into a Router of another Node: mediasoup's rule.
+    const pipe = this.#clusterPipes.get(producerId)
+    if (pipe === undefined) return false
+    try {
+      return ortc.canConsume(pipe.consumableRtpParameters, rtpCapabilities)
+    } catch {
+      return false
+    }
   }
 
   /** Closes the Mafalda Router: its transports and RTP observers (`routerclose`), not the shared Routers. */
@@ -375,6 +556,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
     for (const t of Array.from(this.#transports.values()))
       if (!this.#pipeTransports.has(t.id)) closedByRouter(t)
     for (const o of Array.from(this.#rtpObservers.values())) closedByRouter(o)
+    for (const pipe of Array.from(this.#clusterPipes.values())) pipe.originClosed(false)
     this.#transports.clear()
     this.#rtpObservers.clear()
     for (const key of this.#ctx.sharedConsumers.keys()) {
@@ -594,6 +776,146 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         ctx
       )
     })
+  }
+
+  #pipeFromCluster(options: PipeFromClusterOptions): Effect.Effect<ClusterPipe, MafaldaRouterError> {
+    const ctx = this.#ctx
+    // One at a time: a second call for the same producer waits for the first's pipe.
+    return this.#pipingFromCluster.withPermits(1)(
+      Effect.gen(this, function* () {
+        yield* this.#checkOpen()
+        const id = (options as Partial<PipeFromClusterOptions> | undefined)?.producerId
+        if (typeof id !== "string" || id === "") {
+          return yield* new InvalidArgumentError({ message: "missing producerId" })
+        }
+        const known = this.#clusterPipes.get(id)
+        if (known !== undefined && !known.closed) return known
+        if (ctx.producers.has(id) || ctx.dataProducers.has(id)) {
+          return yield* new UnsupportedCallError({
+            message: `Producer ${id} is one of this Mafalda instance's: pipe it with pipeToRouter()`
+          })
+        }
+        const pipes = clusterPipesOf(ctx.runtime)
+        if (pipes === undefined) {
+          return yield* new UnsupportedCallError({
+            message: "pipeFromCluster() needs cluster mode (createMafalda({ cluster }))"
+          })
+        }
+        const found = yield* ctx.index.find(id as ProducerId).pipe(
+          Effect.mapError(
+            (cause) =>
+              new MediasoupCallError({
+                operation: "pipeFromCluster",
+                cause: new Error(`the cluster's Index did not answer: ${cause.message}`)
+              })
+          )
+        )
+        const origin = Option.getOrUndefined(found)
+        if (origin === undefined || origin.kind === "data") {
+          return yield* new InvalidArgumentError({
+            message: `Producer not found (the cluster's Index has no producer ${id})`
+          })
+        }
+        // A Router of this Mafalda Router where the core places one: on this process' own
+        // Workers when they have room, else on another Node's, never on a Worker of the
+        // origin's Node (a mediasoup Worker carries a producer id once: the origin's Worker
+        // has it). Workers of other Nodes may carry it too, piped there by the origin's app:
+        // the Node then refuses the pipe.
+        const workersOf = (keep: (node: NodeId) => boolean): ReadonlyArray<WorkerId> =>
+          Array.from(HashMap.values(ctx.store.current().workers)).flatMap((w) => (keep(w.node) ? [w.id] : []))
+        const placeAvoiding = (avoid: ReadonlyArray<WorkerId>) =>
+          Effect.locally(ctx.placement.placeRouter(this.#id), placementConstraint, { avoid, only: undefined })
+        const placed = yield* this.#orClosed(
+          retryInDeathWindow(ctx, () =>
+            placeAvoiding(workersOf((n) => n !== ctx.node)).pipe(
+              Effect.catchIf(
+                (e) => e._tag === "NoCapacityError",
+                () => placeAvoiding(workersOf((n) => n === origin.node))
+              )
+            )
+          )
+        )
+        this.#announce(placed)
+        const node = workerOfRouter(ctx.store.current(), placed.router)?.node ?? ctx.node
+        const to = { node, router: placed.router }
+        const made = yield* pipes.open(id as ProducerId, { node: origin.node, router: origin.router }, to)
+        // In the snapshot, the pipe's PipeTransport on that Router with the producer on it:
+        // the root of its stream tree here (its origin's tree is another process').
+        const transport = `pipe-from-cluster:${id}:${placed.router}` as TransportId
+        const kind = made.kind ?? origin.kind
+        const at = yield* Clock.currentTimeMillis
+        // Not recorded: the pipe is let go of at once (held, then released), so its Node closes it.
+        const letGo = Effect.ignore(Stream.runHead(pipes.hold(id as ProducerId, to)))
+        yield* ctx.store
+          .apply(
+            {
+              _tag: "TransportCreated",
+              transport,
+              kind: "pipe",
+              router: placed.router,
+              mafaldaRouter: this.#id,
+              at
+            },
+            { _tag: "ProducerCreated", producer: id as ProducerId, kind, transport, at }
+          )
+          .pipe(Effect.tapError(() => letGo))
+        emitPipes(
+          ctx,
+          [
+            {
+              producer: id as ProducerId,
+              from: origin.router,
+              to: placed.router,
+              pipeConsumer: "",
+              pipeProducer: id
+            }
+          ],
+          true
+        )
+        let hold: Fiber.RuntimeFiber<void, never> | undefined
+        const visible = visibleTo(ctx, this.#id)
+        const pipe: ClusterPipe = new ClusterPipe({
+          origin,
+          kind,
+          node,
+          router: placed.router,
+          srtp: made.srtp,
+          paused: made.paused,
+          rtpParameters: made.rtpParameters,
+          onClose: () => {
+            if (this.#clusterPipes.get(id) === pipe) this.#clusterPipes.delete(id)
+            if (ctx.producers.get(id)?.producer === (pipe as unknown)) {
+              ctx.producers.delete(id)
+              for (const set of ctx.visible.values()) set.delete(id)
+            }
+            ctx.store.recordNow({ _tag: "ProducerClosed", producer: id as ProducerId })
+            ctx.store.recordNow({ _tag: "TransportClosed", transport })
+            // Letting go of the hold closes the pipe on its Node (and its consumers there).
+            const fiber = hold
+            if (fiber !== undefined) ctx.fork(Fiber.interrupt(fiber))
+          }
+        })
+        this.#clusterPipes.set(id, pipe)
+        ctx.producers.set(id, {
+          producer: pipe as unknown as types.Producer,
+          owner: this.#id,
+          router: placed.router
+        })
+        visible.add(id)
+        hold = Runtime.runFork(ctx.runtime)(
+          pipes.hold(id as ProducerId, to).pipe(
+            Stream.runForEach((paused) => Effect.sync(() => pipe.pausedChanged(paused))),
+            // The hold ended on its own: the pipe closed there (its origin went) or is lost.
+            Effect.ensuring(Effect.sync(() => pipe.originClosed(true)))
+          )
+        )
+        if (this.#closed) {
+          pipe.originClosed(false)
+          return yield* new ClosedError({ message: "Router closed" })
+        }
+        return pipe
+      })
+    )
   }
 
   #pipeToRouter(

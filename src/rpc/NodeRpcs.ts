@@ -17,6 +17,10 @@
  *     closes its pipe producer; when the destination lets go of it (its pipe producer
  *     closed, or it died) the origin closes its pipe consumer and PipeTransport.
  *
+ * An app that pipes a producer of another process into one of its Routers
+ * (`pipeFromCluster`) asks the Router's Node for `PipeFrom`, then holds the pipe with
+ * `PipeHold`: it learns when the pipe closes, and the pipe closes when it lets go.
+ *
  * @module
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
@@ -158,7 +162,11 @@ export const PipeData = Schema.Struct({
   /** The pipe producer on this Node (its id is the producer's). */
   pipeProducer: ProducerId,
   /** Whether the media between the two PipeTransports is SRTP. */
-  srtp: Schema.Boolean
+  srtp: Schema.Boolean,
+  /** The pipe producer's kind, RTP parameters and whether it is paused now. */
+  kind: Schema.optional(MediaKind),
+  rtpParameters: Schema.optional(RtpParameters),
+  paused: Schema.optional(Schema.Boolean)
 })
 export type PipeData = typeof PipeData.Type
 
@@ -300,6 +308,18 @@ export class NodeRpcs extends RpcGroup.make(
     PipeData
   ),
   call("ClosePipe", { producer: ProducerId, router: RouterId }, Schema.Void),
+  /**
+   * Holds a pipe made by `PipeFrom` into `router` for the client that asked for it (an app's
+   * `pipeFromCluster`): the pipe producer's state now, then its pauses and resumes; the
+   * stream ends when the pipe closes (its origin went). When the client lets go (it closed
+   * its end, or died), the pipe closes here.
+   */
+  Rpc.make("PipeHold", {
+    payload: { producer: ProducerId, router: RouterId },
+    success: PipeSignal,
+    error: NodeError,
+    stream: true
+  }),
   Rpc.make("Drain", { success: Schema.Void })
 ).middleware(NodeAuth) {}
 

@@ -1,0 +1,423 @@
+/**
+ * The multi-machine acceptance scenario, on one machine: the app (this test process, a
+ * Mafalda instance in cluster mode whose one Worker is filled by one transport) and three
+ * `mafalda node` processes, A, B and C, over the real Redis (a prefix of the test's own).
+ *
+ * A producer fed with real RTP on a transport the core delegates to Node A; then consumer
+ * transports, until A is over the watermark: the core, on the loads the Tracker (the Redis
+ * `NodeRegistry`) holds, delegates them to B and C; the RTP reaches the consumers there
+ * across PipeTransports between the processes (SRTP on). Then a second app process
+ * (`fixtures/secondApp.ts`) finds the producer in the Index, pipes it into its own Mafalda
+ * Router (`pipeFromCluster`) and consumes it: RTP there too. Closing the producer closes
+ * every consumer of it, in both apps, with `producerclose`. Afterwards no process, Worker,
+ * Redis key of the prefix or listening socket is left.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, HashMap, Option, Schedule } from "effect"
+import { build } from "esbuild"
+import { types as mediasoupTypes, type types } from "mediasoup"
+import { parseAddress } from "../../src/cluster/NodeClients.js"
+import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
+import { NodeId } from "../../src/core/Ids.js"
+import { effectiveLoad, lookup } from "../../src/core/Snapshot.js"
+import {
+  indexedPayload,
+  makeRtpPackets,
+  makeRtpReceiver,
+  makeRtpSender,
+  payloadIndex,
+  type RtpReceiver
+} from "../../src/media/rtp.js"
+import { processExists } from "../../src/media/worker.js"
+import { createMafalda } from "../../src/promise.js"
+import { makeClient } from "../../src/rpc/transport.js"
+import { fullClusterApp, refused, until } from "./clusterSupport.js"
+import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
+
+const secret = "three-nodes-secret-0123456789"
+const prefix = testPrefix("three-nodes")
+const started: Array<NodeProcess> = []
+const apps: Array<ChildProcess> = []
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, "..", "..")
+
+const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
+const payloadType = 111
+const watermark = 60
+
+const startNode = async (name: string) => {
+  const p = await spawnNode(
+    ["--redis", redisUrl, "--prefix", prefix, "--node", name, "--cpus", "1", "--drain-timeout", "1"],
+    { MAFALDA_SECRET: secret }
+  )
+  started.push(p)
+  return { process: p, ...(await p.ready) }
+}
+
+/** The second app: its JSON lines, as they come, and its exit. */
+/** `fixtures/secondApp.ts` as one ES module, bundled once (it starts in a second, not ten). */
+let bundledApp: Promise<string> | undefined
+const bundleSecondApp = (): Promise<string> => {
+  bundledApp ??= (async () => {
+    const outfile = join(root, ".cache", "multi", "secondApp.mjs")
+    await build({
+      entryPoints: [join(here, "fixtures", "secondApp.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      outfile,
+      external: ["mediasoup", "esbuild", "playwright-core"],
+      banner: {
+        js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
+      },
+      logLevel: "error"
+    })
+    return outfile
+  })()
+  return bundledApp
+}
+
+const spawnSecondApp = async (producer: string, node: string) => {
+  const child = spawn(process.execPath, [await bundleSecondApp()], {
+    cwd: root,
+    env: {
+      ...process.env,
+      MAFALDA_LOG_LEVEL: "warning",
+      MAFALDA_SECRET: secret,
+      MAFALDA_TEST_PREFIX: prefix,
+      MAFALDA_TEST_REDIS: redisUrl,
+      MAFALDA_TEST_PRODUCER: producer,
+      MAFALDA_TEST_NODE: node,
+      MAFALDA_TEST_SPAWNED_AT: String(Date.now())
+    },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  apps.push(child)
+  const events: Array<{ readonly event: string } & Record<string, unknown>> = []
+  const output: Array<string> = []
+  let buffered = ""
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const lines = buffered.split("\n")
+    buffered = lines.pop() ?? ""
+    for (const line of lines) {
+      output.push(line)
+      if (line.startsWith('{"event"')) events.push(JSON.parse(line))
+    }
+  })
+  child.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  const next = (event: string, millis: number) =>
+    Effect.gen(function* () {
+      const seen = yield* until(
+        () => events.some((e) => e.event === event) || child.exitCode !== null,
+        millis
+      )
+      const found = events.find((e) => e.event === event)
+      if (!seen || found === undefined) {
+        throw new Error(`the second app did not report ${event}:\n${output.join("\n")}`)
+      }
+      return found
+    })
+  return { child, events, output, exited, next }
+}
+
+/** The packets of `receiver` since `before` that carry indexes [first, first + count) intact. */
+const intactSince = (receiver: RtpReceiver, before: number, ssrc: number, first: number, count: number) =>
+  Effect.map(receiver.packets, (all) => {
+    const intact = new Set<number>()
+    for (const p of all.slice(before)) {
+      const index = payloadIndex(p.payload)
+      if (index === undefined || index < first || index >= first + count || p.ssrc !== ssrc) continue
+      if (Buffer.from(p.payload).equals(Buffer.from(indexedPayload(index)))) intact.add(index)
+    }
+    return intact.size
+  })
+
+const recordEvents = (
+  object: { on(e: string, l: () => void): unknown; observer: { on(e: string, l: () => void): unknown } },
+  names: ReadonlyArray<string>
+) => {
+  const seen: Array<string> = []
+  for (const name of names) object.on(name, () => seen.push(name))
+  object.observer.on("close", () => seen.push("observer:close"))
+  return seen
+}
+
+afterAll(async () => {
+  for (const app of apps) if (app.exitCode === null && app.signalCode === null) app.kill("SIGKILL")
+  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
+  await Promise.all(started.map((p) => p.exited))
+  if (redisAvailable) await cleanPrefix(prefix)
+})
+
+describe("pipeFromCluster and the Index without cluster mode", () => {
+  it("the Index answers for the instance's own producers; pipeFromCluster rejects with mediasoup's errors", async () => {
+    const mafalda = await createMafalda({ cpus: 1 })
+    try {
+      const router = await mafalda.createRouter({ mediaCodecs: [opus] })
+      const transport = await router.createPlainTransport({ listenInfo, comedia: true })
+      const producer = await transport.produce({
+        kind: "audio",
+        rtpParameters: {
+          codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
+          encodings: [{ ssrc: 1234 }]
+        }
+      })
+      await Effect.runPromise(until(async () => (await mafalda.index.find(producer.id)) !== undefined, 2000))
+      expect(await mafalda.index.find(producer.id)).toMatchObject({ producer: producer.id, kind: "audio" })
+      expect(await mafalda.index.find("no-such-producer")).toBeUndefined()
+      await expect(mafalda.index.find(42 as never)).rejects.toThrow(TypeError)
+      await expect(router.pipeFromCluster({} as never)).rejects.toThrow(TypeError)
+      await expect(router.pipeFromCluster({ producerId: producer.id })).rejects.toBeInstanceOf(
+        mediasoupTypes.UnsupportedError
+      )
+      await expect(router.pipeFromCluster({ producerId: "another-process-producer" })).rejects.toThrow(
+        "needs cluster mode"
+      )
+      router.close()
+      await expect(router.pipeFromCluster({ producerId: "x" })).rejects.toBeInstanceOf(
+        mediasoupTypes.InvalidStateError
+      )
+    } finally {
+      await mafalda.close()
+    }
+  })
+})
+
+interface Egress {
+  readonly transport: types.PlainTransport
+  readonly node: NodeId
+  readonly receiver: RtpReceiver
+  readonly consumer: types.Consumer
+  /** A's Worker in the app's snapshot just before the transport was placed. */
+  readonly aBefore: { readonly effective: number; readonly ratio: number }
+}
+
+describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
+  it.scopedLive(
+    "a producer on Node A, consumers placed on B and C once A is over the watermark, RTP across the processes; another app finds it in the Index and consumes it",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* Effect.promise(() => startNode("node-a"))
+        const nodeA = NodeId.make(a.node)
+        const clientA = yield* makeClient({ ...parseAddress(a.address)!, secret })
+        const { registry, index } = yield* clusterStore(prefix)
+
+        // The app: its one Worker full after one transport (never sampled: it stays full).
+        const { mafalda, closeApp } = yield* fullClusterApp({ secret, prefix, node: "app-1" })
+        const appRecord = (yield* registry.nodes).find((n) => n.node === "app-1")
+        expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeA), 3000)).toBe(true)
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const filler = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
+        expect(filler).not.toBeInstanceOf(RemoteTransport)
+        const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
+
+        // The producer, fed with real RTP, on a transport the core delegates to Node A.
+        const ingress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
+        )
+        expect(ingress).toBeInstanceOf(RemoteTransport)
+        expect((ingress as unknown as RemoteTransport).node).toBe(nodeA)
+        const ssrc = 0x3a0de5
+        const producer = yield* Effect.promise(() =>
+          ingress.produce({
+            kind: "audio",
+            rtpParameters: {
+              codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
+              encodings: [{ ssrc }]
+            }
+          })
+        )
+        const sender = yield* makeRtpSender({
+          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
+        })
+        // The Index, as every process of the cluster reads it: on A, the app's Mafalda Router.
+        expect(yield* until(async () => (await mafalda.index.find(producer.id)) !== undefined, 3000)).toBe(
+          true
+        )
+        expect(yield* Effect.promise(() => mafalda.index.find(producer.id))).toMatchObject({
+          producer: producer.id,
+          node: nodeA,
+          kind: "audio"
+        })
+        const workerA = (yield* clientA.NodeInfo()).workers[0]!
+
+        // B and C join; the app's snapshot learns of them from the registry.
+        const [b, c] = yield* Effect.promise(() => Promise.all([startNode("node-b"), startNode("node-c")]))
+        const nodeB = NodeId.make(b.node)
+        const nodeC = NodeId.make(c.node)
+        const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
+        const clientC = yield* makeClient({ ...parseAddress(c.address)!, secret })
+        expect(
+          yield* until(() => {
+            const nodes = mafalda.snapshot().nodes
+            return HashMap.has(nodes, nodeB) && HashMap.has(nodes, nodeC)
+          }, 5000)
+        ).toBe(true)
+
+        // Consumer transports until A is over the watermark and the core has put them on
+        // both B and C (A's reports lower its load again: it may take a few more meanwhile).
+        const egresses: Array<Egress> = []
+        const rtpCapabilities = router.rtpCapabilities
+        while (
+          egresses.length < 24 &&
+          !(egresses.some((e) => e.node === nodeB) && egresses.some((e) => e.node === nodeC))
+        ) {
+          const w = lookup(mafalda.snapshot().workers, workerA.id)!
+          const aBefore = { effective: effectiveLoad(w), ratio: w.ratio }
+          const transport = yield* Effect.promise(() =>
+            router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false })
+          )
+          expect(transport).toBeInstanceOf(RemoteTransport)
+          const receiver = yield* makeRtpReceiver()
+          yield* Effect.promise(() => transport.connect({ ip: "127.0.0.1", port: receiver.local.port }))
+          const consumer = yield* Effect.promise(() =>
+            transport.consume({ producerId: producer.id, rtpCapabilities })
+          )
+          const node = (transport as unknown as RemoteTransport).node
+          egresses.push({ transport, node, receiver, consumer, aBefore })
+        }
+        console.log(
+          `consumer transports: ${egresses
+            .map(
+              (e) =>
+                `${e.node} (A before: ${e.aBefore.effective.toFixed(1)} %, ratio ${e.aBefore.ratio.toFixed(2)})`
+            )
+            .join(", ")}`
+        )
+        const onB = egresses.filter((e) => e.node === nodeB)
+        const onC = egresses.filter((e) => e.node === nodeC)
+        expect(onB.length).toBeGreaterThan(0)
+        expect(onC.length).toBeGreaterThan(0)
+        // Each transport the core put on B or C came when A had no room for it: A's Worker
+        // at its effective load, plus the transport's cost (40 %, scaled by A's ratio), over
+        // the watermark.
+        for (const e of [...onB, ...onC]) {
+          expect(e.aBefore.effective + 40 * e.aBefore.ratio).toBeGreaterThan(watermark)
+        }
+        // The Nodes' own view: B and C carry the consumer transports, A the producer's.
+        const infoB = yield* clientB.NodeInfo()
+        const infoC = yield* clientC.NodeInfo()
+        expect(infoB.transports).toBe(onB.length)
+        expect(infoC.transports).toBe(onC.length)
+        expect((yield* clientA.NodeInfo()).transports).toBe(
+          1 + egresses.filter((e) => e.node === nodeA).length
+        )
+        // The registry (the Tracker) lists their Workers with their loads.
+        expect(
+          yield* until(async () => {
+            const records = await Effect.runPromise(registry.nodes)
+            return [nodeA, nodeB, nodeC].every((n) => records.find((r) => r.node === n)?.workers.length === 1)
+          }, 3000)
+        ).toBe(true)
+        // Pipes out of A's Router into B's and C's, SRTP between the processes.
+        expect(infoB.pipes).toBeGreaterThan(0)
+        expect(infoC.pipes).toBeGreaterThan(0)
+
+        // RTP at every consumer, B's and C's across the pipes.
+        const befores = yield* Effect.forEach(egresses, (e) =>
+          Effect.map(e.receiver.packets, (p) => p.length)
+        )
+        yield* sender.sendAll(
+          makeRtpPackets({ ssrc, payloadType, count: 100, firstSequenceNumber: 1 }).map((p, i) => ({
+            ...p,
+            payload: indexedPayload(i)
+          })),
+          { interval: "4 millis" }
+        )
+        yield* Effect.forEach(egresses, (e, i) =>
+          e.receiver
+            .awaitPackets(befores[i]! + 100, { timeout: "5 seconds" })
+            .pipe(Effect.catchAll(() => Effect.void))
+        )
+        const intact = yield* Effect.forEach(egresses, (e, i) =>
+          intactSince(e.receiver, befores[i]!, e.consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0, 0, 100)
+        )
+        console.log(
+          `RTP intact per consumer: ${egresses.map((e, i) => `${e.node} ${intact[i]}/100`).join(", ")}`
+        )
+        for (const n of intact) expect(n).toBeGreaterThanOrEqual(98)
+
+        // The second app: the Index answers there; it consumes the producer through its own
+        // Mafalda Router. RTP is sent meanwhile.
+        const t0 = Date.now()
+        const mark = (what: string) =>
+          console.log(`${what}: ${Date.now() - t0} ms after the second app started`)
+        const second = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-2"))
+        let next = 100
+        const feeding = yield* Effect.suspend(() => {
+          const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
+          const sent = sender.send({ ...packet, payload: indexedPayload(next) })
+          next++
+          return sent
+        }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+        const consuming = yield* second.next("consuming", 30_000)
+        mark(`consuming (its steps, ms since it started: ${JSON.stringify(consuming.timings)})`)
+        expect(consuming.unknown).toMatchObject({
+          name: "TypeError",
+          message: expect.stringContaining("Producer not found")
+        })
+        expect(consuming.location).toMatchObject({ producer: producer.id, node: nodeA, kind: "audio" })
+        expect(consuming.samePipe).toBe(true)
+        expect(consuming.pipe).toMatchObject({ id: producer.id, kind: "audio", srtp: true })
+        expect(consuming.canConsume).toBe(true)
+        const app2Record = (yield* registry.nodes).find((n) => n.node === "app-2")
+        expect(app2Record).toBeDefined()
+        const received = yield* second.next("received", 30_000)
+        console.log(
+          `second app: pipe into ${(consuming.pipe as { node: string }).node}, consumer's transport on ${consuming.transportNode}, ${received.intact} packets of the producer received`
+        )
+        expect(received.intact).toBeGreaterThanOrEqual(40)
+        yield* Fiber.interrupt(feeding)
+
+        // The producer closes: every consumer of it, in both apps, closes with producerclose.
+        const consumerEvents = egresses.map((e) =>
+          recordEvents(e.consumer, ["producerclose", "transportclose"])
+        )
+        producer.close()
+        expect(yield* until(() => egresses.every((e) => e.consumer.closed), 5000)).toBe(true)
+        for (const seen of consumerEvents) expect(seen).toEqual(["producerclose", "observer:close"])
+        mark("producer closed, app-1's consumers closed")
+        const closed = yield* second.next("closed", 20_000)
+        mark("app-2's consumer closed")
+        expect(closed.consumerEvents).toEqual(["producerclose", "observer:close"])
+        expect(closed.pipeEvents).toEqual(["originclose", "observer:close"])
+        yield* second.next("exit", 20_000)
+        expect(yield* Effect.promise(() => second.exited)).toBe(0)
+        mark("app-2 exited")
+        expect(
+          yield* until(
+            async () => (await Effect.runPromise(index.find(producer.id as never))).pipe(Option.isNone),
+            3000
+          )
+        ).toBe(true)
+
+        // Everything closes: the app, the Nodes (SIGTERM: they drain and stop).
+        const nodePids = [a, b, c].map((n) => n.process.pid)
+        const workerPids = [
+          ...appWorkerPids,
+          ...(consuming.workers as Array<number>),
+          ...[workerA, ...infoB.workers, ...infoC.workers].map((w) => w.pid)
+        ]
+        yield* closeApp
+        for (const n of [a, b, c]) n.process.child.kill("SIGTERM")
+        const exits = yield* Effect.promise(() => Promise.all([a, b, c].map((n) => n.process.exited)))
+        for (const exit of exits) expect(exit.code).toBe(0)
+        mark("app-1 closed, Nodes exited")
+        for (const pid of nodePids) expect(processExists(pid)).toBe(false)
+        expect(yield* until(() => workerPids.every((pid) => !processExists(pid)), 5000)).toBe(true)
+        for (const address of [a.address, b.address, c.address, appRecord!.address, app2Record!.address]) {
+          expect(yield* Effect.promise(() => refused(address))).toBe(true)
+        }
+        expect(yield* Effect.promise(() => keysOf(prefix))).toEqual([])
+      }),
+    120_000
+  )
+})
