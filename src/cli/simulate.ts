@@ -7,9 +7,11 @@
  *   mafalda simulate --scenario-file my.json --seed 7 --html report.html
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Either } from "effect"
 import type { SimResult } from "../sim/Metrics.js"
+import { runPoliciesInChildren, type ScenarioSource } from "../sim/parallel.js"
 import { type PolicyName, policyNames } from "../sim/policies/Policy.js"
 import { htmlReport, resultJson, summaryTable } from "../sim/report.js"
 import { simulate } from "../sim/run.js"
@@ -22,6 +24,8 @@ export const simulateUsage = `usage: mafalda simulate (--scenario NAME | --scena
   --print-scenario NAME  print a built-in scenario as JSON, and exit
   --policy a,b,...       ${policyNames.join(", ")} (default: the scenario's list, else all)
   --seed N               overrides the scenario's seed
+  --jobs N               policies run at once, each in its own process (default: one per
+                         CPU core, at most one per policy; 1 runs them one after another here)
   --json                 one JSON object per policy per line on stdout
   --html FILE            write one self-contained HTML report
   --progress-every S     progress on stderr every S seconds (default 5; a bar on a terminal)
@@ -33,6 +37,8 @@ interface Args {
   /** Undefined: the scenario's own list, or every policy. */
   readonly policies: ReadonlyArray<PolicyName> | undefined
   readonly seed?: number
+  /** Policies run at once; undefined: one per core (see `defaultJobs`). */
+  readonly jobs?: number
   readonly json: boolean
   readonly html?: string
   readonly progress: boolean
@@ -45,6 +51,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
   let scenarioFile: string | undefined
   let policies: ReadonlyArray<PolicyName> | undefined
   let seed: number | undefined
+  let jobs: number | undefined
   let json = false
   let html: string | undefined
   let progress = true
@@ -80,6 +87,12 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
         const v = Number(value())
         if (!Number.isInteger(v)) return Either.left("--seed must be a whole number")
         seed = v
+        break
+      }
+      case "--jobs": {
+        const v = Number(value())
+        if (!Number.isInteger(v) || v < 1) return Either.left("--jobs must be a whole number, at least 1")
+        jobs = v
         break
       }
       case "--json":
@@ -121,6 +134,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Args, string> => 
     ...(scenarioFile === undefined ? {} : { scenarioFile }),
     policies,
     ...(seed === undefined ? {} : { seed }),
+    ...(jobs === undefined ? {} : { jobs }),
     json,
     ...(html === undefined ? {} : { html }),
     progress,
@@ -189,6 +203,105 @@ const progressReporter = (
   }
 }
 
+/** Policies run at once by default: one per core the process may use. */
+const defaultJobs = (): number =>
+  typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length
+
+/**
+ * Progress of policies run side by side (`--jobs`), on stderr: on a terminal one line
+ * redrawn in place with each running policy's share done; otherwise each running policy's
+ * line every `everySeconds`, as when they run one after another. The ETA of the whole run
+ * counts the policies not started yet at the mean time of those done (or of this one, as
+ * far as it went), spread over the `jobs` running at once.
+ */
+const parallelProgress = (
+  tty: boolean,
+  everySeconds: number,
+  policies: ReadonlyArray<string>,
+  jobs: number
+) => {
+  const count = policies.length
+  const startedAt = new Map<number, number>()
+  const fractions = new Map<number, number>()
+  const lastAt = new Map<number, number>()
+  const doneSeconds: Array<number> = []
+  let lastLine = ""
+  const leftOf = (i: number, now: number): number => {
+    const f = fractions.get(i) ?? 0
+    const elapsed = (now - (startedAt.get(i) ?? now)) / 1000
+    return f > 0 ? (elapsed * (1 - f)) / f : Number.NaN
+  }
+  const etaAll = (i: number, now: number): number => {
+    const f = fractions.get(i) ?? 0
+    const elapsed = (now - (startedAt.get(i) ?? now)) / 1000
+    const perPolicy =
+      doneSeconds.length > 0
+        ? doneSeconds.reduce((a, b) => a + b, 0) / doneSeconds.length
+        : elapsed / (f || 1)
+    let running = 0
+    for (const j of startedAt.keys()) {
+      const left = leftOf(j, now)
+      running += Number.isFinite(left) ? left : perPolicy
+    }
+    const queued = count - startedAt.size - doneSeconds.length
+    return Math.max(leftOf(i, now), (running + queued * perPolicy) / jobs)
+  }
+  const draw = (now: number) => {
+    const parts: Array<string> = []
+    let any = -1
+    for (const j of startedAt.keys()) {
+      any = j
+      parts.push(`${policies[j]} ${String(Math.floor((fractions.get(j) ?? 0) * 100)).padStart(3)}%`)
+    }
+    const all = any < 0 ? Number.NaN : etaAll(any, now)
+    const line = `policies ${doneSeconds.length} of ${count} done; ${parts.join(", ")}; ${
+      Number.isFinite(all) ? `ETA all ${clock(all)}` : "ETA unknown"
+    }`
+    if (line === lastLine) return
+    lastLine = line
+    process.stderr.write(`\r${line}\x1b[K`)
+  }
+  return {
+    start: (i: number) => {
+      const now = Date.now()
+      startedAt.set(i, now)
+      lastAt.set(i, now)
+      fractions.set(i, 0)
+    },
+    progress: (i: number, fraction: number) => {
+      const now = Date.now()
+      fractions.set(i, fraction)
+      if (tty) {
+        draw(now)
+        return
+      }
+      if (now - (lastAt.get(i) ?? now) < everySeconds * 1000) return
+      lastAt.set(i, now)
+      const left = leftOf(i, now)
+      const more = count - doneSeconds.length > 1
+      const eta = Number.isFinite(left)
+        ? `ETA ${clock(left)}${more ? `, all ${clock(etaAll(i, now))}` : ""}`
+        : "ETA unknown"
+      process.stderr.write(
+        `mafalda simulate: policy ${i + 1} of ${count} (${policies[i]}): ${Math.floor(fraction * 100)}% done, ${eta}\n`
+      )
+    },
+    /** A policy's run is done. */
+    done: (i: number) => {
+      const started = startedAt.get(i)
+      if (started === undefined) return
+      startedAt.delete(i)
+      doneSeconds.push((Date.now() - started) / 1000)
+    },
+    clear: () => {
+      if (tty && lastLine !== "") {
+        process.stderr.write("\r\x1b[K")
+        lastLine = ""
+      }
+    }
+  }
+}
+
 /** Why the report cannot be written there, or undefined when it can (checked before any work). */
 const htmlProblem = (file: string): string | undefined => {
   const dir = path.dirname(path.resolve(file))
@@ -236,8 +349,33 @@ export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<n
   const tty = process.stderr.isTTY === true
   const results: Array<SimResult> = []
   const policies = args.policies ?? scenario.policies ?? policyNames
+  const jobs = Math.min(args.jobs ?? defaultJobs(), policies.length)
+  if (jobs > 1) {
+    const progress = args.progress ? parallelProgress(tty, args.progressEvery, policies, jobs) : undefined
+    const source: ScenarioSource =
+      args.scenarioFile !== undefined
+        ? { file: args.scenarioFile }
+        : { builtin: args.scenario as (typeof builtinScenarioNames)[number] }
+    await runPoliciesInChildren({
+      source,
+      policies,
+      ...(args.seed === undefined ? {} : { seed: args.seed }),
+      jobs,
+      ...(progress === undefined
+        ? {}
+        : { onStart: progress.start, onProgress: progress.progress, onDone: progress.done }),
+      onResult: (_i, result) => {
+        results.push(result)
+        if (args.json) {
+          progress?.clear()
+          console.log(JSON.stringify(resultJson(result)))
+        }
+      }
+    })
+    progress?.clear()
+  }
   const doneSeconds: Array<number> = []
-  for (const [i, policy] of policies.entries()) {
+  for (const [i, policy] of (jobs > 1 ? [] : policies).entries()) {
     const onProgress = args.progress
       ? progressReporter(tty, args.progressEvery, policy, i + 1, policies.length, doneSeconds)
       : undefined
