@@ -9,14 +9,15 @@
  * object identity and recounted only for Workers that changed.
  */
 import { HashMap, HashSet } from "effect"
-import type { WorkerId } from "../core/Ids.js"
+import type { ProducerId, WorkerId } from "../core/Ids.js"
 import { type Costs, kindCosts } from "../core/PolicyOptions.js"
 import {
   type ClusterRouter,
   type ClusterSnapshot,
   type ClusterWorker,
   lookup,
-  type MediaKind
+  type MediaKind,
+  type StreamTree
 } from "../core/Snapshot.js"
 
 export interface WorkerStat {
@@ -160,15 +161,92 @@ export const countWorker = (
   sumWorker(snapshot, worker, costs, (router) => countRouter(snapshot, router, costs, factors), into)
 
 /**
+ * A producer a Router carries, as a count last saw it: its stream tree (the snapshot's
+ * record) and, while that record is the same, the producer's kind (or undefined when the
+ * snapshot had no such producer). `applyEvent` creates and removes a producer and its tree
+ * together, and a producer's kind never changes, so an unchanged tree record means an
+ * unchanged producer.
+ */
+interface CarriedEntry {
+  readonly id: ProducerId
+  tree: StreamTree | undefined
+  kind: MediaKind | undefined
+}
+
+/**
+ * `countRouter`, result for result, with what does not change between two counts kept: the
+ * carried producers in the set's order (per set record: the same record iterates the same
+ * way) and each producer's kind (while its tree record is the same).
+ */
+const countRouterCached = (
+  snapshot: ClusterSnapshot,
+  router: ClusterRouter,
+  entries: ReadonlyArray<CarriedEntry>,
+  costs: Costs,
+  factors: KindFactors
+): RouterCount => {
+  const rid = router.id
+  let producers = 0
+  let consumers = 0
+  let pipesIn = 0
+  let pipesOut = 0
+  let carried = 0
+  const media: Array<number> = []
+  const pipes: Array<number> = []
+  for (const entry of entries) {
+    carried++
+    const tree = lookup(snapshot.trees, entry.id)
+    if (tree !== entry.tree) {
+      entry.tree = tree
+      entry.kind = lookup(snapshot.producers, entry.id)?.kind
+    }
+    const kind = entry.kind
+    const hop = tree === undefined ? undefined : lookup(tree, rid)
+    if (kind === undefined || hop === undefined) continue
+    const f = factors[kind]
+    const c = kindCosts(costs, kind)
+    // Adding a zero (+0 or -0) changes no sum that starts at +0 (it is never -0): left out.
+    if (hop.parent === null) {
+      producers++
+      const x = c.producer * f
+      if (x !== 0) media.push(x)
+    } else {
+      pipesIn++
+      const x = c.pipe * f
+      if (x !== 0) pipes.push(x)
+    }
+    consumers += hop.consumers
+    const xc = hop.consumers * c.consumer * f
+    if (xc !== 0) media.push(xc)
+    pipesOut += hop.children
+    const xp = hop.children * c.pipe * f
+    if (xp !== 0) pipes.push(xp)
+  }
+  return {
+    transports: HashSet.size(router.transports),
+    producers,
+    consumers,
+    pipesIn,
+    pipesOut,
+    carried,
+    media,
+    pipes
+  }
+}
+
+/**
  * A cache of `WorkerStat` per Worker, recounted when the Worker's record changed; and of
  * `RouterCount` per Router record, so that recounting a Worker only walks the Routers that
  * changed. A Router's record is replaced whenever what a count reads of it changes: its
  * transports and carried producers are in it, and every change of a hop's consumers or
  * pipes on it also changes the room's share there (`rooms`, see the core's `applyEvent`).
+ * A Router's carried set, walked once per set record, is kept as a list (see
+ * `countRouterCached`).
  */
 export class WorkerStatsCache {
   private readonly cache = new Map<WorkerId, WorkerStat>()
   private readonly routers = new WeakMap<ClusterRouter, RouterCount>()
+  private readonly carried = new WeakMap<HashSet.HashSet<ProducerId>, ReadonlyArray<CarriedEntry>>()
 
   constructor(
     private readonly costs: Costs,
@@ -205,7 +283,12 @@ export class WorkerStatsCache {
       (router) => {
         let rc = this.routers.get(router)
         if (rc === undefined) {
-          rc = countRouter(snapshot, router, this.costs, this.factors)
+          let entries = this.carried.get(router.carried)
+          if (entries === undefined) {
+            entries = Array.from(router.carried, (id) => ({ id, tree: undefined, kind: undefined }))
+            this.carried.set(router.carried, entries)
+          }
+          rc = countRouterCached(snapshot, router, entries, this.costs, this.factors)
           this.routers.set(router, rc)
         }
         return rc
