@@ -343,8 +343,18 @@ const updateLoadTree = (
 }
 
 /** Adds or replaces a Worker. */
-export const setWorker = (s: ClusterSnapshot, w: ClusterWorker): ClusterSnapshot => {
-  const old = Option.getOrUndefined(HashMap.get(s.workers, w.id))
+export const setWorker = (s: ClusterSnapshot, w: ClusterWorker): ClusterSnapshot =>
+  replaceWorker(s, Option.getOrUndefined(HashMap.get(s.workers, w.id)), w)
+
+/**
+ * `setWorker` when the caller has the Worker's current record at hand: `old` must be what
+ * `s.workers` holds under `w.id` (undefined when nothing).
+ */
+export const replaceWorker = (
+  s: ClusterSnapshot,
+  old: ClusterWorker | undefined,
+  w: ClusterWorker
+): ClusterSnapshot => {
   const workers = HashMap.set(s.workers, w.id, w)
   if (old !== undefined && old.alive === w.alive && old.load + old.reserved === w.load + w.reserved) {
     return { ...s, workers }

@@ -36,6 +36,7 @@ import {
   type Reservation,
   type RoomShare,
   type RoomSize,
+  replaceWorker,
   routerIdOn,
   type StreamTree,
   setNode,
@@ -101,7 +102,7 @@ const addReservation = (
 const reserve = (s: ClusterSnapshot, worker: WorkerId, cost: number, at: number): ClusterSnapshot => {
   const w = lookup(s.workers, worker)
   if (w === undefined || cost === 0) return s
-  return putWorker(s, {
+  return replaceWorker(s, w, {
     ...w,
     modeled: w.modeled + cost,
     reservations: addReservation(w.reservations, at, cost),
@@ -138,8 +139,15 @@ const updateShare = (
   router: RouterId,
   room: MafaldaRouterId,
   f: (share: RoomShare) => RoomShare
+): ClusterSnapshot => updateShareOf(s, lookup(s.routers, router), room, f)
+
+/** `updateShare` when the caller has the Router's current record at hand (`s.routers` holds `r`). */
+const updateShareOf = (
+  s: ClusterSnapshot,
+  r: ClusterRouter | undefined,
+  room: MafaldaRouterId,
+  f: (share: RoomShare) => RoomShare
 ): ClusterSnapshot => {
-  const r = lookup(s.routers, router)
   if (r === undefined) return s
   const next = f(lookup(r.rooms, room) ?? emptyRoomShare)
   const rooms = shareIsEmpty(next) ? HashMap.remove(r.rooms, room) : HashMap.set(r.rooms, room, next)
@@ -229,19 +237,22 @@ const removeConsumer = (s: ClusterSnapshot, id: ConsumerId, costs: Costs, at: nu
   if (c === undefined) return s
   const kind = lookup(s.producers, c.producer)?.kind ?? "video"
   let next: ClusterSnapshot = deleteConsumer(s, c)
+  // The consumer's Router: the same record until `updateShareOf` replaces it, and the same
+  // Worker after (what `reserveOnRouter` would look up at the end).
+  const r = lookup(next.routers, c.router)
   const t = lookup(next.transports, c.transport)
   if (t !== undefined) {
     next = {
       ...next,
       transports: HashMap.set(next.transports, t.id, { ...t, consumers: HashSet.remove(t.consumers, id) })
     }
-    next = updateShare(next, c.router, t.mafaldaRouter, (x) => ({
+    next = updateShareOf(next, r, t.mafaldaRouter, (x) => ({
       ...x,
       consumers: addCounts(x.consumers, kind, -1)
     }))
   }
   next = updateHop(next, c.producer, c.router, (h) => ({ ...h, consumers: h.consumers - 1 }), at)
-  return reserveOnRouter(next, c.router, -kindCosts(costs, kind).consumer, at)
+  return r === undefined ? next : reserve(next, r.worker, -kindCosts(costs, kind).consumer, at)
 }
 
 /** The consumers of `producer` on `router` (the snapshot's `hopConsumers` index). */
@@ -662,24 +673,32 @@ const applyAt = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): 
         return invalid(event, `Consumer ${event.consumer} exists already`)
       const tree = lookup(s.trees, event.producer)
       if (tree === undefined) return invalid(event, `unknown Producer ${event.producer}`)
-      if (!HashMap.has(tree, t.router)) {
+      const hop = lookup(tree, t.router)
+      if (hop === undefined) {
         return invalid(event, `Router ${t.router} does not receive Producer ${event.producer}: pipe it first`)
       }
       const consumer = { id: event.consumer, producer: event.producer, transport: t.id, router: t.router }
+      // What `updateHop` does, with the tree and hop at hand (nothing before changes the trees).
       let next: ClusterSnapshot = {
         ...addConsumer(s, consumer),
         transports: HashMap.set(s.transports, t.id, {
           ...t,
           consumers: HashSet.add(t.consumers, consumer.id)
-        })
+        }),
+        trees: HashMap.set(
+          s.trees,
+          event.producer,
+          HashMap.set(tree, t.router, hopIdle({ ...hop, consumers: hop.consumers + 1 }, at))
+        )
       }
-      next = updateHop(next, event.producer, t.router, (h) => ({ ...h, consumers: h.consumers + 1 }), at)
       const kind = lookup(s.producers, event.producer)?.kind ?? "video"
-      next = updateShare(next, t.router, t.mafaldaRouter, (x) => ({
+      // The Router: looked up once, for the room's share and (its Worker) the reservation.
+      const r = lookup(next.routers, t.router)
+      next = updateShareOf(next, r, t.mafaldaRouter, (x) => ({
         ...x,
         consumers: addCounts(x.consumers, kind, 1)
       }))
-      return ok(reserveOnRouter(next, t.router, kindCosts(costs, kind).consumer, at))
+      return ok(r === undefined ? next : reserve(next, r.worker, kindCosts(costs, kind).consumer, at))
     }
     case "ConsumerClosed":
       if (!HashMap.has(s.consumers, event.consumer))
