@@ -11,6 +11,10 @@
  * Router (`pipeFromCluster`) and consumes it: RTP there too. Closing the producer closes
  * every consumer of it, in both apps, with `producerclose`. Afterwards no process, Worker,
  * Redis key of the prefix or listening socket is left.
+ *
+ * Also: the origin's Node killed closes the second app's pipe (`originclose`) and consumer
+ * (`producerclose`); and without cluster mode, `mafalda.index` answers for the instance's
+ * own producers and `pipeFromCluster` rejects with mediasoup's error kinds.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { dirname, join } from "node:path"
@@ -40,6 +44,7 @@ import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix
 
 const secret = "three-nodes-secret-0123456789"
 const prefix = testPrefix("three-nodes")
+const deathPrefix = testPrefix("origin-death")
 const started: Array<NodeProcess> = []
 const apps: Array<ChildProcess> = []
 const here = dirname(fileURLToPath(import.meta.url))
@@ -50,9 +55,9 @@ const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 const payloadType = 111
 const watermark = 60
 
-const startNode = async (name: string) => {
+const startNode = async (name: string, onPrefix = prefix) => {
   const p = await spawnNode(
-    ["--redis", redisUrl, "--prefix", prefix, "--node", name, "--cpus", "1", "--drain-timeout", "1"],
+    ["--redis", redisUrl, "--prefix", onPrefix, "--node", name, "--cpus", "1", "--drain-timeout", "1"],
     { MAFALDA_SECRET: secret }
   )
   started.push(p)
@@ -83,14 +88,14 @@ const bundleSecondApp = (): Promise<string> => {
   return bundledApp
 }
 
-const spawnSecondApp = async (producer: string, node: string) => {
+const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix) => {
   const child = spawn(process.execPath, [await bundleSecondApp()], {
     cwd: root,
     env: {
       ...process.env,
       MAFALDA_LOG_LEVEL: "warning",
       MAFALDA_SECRET: secret,
-      MAFALDA_TEST_PREFIX: prefix,
+      MAFALDA_TEST_PREFIX: onPrefix,
       MAFALDA_TEST_REDIS: redisUrl,
       MAFALDA_TEST_PRODUCER: producer,
       MAFALDA_TEST_NODE: node,
@@ -154,7 +159,7 @@ afterAll(async () => {
   for (const app of apps) if (app.exitCode === null && app.signalCode === null) app.kill("SIGKILL")
   for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
   await Promise.all(started.map((p) => p.exited))
-  if (redisAvailable) await cleanPrefix(prefix)
+  if (redisAvailable) for (const p of [prefix, deathPrefix]) await cleanPrefix(p)
 })
 
 describe("pipeFromCluster and the Index without cluster mode", () => {
@@ -419,5 +424,93 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         expect(yield* Effect.promise(() => keysOf(prefix))).toEqual([])
       }),
     120_000
+  )
+})
+
+describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", () => {
+  it.scopedLive(
+    "the second app's pipe closes with originclose, its consumer with producerclose; nothing leaks",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* Effect.promise(() => startNode("node-a", deathPrefix))
+        const nodeA = NodeId.make(a.node)
+        const clientA = yield* makeClient({ ...parseAddress(a.address)!, secret })
+        const { registry, gone } = yield* clusterStore(deathPrefix)
+        const { mafalda, closeApp } = yield* fullClusterApp({ secret, prefix: deathPrefix, node: "app-1" })
+        expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeA), 3000)).toBe(true)
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
+        const ingress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
+        )
+        expect((ingress as unknown as RemoteTransport).node).toBe(nodeA)
+        const ssrc = 0x0de7a
+        const producer = yield* Effect.promise(() =>
+          ingress.produce({
+            kind: "audio",
+            rtpParameters: {
+              codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
+              encodings: [{ ssrc }]
+            }
+          })
+        )
+        const producerEvents = recordEvents(producer, ["transportclose"])
+        const sender = yield* makeRtpSender({
+          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
+        })
+        expect(yield* until(async () => (await mafalda.index.find(producer.id)) !== undefined, 3000)).toBe(
+          true
+        )
+        const aWorkerPids = (yield* clientA.NodeInfo()).workers.map((w) => w.pid)
+        const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
+
+        const second = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-2", deathPrefix))
+        let next = 0
+        const feeding = yield* Effect.suspend(() => {
+          const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
+          const sent = sender.send({ ...packet, payload: indexedPayload(next) })
+          next++
+          return sent
+        }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+        const consuming = yield* second.next("consuming", 30_000)
+        expect(consuming.location).toMatchObject({ producer: producer.id, node: nodeA })
+        const app2Record = (yield* registry.nodes).find((n) => n.node === "app-2")
+        const received = yield* second.next("received", 30_000)
+        expect(received.intact).toBeGreaterThanOrEqual(40)
+        yield* Fiber.interrupt(feeding)
+
+        // Node A dies: the pipe into the second app goes with its lease, and with it the
+        // consumer there; the first app's remote producer goes as under a dead Worker.
+        const killedAt = Date.now()
+        a.process.child.kill("SIGKILL")
+        const closed = yield* second.next("closed", 20_000)
+        console.log(
+          `the second app's consumer closed within ${Date.now() - killedAt} ms of SIGKILL of node-a`
+        )
+        expect(closed.consumerEvents).toEqual(["producerclose", "observer:close"])
+        expect(closed.pipeEvents).toEqual(["originclose", "observer:close"])
+        yield* second.next("exit", 20_000)
+        expect(yield* Effect.promise(() => second.exited)).toBe(0)
+        expect(yield* until(() => producer.closed, 5000)).toBe(true)
+        expect(producerEvents).toEqual(["transportclose", "observer:close"])
+
+        // A is evicted; everything else closes; nothing is left.
+        // (app-2 left the registry already, when it closed.)
+        const eviction = yield* gone.take.pipe(
+          Effect.repeat({ until: (g) => g.node === nodeA }),
+          Effect.timeout("6 seconds")
+        )
+        expect(eviction.node).toBe(nodeA)
+        yield* Effect.promise(() => a.process.exited)
+        yield* closeApp
+        const workerPids = [...aWorkerPids, ...appWorkerPids, ...(consuming.workers as Array<number>)]
+        expect(yield* until(() => workerPids.every((pid) => !processExists(pid)), 5000)).toBe(true)
+        expect(processExists(a.process.pid)).toBe(false)
+        for (const address of [a.address, app2Record!.address]) {
+          expect(yield* Effect.promise(() => refused(address))).toBe(true)
+        }
+        expect(yield* until(async () => (await keysOf(deathPrefix)).length === 0, 3000)).toBe(true)
+      }),
+    60_000
   )
 })
