@@ -88,7 +88,7 @@ const bundleSecondApp = (): Promise<string> => {
   return bundledApp
 }
 
-const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix) => {
+const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix, closePipe = false) => {
   const child = spawn(process.execPath, [await bundleSecondApp()], {
     cwd: root,
     env: {
@@ -99,6 +99,7 @@ const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix)
       MAFALDA_TEST_REDIS: redisUrl,
       MAFALDA_TEST_PRODUCER: producer,
       MAFALDA_TEST_NODE: node,
+      MAFALDA_TEST_CLOSE_PIPE: closePipe ? "1" : "0",
       MAFALDA_TEST_SPAWNED_AT: String(Date.now())
     },
     stdio: ["ignore", "pipe", "pipe"]
@@ -429,7 +430,7 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
 
 describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", () => {
   it.scopedLive(
-    "the second app's pipe closes with originclose, its consumer with producerclose; nothing leaks",
+    "an app closing its pipe closes its consumer and the pipe's end on A; another app's pipe closes with originclose when A dies, its consumer with producerclose; nothing leaks",
     () =>
       Effect.gen(function* () {
         const a = yield* Effect.promise(() => startNode("node-a", deathPrefix))
@@ -464,7 +465,6 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
         const aWorkerPids = (yield* clientA.NodeInfo()).workers.map((w) => w.pid)
         const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
 
-        const second = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-2", deathPrefix))
         let next = 0
         const feeding = yield* Effect.suspend(() => {
           const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
@@ -472,9 +472,29 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
           next++
           return sent
         }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+
+        // A first other app closes its pipe: its consumer goes with producerclose, and the
+        // pipe's end on A with it.
+        const first = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-2", deathPrefix, true))
+        yield* first.next("consuming", 30_000)
+        expect((yield* clientA.NodeInfo()).pipes).toBe(1)
+        expect((yield* first.next("received", 30_000)).intact).toBeGreaterThanOrEqual(40)
+        const pipeClosed = yield* first.next("closed", 20_000)
+        expect(pipeClosed.consumerEvents).toEqual(["producerclose", "observer:close"])
+        expect(pipeClosed.pipeEvents).toEqual(["observer:close"])
+        expect(
+          yield* until(async () => (await Effect.runPromise(clientA.NodeInfo())).pipes === 0, 3000)
+        ).toBe(true)
+        expect(producer.closed).toBe(false)
+        yield* first.next("exit", 20_000)
+        expect(yield* Effect.promise(() => first.exited)).toBe(0)
+        const firstWorkers = (yield* first.next("consuming", 0)).workers as Array<number>
+
+        // Another app consumes it; then Node A dies.
+        const second = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-3", deathPrefix))
         const consuming = yield* second.next("consuming", 30_000)
         expect(consuming.location).toMatchObject({ producer: producer.id, node: nodeA })
-        const app2Record = (yield* registry.nodes).find((n) => n.node === "app-2")
+        const app3Record = (yield* registry.nodes).find((n) => n.node === "app-3")
         const received = yield* second.next("received", 30_000)
         expect(received.intact).toBeGreaterThanOrEqual(40)
         yield* Fiber.interrupt(feeding)
@@ -495,7 +515,7 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
         expect(producerEvents).toEqual(["transportclose", "observer:close"])
 
         // A is evicted; everything else closes; nothing is left.
-        // (app-2 left the registry already, when it closed.)
+        // (app-2 and app-3 left the registry already, when they closed.)
         const eviction = yield* gone.take.pipe(
           Effect.repeat({ until: (g) => g.node === nodeA }),
           Effect.timeout("6 seconds")
@@ -503,10 +523,15 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
         expect(eviction.node).toBe(nodeA)
         yield* Effect.promise(() => a.process.exited)
         yield* closeApp
-        const workerPids = [...aWorkerPids, ...appWorkerPids, ...(consuming.workers as Array<number>)]
+        const workerPids = [
+          ...aWorkerPids,
+          ...appWorkerPids,
+          ...firstWorkers,
+          ...(consuming.workers as Array<number>)
+        ]
         expect(yield* until(() => workerPids.every((pid) => !processExists(pid)), 5000)).toBe(true)
         expect(processExists(a.process.pid)).toBe(false)
-        for (const address of [a.address, app2Record!.address]) {
+        for (const address of [a.address, app3Record!.address]) {
           expect(yield* Effect.promise(() => refused(address))).toBe(true)
         }
         expect(yield* until(async () => (await keysOf(deathPrefix)).length === 0, 3000)).toBe(true)
