@@ -356,8 +356,7 @@ const make = (options: ClusterDelegationOptions) =>
           router: request.router,
           worker: request.worker,
           mafaldaRouter: request.mafaldaRouter,
-          appData: o.appData as types.AppData | undefined,
-          options: request.options
+          appData: o.appData as types.AppData | undefined
         })
         session.track(transport.id, transport.asRemoteObject(), request.worker)
         return transport as unknown as types.Transport

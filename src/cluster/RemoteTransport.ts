@@ -333,7 +333,6 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
   readonly #producers = new Map<string, RemoteProducer>()
   readonly #consumers = new Map<string, RemoteConsumer>()
   readonly #mafaldaRouter: string
-  readonly #options: unknown
   #tuple: types.TransportTuple | undefined
   #lostWith: "worker" | "node" | undefined
   appData: types.AppData
@@ -348,38 +347,14 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
     readonly worker: WorkerId
     readonly mafaldaRouter: string
     readonly appData: types.AppData | undefined
-    /** The options it was made with (mediasoup's), for a relocation to make it again elsewhere. */
-    readonly options?: unknown
   }) {
     super(args.session, "transport")
     this.#data = args.data
     this.routerId = args.router
     this.workerId = args.worker
     this.#mafaldaRouter = args.mafaldaRouter
-    this.#options = args.options
     this.appData = args.appData ?? {}
     this.#tuple = args.data.kind === "plain" ? (args.data.tuple as types.TransportTuple) : undefined
-  }
-
-  /**
-   * @internal How and where it was made, for a relocation (`src/router/relocation.ts`, which
-   * reads it without importing this module): its kind, mediasoup's options, its Node,
-   * Worker and Router.
-   */
-  get remoteOrigin(): {
-    readonly kind: "webrtc" | "plain"
-    readonly options: unknown
-    readonly node: NodeId
-    readonly worker: WorkerId
-    readonly router: RouterId
-  } {
-    return {
-      kind: this.#data.kind,
-      options: this.#options,
-      node: this.node,
-      worker: this.workerId,
-      router: this.routerId
-    }
   }
 
   /**

@@ -32,7 +32,7 @@ import type { MafaldaContext } from "../router/MafaldaContext.js"
 import type { ResolvedMafaldaOptions } from "../router/MafaldaOptions.js"
 import { resolveMafaldaOptions, validateWorkerSettings } from "../router/MafaldaOptions.js"
 import { MafaldaRouter, type MafaldaRouterOptions } from "../router/MafaldaRouter.js"
-import { type RelocationTarget, relocationUnderWay, trackRemoteTransport } from "../router/relocation.js"
+import { type RelocationTarget, relocationUnderWay } from "../router/relocation.js"
 import { routerRtpCapabilities } from "../router/rtpCapabilities.js"
 import { clusterStatus } from "../router/status.js"
 import {
@@ -320,13 +320,6 @@ const make = (defaults: MafaldaDefaults) =>
           delegation
         })
         routers.set(id, router as unknown as MafaldaRouter)
-        // Its transports on other Nodes are tracked for relocation (`Drain`, `WorkerLost`)
-        // before the application gets them (the event is emitted before they are returned).
-        if (delegation.delegates) {
-          router.observer.on("newtransport", (transport) =>
-            trackRemoteTransport(ctx, router as unknown as MafaldaRouter, transport)
-          )
-        }
         observer.safeEmit("newrouter", router as unknown as MafaldaRouter)
         return router
       })

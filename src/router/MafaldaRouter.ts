@@ -676,8 +676,8 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       )
       this.#announce(placed)
       const real = placed.transport
-      const remote = this.#remoteNodeOf(placed.router) !== undefined
-      const transport = wrapTransport(ctx, this.#id, placed.router, real, remote)
+      const remoteNode = this.#remoteNodeOf(placed.router)?.node
+      const transport = wrapTransport(ctx, this.#id, placed.router, real, remoteNode !== undefined)
       routerOfTransport.set(transport, placed.router)
       const server = (options as { readonly webRtcServer?: unknown } | undefined)?.webRtcServer
       if (server instanceof MafaldaWebRtcServer) {
@@ -685,15 +685,14 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
       }
       this.#transports.set(transport.id, transport)
       real.observer.once("close", () => this.#transports.delete(transport.id))
-      // Relocation moves transports between this Node's Workers only.
-      if (!remote) {
-        trackTransport(ctx, this, transport, real, {
-          kind,
-          options,
-          router: placed.router,
-          worker: placed.worker
-        })
-      }
+      // Remembered for a relocation (to any Worker of this Node or another that is up).
+      trackTransport(ctx, this, transport, real, {
+        kind,
+        options,
+        router: placed.router,
+        worker: placed.worker,
+        node: remoteNode
+      })
       if (this.#closed) {
         closedByRouter(transport)
         return yield* new ClosedError({ message: "Router closed" })

@@ -31,8 +31,8 @@
  * `abandoned`).
  *
  * Cluster mode: the old transport, the new one, or both may be on other Nodes (a
- * `RemoteTransport`): a transport the Mafalda Router delegated is tracked too
- * (`trackRemoteTransport`), the new one goes where the core places it (this Node's Workers
+ * `RemoteTransport`): a transport the Mafalda Router delegated is tracked as its own are
+ * (with its Node), the new one goes where the core places it (this Node's Workers
  * or another Node that is up; a target Worker may be another Node's), its consumers pipe
  * their producers across Nodes as any consume does, and `complete()` closes the old one on
  * its Node. A remote transport lost with its Worker or Node is offered with `WorkerLost`
@@ -250,32 +250,6 @@ export const trackTransport = (
 /** What a transport of another Node (`RemoteTransport`) was lost with, if it was. */
 const lostWith = (transport: types.Transport): "worker" | "node" | undefined =>
   (transport as { readonly lostWith?: "worker" | "node" }).lostWith
-
-/** What a transport of another Node (`RemoteTransport`) tells of how and where it was made. */
-interface RemoteOrigin {
-  readonly kind: TransportKind
-  readonly options: unknown
-  readonly node: NodeId
-  readonly worker: WorkerId
-  readonly router: RouterId
-}
-
-/**
- * @internal Tracks a transport the Mafalda Router made on another Node (cluster mode), as
- * `trackTransport` does for its own Node's: called with each new transport of a Mafalda
- * Router (its observer's `newtransport`, before the application gets it); does nothing
- * for a transport of this Node or one tracked already.
- */
-export const trackRemoteTransport = (
-  ctx: MafaldaContext,
-  owner: MafaldaRouter,
-  transport: types.Transport
-): void => {
-  if (origins.has(transport)) return
-  const made = (transport as { readonly remoteOrigin?: RemoteOrigin }).remoteOrigin
-  if (made === undefined || made.node === ctx.node) return
-  trackTransport(ctx, owner, transport, transport, made)
-}
 
 /** @internal Called by a wrapped transport's `consume` with what it made. */
 export const consumed = (
