@@ -13,10 +13,21 @@ export * as IndexLayer from "./layers/IndexService.js"
 export * as MafaldaLayer from "./layers/Mafalda.js"
 export * as TrackerLayer from "./layers/TrackerService.js"
 export { layerMediasoup, layerSimulated, SimulatedWorkers } from "./layers/WorkerService.js"
-export { createMafalda, type MafaldaInstance } from "./promise.js"
+export {
+  type CreateMafaldaOptions,
+  createMafalda,
+  type MafaldaIndex,
+  type MafaldaInstance
+} from "./promise.js"
 export * from "./router/errors.js"
 export { MafaldaOptions, type MafaldaOptionsInput, resolveMafaldaOptions } from "./router/MafaldaOptions.js"
-export { MafaldaRouter, type MafaldaRouterOptions } from "./router/MafaldaRouter.js"
+export {
+  ClusterPipe,
+  type ClusterPipeEvents,
+  MafaldaRouter,
+  type MafaldaRouterOptions,
+  type PipeFromClusterOptions
+} from "./router/MafaldaRouter.js"
 export type { ClusterStatus } from "./router/status.js"
 export * from "./services/ClusterLocks.js"
 export * from "./services/ClusterNotices.js"
