@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Either } from "effect"
 import type { SimResult } from "../sim/Metrics.js"
-import { runPoliciesInChildren, type ScenarioSource } from "../sim/parallel.js"
+import { PolicyRunError, runPoliciesInChildren, type ScenarioSource } from "../sim/parallel.js"
 import { type PolicyName, policyNames } from "../sim/policies/Policy.js"
 import { htmlReport, resultJson, summaryTable } from "../sim/report.js"
 import { simulate } from "../sim/run.js"
@@ -356,7 +356,7 @@ export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<n
       args.scenarioFile !== undefined
         ? { file: args.scenarioFile }
         : { builtin: args.scenario as (typeof builtinScenarioNames)[number] }
-    await runPoliciesInChildren({
+    const run = runPoliciesInChildren({
       source,
       policies,
       ...(args.seed === undefined ? {} : { seed: args.seed }),
@@ -372,6 +372,14 @@ export const runSimulateCommand = async (argv: ReadonlyArray<string>): Promise<n
         }
       }
     })
+    try {
+      await run
+    } catch (error) {
+      progress?.clear()
+      if (!(error instanceof PolicyRunError)) throw error
+      console.error(`mafalda simulate: ${error.message}`)
+      return 1
+    }
     progress?.clear()
   }
   const doneSeconds: Array<number> = []

@@ -126,6 +126,47 @@ describe("mafalda simulate", () => {
     expect(r.first).toBe("mafalda simulate: unknown argument --fast")
   })
 
+  it("--jobs must be a whole number, at least 1, exit 2", async () => {
+    const r = await mafalda(["simulate", "--scenario", "broadcast", "--jobs", "0"])
+    expect(r.code).toBe(2)
+    expect(r.first).toBe("mafalda simulate: --jobs must be a whole number, at least 1")
+  })
+
+  it("--jobs 3 (policies side by side, in child processes) prints what --jobs 1 prints, in the same order", async () => {
+    const file = join(dir, "jobs.json")
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...builtinScenarioInputs.burst,
+        name: "jobs",
+        durationSeconds: 40,
+        rooms: [{ ...builtinScenarioInputs.burst.rooms[0], rooms: 4, bursts: [] }]
+      })
+    )
+    const policies = "round-robin,mafalda,chain,mesh"
+    const args = ["simulate", "--scenario-file", file, "--policy", policies, "--json", "--no-progress"]
+    const [one, three] = await Promise.all([
+      mafalda([...args, "--jobs", "1"]),
+      mafalda([...args, "--jobs", "3"])
+    ])
+    expect(one.code).toBe(0)
+    expect(three.code).toBe(0)
+    expect(three.stderr).toBe("")
+    // What depends on the machine (time, memory) left out.
+    const measured = (stdout: string) =>
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => {
+          const { wallSeconds, peakRssBytes, decisionsPerSecond, meanDecisionMicros, ...rest } =
+            JSON.parse(line)
+          return rest as { readonly policy: string }
+        })
+    const sequential = measured(one.stdout)
+    expect(sequential.map((o) => o.policy)).toEqual(policies.split(","))
+    expect(measured(three.stdout)).toEqual(sequential)
+  })
+
   it("--print-scenario prints a built-in scenario as JSON, a template for --scenario-file", async () => {
     const r = await mafalda(["simulate", "--print-scenario", "burst"])
     expect(r.code).toBe(0)
