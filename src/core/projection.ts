@@ -84,9 +84,9 @@ const perMemberMedia = (projection: RoomProjection, kind: MediaKind): number =>
  * its projection. The room's transports there grow to their part of the room (the room's
  * projected transports over the Routers it is projected to span, `routers`), as far as the
  * room still has transports to come (`toCome`): that reserves the room's growth where it
- * opened. Every transport of the room there consumes every producer of the room but its
- * own, and each transport still to come there makes its share of the room's producers; and, when the room spans several
- * Routers, the Router receives every producer of the room that was not made on it, and sends
+ * opened. Every transport of the room there consumes every producer of the room but its own,
+ * and each transport still to come there makes its share of the room's producers; and, when
+ * the room spans several Routers, the Router receives every producer of the room that was not made on it, and sends
  * each producer made on it to the other Routers (pipes of a tree may be relayed by other
  * carriers; this counts them at their origin).
  */
@@ -258,24 +258,49 @@ export const transportCost = (
 }
 
 /**
- * How many Routers the room is projected to span once full: one while its whole fan-out fits
- * a Worker's planned limit; else as many as its members need when each Router also receives
+ * How many Routers the room is planned to span once full: one while its whole fan-out fits a
+ * Worker's planned limit; else as many as its members need when each Router also receives
  * every producer made elsewhere and sends its own to the others (on average as much out as
- * in: a pipe has two ends); at least the Routers it uses now. A room whose Router could not
- * hold one member beside those pipes is projected at one Router per member.
+ * in: a pipe has two ends). A room whose Router could not hold one member beside those pipes
+ * is planned at one Router per member.
+ *
+ * One Router more when the last member of a part could not be admitted: a transport is placed
+ * only while its Worker's effective load stays under the watermark, and a Router keeps growing
+ * after its members came (they consume the producers of those who come after). The Routers
+ * filled while the room is small pass the watermark only later; the one filled last meets
+ * its part's cost, less the last member's own, at once. Planned without that Router, the
+ * room's last members are turned away to Routers of their own, each receiving a pipe of every
+ * producer of the room.
  */
+export const plannedRouters = (options: PolicyOptions, projection: RoomProjection): number => {
+  const { perMember, final } = transportCost(options, projection, true)
+  const total = projection.transports * perMember
+  const admissible = (routers: number): boolean => {
+    const part = Math.ceil(projection.transports / routers)
+    const pipes = routers > 1 ? 2 * (final - perMember) * (1 - 1 / routers) : 0
+    return part * perMember + pipes - perMember <= options.watermark + 1e-9
+  }
+  if (total <= options.plannedLimit) return admissible(1) ? 1 : 2
+  const room = options.plannedLimit - 2 * (final - perMember)
+  if (room <= perMember) return Math.max(1, Math.ceil(projection.transports))
+  const routers = Math.ceil(total / room)
+  return admissible(routers) ? routers : routers + 1
+}
+
+/** The Routers the room is projected to span: as planned (`plannedRouters`), and at least those it uses now. */
 export const projectedRouters = (
   options: PolicyOptions,
   projection: RoomProjection,
   current: number
-): number => {
-  const { perMember, final } = transportCost(options, projection, true)
-  const total = projection.transports * perMember
-  if (total <= options.plannedLimit) return Math.max(1, current)
-  const room = options.plannedLimit - 2 * (final - perMember)
-  const need = room <= perMember ? Math.ceil(projection.transports) : Math.ceil(total / room)
-  return Math.max(current, need)
-}
+): number => Math.max(current, plannedRouters(options, projection))
+
+/**
+ * The most transports of the room one Router is planned to take: its projected transports
+ * over the Routers it is planned to span (`plannedRouters`; Routers it uses beyond the plan,
+ * a few transports each, do not lower it).
+ */
+export const routerPart = (options: PolicyOptions, projection: RoomProjection): number =>
+  Math.max(1, Math.ceil(projection.transports / plannedRouters(options, projection)))
 
 /** The Routers room `m` uses on a Worker (at most one per set of Router settings: one). */
 export const roomRouterOn = (m: MafaldaRouter, worker: ClusterWorker): RouterId | undefined => {

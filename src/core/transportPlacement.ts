@@ -20,12 +20,19 @@
  * `rest` being what the room's transports still to come (with their share of the room's
  * producers) will cost there once the room is full.
  *
+ * A room planned over several Routers (`plannedRouters`) gives each at most its part
+ * (`routerPart`) while it has members to come: a Router that holds its part already is
+ * `overPart`, and steps 1 to 5 pass it by (it would take the place of another Router's members,
+ * and its Worker the growth planned elsewhere); step 6 may still use it.
+ *
  * In order, from the Node that received the request:
  *  1. a Router the room already uses on this Node whose Worker fits, the most projected
  *     Worker first (the room stays together while its Workers can hold its fan-out);
  *  2. a Router the room already uses on another `up` Node whose Worker fits: `Delegate` there;
  *  3. on this Node, the busiest Worker (projected load) that holds the rest of the room, so
- *     that a room opens, or spreads, where it can grow;
+ *     that a room opens where it can grow; a room without a hint that spreads (it uses Routers
+ *     already), the Worker that holds the rest with the most free projected room, so that its
+ *     next members can follow it there;
  *  4. a new Worker on this Node while it has fewer Workers with these settings than its
  *     limit (a fresh Worker has the most room);
  *  5. another Node (`Delegate`): one with a Worker that holds the room's part (a bounded
@@ -49,6 +56,7 @@ import {
   type RoomProjection,
   roomGrowthOn,
   roomRouterOn,
+  routerPart,
   routersInUse,
   transportCost
 } from "./projection.js"
@@ -114,6 +122,12 @@ export interface PlacementCost {
   readonly final: number
   /** The room's transports still to come (and its producers, when it has no Router yet), there. */
   readonly rest: number
+  /**
+   * The Router already holds its part of a room planned over several Routers (`routerPart`)
+   * while the room still has transports to come: the transport would take another Router's
+   * place there, and its Worker the growth planned elsewhere.
+   */
+  readonly overPart: boolean
 }
 
 /** The room's live producers, as a projection (what a transport consumes at once). */
@@ -158,7 +172,9 @@ export const placementCost = (
   // On a Router the room has nothing on yet, the transport opens the room's part there: its
   // growth is reserved once it lands, so that part must fit.
   const finalCost = reserved ? 0 : adds ? Math.max(rest, final.final) : final.final
-  return { now: now * k, final: finalCost * k, rest: rest * k }
+  const planned = routerPart(options, projection)
+  const overPart = here >= planned && toCome > 0 && Math.ceil(projection.transports) > planned
+  return { now: now * k, final: finalCost * k, rest: rest * k, overPart }
 }
 
 /** How one Worker stands for a transport of the room. */
@@ -166,6 +182,8 @@ interface Standing {
   readonly worker: ClusterWorker
   readonly projected: number
   readonly fits: boolean
+  /** It fits, and not past the Router's part of the room (`overPart`): steps 1 to 5 take only these. */
+  readonly preferred: boolean
   readonly holdsRest: boolean
 }
 
@@ -187,11 +205,13 @@ const stand = (
     load < options.watermark &&
     load + Math.max(0, others) + cost.now <= options.watermark + tolerance &&
     projected + cost.final <= options.plannedLimit + tolerance
+  const preferred = fits && !cost.overPart
   return {
     worker,
     projected,
     fits,
-    holdsRest: fits && projected + cost.rest <= options.watermark + tolerance
+    preferred,
+    holdsRest: preferred && projected + cost.rest <= options.watermark + tolerance
   }
 }
 
@@ -256,7 +276,7 @@ const ownOnNode = (
 ): TransportPlacement | undefined => {
   let own: Standing | undefined
   for (const st of fittingOn(snapshot, options, node, m, projection, cache, true)) {
-    if (own === undefined || moreProjected(st, own)) own = st
+    if (st.preferred && (own === undefined || moreProjected(st, own))) own = st
   }
   return own === undefined ? undefined : onWorker(m, own.worker)
 }
@@ -276,8 +296,17 @@ const openOnNode = (
 ): TransportPlacement | { readonly freest: TransportPlacement } | undefined => {
   let holder: Standing | undefined
   let freest: Standing | undefined
+  // A room without a hint that spreads (it has Routers in use already) goes where it has the
+  // most room to follow: nothing of its growth is reserved anywhere, its own Routers could not
+  // take this transport, and the busiest Worker that holds it would not take the next one
+  // either, each newcomer then opening a Router of its own with a pipe of every producer.
+  const spreads = m.hint === null && routersInUse(snapshot, m, projection) > 0
   for (const st of fittingOn(snapshot, options, node, m, projection, cache, false)) {
-    if (st.holdsRest && (holder === undefined || moreProjected(st, holder))) holder = st
+    if (
+      st.holdsRest &&
+      (holder === undefined || (spreads ? moreFree(st, holder) : moreProjected(st, holder)))
+    )
+      holder = st
     if (freest === undefined || moreFree(st, freest)) freest = st
   }
   if (holder !== undefined) return onWorker(m, holder.worker)
@@ -300,7 +329,7 @@ const ownElsewhere = (
     if (worker === undefined || !worker.alive || worker.node === request.node) continue
     if (lookup(snapshot.nodes, worker.node)?.state !== "up") continue
     const st = stand(snapshot, options, m, projection, worker, cache)
-    if (st.fits && (best === undefined || moreProjected(st, best))) best = st
+    if (st.preferred && (best === undefined || moreProjected(st, best))) best = st
   }
   return best?.worker.node
 }

@@ -54,13 +54,16 @@ export const oracleStanding = (
     load < options.watermark &&
     load + others + cost.now <= options.watermark + e &&
     projected + cost.final <= options.plannedLimit + e
+  // A Router past its part of a room planned over several Routers is left to the last resort.
+  const preferred = fits && !cost.overPart
   return {
     worker: w,
     load,
     projected,
     cost,
     fits,
-    holds: fits && projected + cost.rest <= options.watermark + e
+    preferred,
+    holds: preferred && projected + cost.rest <= options.watermark + e
   }
 }
 type Standing = ReturnType<typeof oracleStanding>
@@ -89,12 +92,20 @@ export const oracleOwn = (
   const own = liveWorkers(s, node, m)
     .filter((w) => usesWorker(s, m, w))
     .map((w) => oracleStanding(s, options, m, w))
-    .filter((x) => x.fits)
+    .filter((x) => x.preferred)
     .sort(mostProjected)[0]
   return own === undefined ? undefined : { step: 1, worker: own.worker, router: routerIdOn(s, own.worker, m) }
 }
 
-/** Steps 3 (holds the rest, most projected first) and 4b (fits, least projected first) on one Node. */
+/** A room without a hint that has something on one of its Routers: it spreads when it takes another. */
+const spreads = (s: ClusterSnapshot, m: MafaldaRouter): boolean =>
+  m.hint === null &&
+  [...HashMap.values(s.routers)].some((r) => contains(m.routers, r.id) && HashMap.has(r.rooms, m.id))
+
+/**
+ * Steps 3 (holds the rest: most projected first, or least projected first for a room without
+ * a hint that already uses Routers) and 4b (fits, least projected first) on one Node.
+ */
 export const oracleOpen = (
   s: ClusterSnapshot,
   options: PolicyOptions,
@@ -104,7 +115,7 @@ export const oracleOpen = (
   const fitting = liveWorkers(s, node, m)
     .map((w) => oracleStanding(s, options, m, w))
     .filter((x) => x.fits)
-  const holder = fitting.filter((x) => x.holds).sort(mostProjected)[0]
+  const holder = fitting.filter((x) => x.holds).sort(spreads(s, m) ? leastProjected : mostProjected)[0]
   const freest = [...fitting].sort(leastProjected)[0]
   const choice = (x: Standing | undefined, step: 3 | 4) =>
     x === undefined ? undefined : { step, worker: x.worker, router: routerIdOn(s, x.worker, m) }
@@ -198,7 +209,7 @@ export const oracleTransportPlacement = (
       if (w === undefined || !w.alive || w.node === request.node) return []
       if (lookup(s.nodes, w.node)?.state !== "up") return []
       const x = oracleStanding(s, options, m, w)
-      return x.fits ? [x] : []
+      return x.preferred ? [x] : []
     })
     .sort(mostProjected)
   if (elsewhere.length > 0) {

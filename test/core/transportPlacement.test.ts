@@ -12,6 +12,8 @@ import {
   workerLimit,
   workersUnder
 } from "../../src/core/index.js"
+import { plannedRouters, projectRoom, routerPart } from "../../src/core/projection.js"
+import { lookup } from "../../src/core/Snapshot.js"
 import { handCosts } from "../support/handCosts.js"
 import {
   build,
@@ -102,9 +104,8 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     expect(decide(s)).toEqual(use("ra", "wa", "n1", false))
   })
 
-  it("3. then the busiest Worker that holds the rest of the room: its Router with these settings (register)", () => {
+  it("3. then, for a room that opens, the busiest Worker that holds the rest of the room: its Router with these settings (register)", () => {
     const s = cluster(
-      usedWorker("w1", "r1", "n1", 70),
       unusedWorker("w2", "r2", "n1", 30),
       unusedWorker("w3", "r3", "n1", 45),
       bareWorker("w4", "n1", 40)
@@ -114,12 +115,55 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
 
   it("3. ... or a new Router on it, busiest first", () => {
     const s = cluster(
-      usedWorker("w1", "r1", "n1", 80),
       unusedWorker("w2", "r2", "n1", 65),
       bareWorker("w3", "n1", 10),
       bareWorker("w4", "n1", 35)
     )
     expect(decide(s)).toEqual(createRouter("w4", "n1"))
+  })
+
+  it("3. a room without a hint that spreads (its own Routers are full) goes to the Worker that holds the rest with the most free room, so that its next members can follow", () => {
+    const s = cluster(
+      usedWorker("w1", "r1", "n1", 70),
+      unusedWorker("w2", "r2", "n1", 30),
+      unusedWorker("w3", "r3", "n1", 45),
+      bareWorker("w4", "n1", 40)
+    )
+    expect(decide(s)).toEqual(use("r2", "w2", "n1", true))
+    const bare = cluster(
+      usedWorker("w1", "r1", "n1", 80),
+      unusedWorker("w2", "r2", "n1", 65),
+      bareWorker("w3", "n1", 10),
+      bareWorker("w4", "n1", 35)
+    )
+    expect(decide(bare)).toEqual(createRouter("w3", "n1"))
+  })
+
+  it("1. a Router that holds its part of a room planned over several Routers is passed by while the room has members to come", () => {
+    // 50 expected participants, all publishing audio and video: with the default costs the room
+    // needs 7 Routers at the planned limit (a part of 8 each), but the last member of a part of 8
+    // could not be admitted under the watermark: 8 Routers (a part of 7 each).
+    const hinted = (transports: number) =>
+      build([
+        ev.nodeUp("n1", 4),
+        {
+          _tag: "MafaldaRouterCreated",
+          mafaldaRouter: mid("m1"),
+          workerSettings: WS,
+          routerSettings: RS,
+          hint: { participants: 50, publishers: null },
+          at: 0
+        },
+        ...workerWithRouter("w1", "r1", "n1"),
+        ...Array.from({ length: transports }, (_, i) => ev.transport(`t${i}`, "r1", "m1")),
+        ev.load("w1", 10, 1)
+      ])
+    const m = lookup(hinted(7).mafaldaRouters, mid("m1"))!
+    const projection = projectRoom(m, 0, o)
+    expect(plannedRouters(o, projection)).toBe(8)
+    expect(routerPart(o, projection)).toBe(7)
+    expect(decide(hinted(6))).toEqual(use("r1", "w1", "n1", false))
+    expect(decide(hinted(7))).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
   })
 
   it("3. a Worker with only a Router of other settings gets a new Router", () => {
