@@ -5,6 +5,13 @@
  * publishes what happens to them on its own (`NodeNotice`), carries out the pipe handshake
  * with other Nodes (see `src/rpc/NodeRpcs.ts`) and drains.
  *
+ * Routers and pipes are shared between its clients (each RPC connection is one): a Worker
+ * has at most one Router per set of settings and a Router one pipe per producer, whoever
+ * asks; each client holds what it asked for until it lets go (`CloseRouter`, `ClosePipe`,
+ * the end of its `PipeHold`, the end of its last `Notices` stream), and an object closes
+ * with its last holder (see `routerHolds` and `pipesIn`). A consumer's `Closed` notice says
+ * why it closed when not on request (`transportclose`, `producerclose`).
+ *
  * Its own scale-down (`idleGraceMillis`): a Worker it started for a client (`StartWorker`)
  * is closed once it has had no Router (so no transport and no pipe either) for the idle
  * grace; its next load report leaves it out of the registry. No idle Worker is kept warm
@@ -83,7 +90,20 @@ interface Hosted {
   readonly transport: types.Transport
   readonly router: RouterId
   readonly kind: TransportKind
+  /** The RPC client (connection) that made it; pipes have none (their holders keep them). */
+  readonly client: number | undefined
   leased: boolean
+}
+
+/** The RPC connection a request came on (`@effect/rpc`'s `clientId`): a holder. */
+type Client = number
+
+/** A pipe into one of this Node's Routers (made by `PipeFrom`) and the clients that hold it. */
+interface PipeIn {
+  readonly data: PipeData
+  readonly producer: types.Producer
+  readonly holders: Set<Client>
+  lease?: Fiber.RuntimeFiber<void, never>
 }
 
 /** A mediasoup call as an Effect whose failure keeps mediasoup's error name. */
@@ -98,8 +118,8 @@ const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A
       })
   })
 
-/** `WorkerService`'s refusal of a second Router with the same settings on one Worker. */
-const sameSettingsTaken = /already has Router \S+ with these settings/
+/** `WorkerService`'s refusal of a second Router with the same settings on one Worker: that Router's id. */
+const sameSettingsTaken = /already has Router (\S+) with these settings/
 
 const fromWorkerError = (e: WorkerServiceError) =>
   new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
@@ -164,11 +184,8 @@ const make = (options: NodeHostOptions) =>
     /** Where each producer made here lives, as the Index has it. */
     const locations = new Map<string, ProducerLocation>()
     const consumers = new Map<string, types.Consumer>()
-    /** Pipes into this Node's Routers: `producer router` → the pipe producer and its lease. */
-    const pipesIn = new Map<
-      string,
-      { readonly data: PipeData; readonly producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> }
-    >()
+    /** Pipes into this Node's Routers: `producer router` → the pipe producer, its holders and lease. */
+    const pipesIn = new Map<string, PipeIn>()
     const pipeKey = (producer: string, router: string) => `${producer} ${router}`
 
     // Index writes, one at a time and in order; failures logged (the agent re-publishes).
@@ -272,30 +289,112 @@ const make = (options: NodeHostOptions) =>
       d ? Effect.fail(new NodeDrainingError({ node })) : Effect.void
     )
 
-    /**
-     * Routers made for a client on a Worker that had a Router with the same settings already
-     * (another client's: a Mafalda instance shares its Routers among its own Mafalda Routers,
-     * never with another instance, whose snapshot does not know them).
-     */
-    const ownRouters = new Map<RouterId, types.Router>()
+    // --- Routers and pipes shared between clients ---------------------------------------
 
-    /** A Router of its own for this client: the Worker has one with these settings already. */
-    const separateRouter = (worker: WorkerId, settings: RouterSettings) =>
+    /**
+     * The Routers made (or found) by `CreateRouter`, and the clients (RPC connections) that
+     * hold each. A Worker has at most one Router per set of settings, shared by every client
+     * that asks for one there, as a Mafalda instance shares it between its Mafalda Routers (a
+     * mediasoup Worker carries a producer id once: two Routers of one Worker could not both
+     * receive it). A client's `CloseRouter` (or its disconnect) lets go of its hold only: its
+     * transports there and its holds on the pipes into it go, as they would with the Router,
+     * and the Router closes when its last holder lets go, unless it is this process' own
+     * (`own`: made by its own Mafalda instance, which closes it by its own rules).
+     */
+    const routerHolds = new Map<RouterId, { readonly holders: Set<Client>; readonly own: boolean }>()
+
+    const holdRouter = (id: RouterId, client: Client, own: boolean) => {
+      let entry = routerHolds.get(id)
+      if (entry === undefined) {
+        const made = { holders: new Set<Client>(), own }
+        entry = made
+        routerHolds.set(id, made)
+        local.router(id)?.observer.once("close", () => {
+          if (routerHolds.get(id) === made) routerHolds.delete(id)
+        })
+      }
+      entry.holders.add(client)
+    }
+
+    /** The client lets go of its hold on a pipe; the pipe closes when it was the last. */
+    const releasePipe = (pipe: PipeIn, client: Client) => {
+      if (!pipe.holders.delete(client)) return
+      if (pipe.holders.size === 0) pipe.producer.close()
+    }
+
+    /** The client lets go of its hold on a Router (see `routerHolds`). */
+    const releaseRouter = (id: RouterId, client: Client): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const entry = routerHolds.get(id)
+        // Not made by `CreateRouter` (or closed already): closed as asked.
+        if (entry === undefined) return workers.closeRouter(id)
+        // Another client's Router, not this one's: nothing of this client's there.
+        if (!entry.holders.delete(client)) return Effect.void
+        for (const h of Array.from(transports.values())) {
+          if (h.router === id && h.client === client) h.transport.close()
+        }
+        for (const pipe of Array.from(pipesIn.values())) if (pipe.data.to === id) releasePipe(pipe, client)
+        if (entry.holders.size > 0) return Effect.void
+        routerHolds.delete(id)
+        return entry.own ? Effect.void : workers.closeRouter(id)
+      })
+
+    /** Everything a client held here, let go (its connection ended). */
+    const releaseClient = (client: Client) =>
+      Effect.suspend(() => {
+        for (const pipe of Array.from(pipesIn.values())) releasePipe(pipe, client)
+        const held = Array.from(routerHolds).flatMap(([id, e]) => (e.holders.has(client) ? [id] : []))
+        return Effect.forEach(held, (id) => releaseRouter(id, client), { discard: true })
+      })
+
+    /**
+     * The `Notices` streams each client has open. A client's connection ends its streams
+     * (an app's session with a Node holds one for as long as it uses the Node): when its
+     * last one ends, everything it held here is let go (its disconnect). A client that
+     * never listens lets go by its requests only (`CloseRouter`, `ClosePipe`, `PipeHold`).
+     */
+    const listening = new Map<Client, number>()
+    const listen = (client: Client): Stream.Stream<NodeNotice> =>
+      Stream.unwrapScoped(
+        Effect.acquireRelease(
+          Effect.sync(() => void listening.set(client, (listening.get(client) ?? 0) + 1)),
+          () =>
+            Effect.suspend(() => {
+              const left = (listening.get(client) ?? 1) - 1
+              if (left > 0) {
+                listening.set(client, left)
+                return Effect.void
+              }
+              listening.delete(client)
+              return releaseClient(client)
+            })
+        ).pipe(Effect.as(Stream.fromPubSub(notices)))
+      )
+
+    /** A Router for the client on the Worker: the one with these settings there already, or a new one. */
+    const routerFor = (worker: WorkerId, settings: RouterSettings, client: Client) =>
       Effect.gen(function* () {
-        const w = local.worker(worker)
-        if (w === undefined || w.closed) return yield* new UnknownObjectError({ what: "Worker", id: worker })
-        const router = yield* attempt("createRouter", () =>
-          w.createRouter(settings.mediaCodecs === undefined ? {} : { mediaCodecs: [...settings.mediaCodecs] })
+        const made = yield* workers.createRouter(worker, settings).pipe(
+          Effect.map((info) => ({ info, own: false })),
+          Effect.catchAll((e) => {
+            const taken = sameSettingsTaken.exec(e.message)
+            const existing = taken === null ? undefined : local.router(RouterId.make(taken[1]!))
+            if (existing === undefined || existing.closed) return Effect.fail(fromWorkerError(e))
+            const id = RouterId.make(existing.id)
+            // Made through `CreateRouter` (held) or by this process' own Mafalda instance.
+            return Effect.succeed({
+              info: { id, worker, settings: routerSettingsKey(settings) },
+              own: !routerHolds.has(id)
+            })
+          })
         )
-        const id = RouterId.make(router.id)
-        ownRouters.set(id, router)
-        router.observer.once("close", () => ownRouters.delete(id))
-        return { id, worker, settings: routerSettingsKey(settings) }
+        holdRouter(made.info.id, client, made.own)
+        return made.info
       })
 
     const routerOf = (id: RouterId) =>
       Effect.suspend(() => {
-        const router = local.router(id) ?? ownRouters.get(id)
+        const router = local.router(id)
         return router === undefined || router.closed
           ? Effect.fail(new UnknownObjectError({ what: "Router", id }))
           : Effect.succeed(router)
@@ -309,8 +408,13 @@ const make = (options: NodeHostOptions) =>
           : Effect.succeed(t)
       })
 
-    const host = (transport: types.Transport, router: RouterId, kind: TransportKind): Hosted => {
-      const entry: Hosted = { transport, router, kind, leased: false }
+    const host = (
+      transport: types.Transport,
+      router: RouterId,
+      kind: TransportKind,
+      client?: Client
+    ): Hosted => {
+      const entry: Hosted = { transport, router, kind, client, leased: false }
       transports.set(transport.id, entry)
       transport.observer.once("close", () => {
         transports.delete(transport.id)
@@ -321,6 +425,15 @@ const make = (options: NodeHostOptions) =>
 
     const keepConsumer = (consumer: types.Consumer) => {
       consumers.set(consumer.id, consumer)
+      // Why it closes, when not on request: its transport (or Router, or Worker) closed, or its
+      // producer did (mediasoup emits these just before the close).
+      let reason: "transportclose" | "producerclose" | undefined
+      consumer.on("transportclose", () => {
+        reason = "transportclose"
+      })
+      consumer.on("producerclose", () => {
+        reason ??= "producerclose"
+      })
       consumer.on("producerpause", () =>
         notify({ _tag: "ProducerPaused", consumer: consumer.id, paused: true })
       )
@@ -329,7 +442,12 @@ const make = (options: NodeHostOptions) =>
       )
       consumer.observer.once("close", () => {
         consumers.delete(consumer.id)
-        notify({ _tag: "Closed", what: "consumer", id: consumer.id })
+        notify({
+          _tag: "Closed",
+          what: "consumer",
+          id: consumer.id,
+          ...(reason === undefined ? {} : { reason })
+        })
       })
     }
 
@@ -423,18 +541,54 @@ const make = (options: NodeHostOptions) =>
       return lock
     }
 
-    const PipeFrom = (request: {
-      producer: ProducerId
-      origin: NodeId
-      from: RouterId
-      to: RouterId
-      enableSrtp: boolean
-    }) => {
+    /** The producer as its own pipe's data: `to` carries it already, not through a pipe of `PipeFrom`. */
+    const carriedData = (
+      request: { producer: ProducerId; from: RouterId; to: RouterId },
+      producer: types.Producer,
+      pipeConsumer: string
+    ): PipeData => ({
+      producer: request.producer,
+      from: request.from,
+      to: request.to,
+      pipeConsumer,
+      pipeProducer: ProducerId.make(producer.id),
+      srtp: false,
+      kind: producer.kind,
+      rtpParameters: producer.rtpParameters as RtpParameters,
+      paused: producer.paused
+    })
+
+    /**
+     * A pipe into `to`, held by the client that asks (see `pipesIn`): the pipe that carries the
+     * producer there already (another client's, say), or a new one (the handshake). A producer
+     * `to` carries on its own (made in it here, or piped into it by this process' own
+     * Mafalda instance) needs no pipe: its data, not held (its owner closes it).
+     */
+    const PipeFrom = (
+      request: {
+        producer: ProducerId
+        origin: NodeId
+        from: RouterId
+        to: RouterId
+        enableSrtp: boolean
+      },
+      holder: Client
+    ) => {
       const key = pipeKey(request.producer, request.to)
       return Effect.gen(function* () {
         const existing = pipesIn.get(key)
-        if (existing !== undefined && !existing.producer.closed)
+        if (existing !== undefined && !existing.producer.closed) {
+          existing.holders.add(holder)
           return { ...existing.data, paused: existing.producer.paused }
+        }
+        const own = producers.get(request.producer)
+        if (own !== undefined && !own.closed && locations.get(request.producer)?.router === request.to) {
+          return carriedData(request, own, own.id)
+        }
+        const piped = local.pipe(request.producer, request.to)
+        if (piped !== undefined && !piped.producer.closed) {
+          return carriedData(request, piped.producer, piped.consumer.id)
+        }
         yield* refuseWhenDraining
         const router = yield* routerOf(request.to)
         const client = yield* clients.get(request.origin).pipe(Effect.mapError(remote("PipeFrom")))
@@ -508,10 +662,7 @@ const make = (options: NodeHostOptions) =>
           rtpParameters: producer.rtpParameters as RtpParameters,
           paused: producer.paused
         }
-        const entry: { data: PipeData; producer: types.Producer; lease?: Fiber.RuntimeFiber<void, never> } = {
-          data,
-          producer
-        }
+        const entry: PipeIn = { data, producer, holders: new Set([holder]) }
         pipesIn.set(key, entry)
         // The lease: the origin's pause, resume and close; when it ends, for whatever
         // reason, the pipe closes here.
@@ -541,11 +692,11 @@ const make = (options: NodeHostOptions) =>
     }
 
     /**
-     * A pipe into one of this Node's Routers, held by the client that asked for it (see
-     * `PipeHold` in `NodeRpcs.ts`): its state now, its pauses and resumes, the end of the
-     * stream when it closes; when the client lets go, it closes.
+     * A pipe into one of this Node's Routers, held by the client (see `PipeHold` in
+     * `NodeRpcs.ts`): its state now, its pauses and resumes, the end of the stream when it
+     * closes; when the client lets go, its hold goes, and the pipe with its last holder.
      */
-    const PipeHold = ({ producer: id, router }: { producer: ProducerId; router: RouterId }) =>
+    const PipeHold = ({ producer: id, router }: { producer: ProducerId; router: RouterId }, holder: Client) =>
       Stream.asyncPush<PipeSignal, NodeError>((emit) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
@@ -563,16 +714,17 @@ const make = (options: NodeHostOptions) =>
             producer.observer.on("pause", pause)
             producer.observer.on("resume", resume)
             producer.observer.once("close", close)
+            pipe.holders.add(holder)
             emit.single(producer.paused ? "pause" : "resume")
-            return Effect.succeed({ producer, pause, resume, close })
+            return Effect.succeed({ pipe, pause, resume, close })
           }),
-          ({ producer, pause, resume, close }) =>
+          ({ pipe, pause, resume, close }) =>
             Effect.sync(() => {
-              producer.observer.off("pause", pause)
-              producer.observer.off("resume", resume)
-              producer.observer.off("close", close)
-              // The holder let go (or the pipe closed already): the pipe goes.
-              producer.close()
+              pipe.producer.observer.off("pause", pause)
+              pipe.producer.observer.off("resume", resume)
+              pipe.producer.observer.off("close", close)
+              // The holder let go (or the pipe closed already): its hold goes.
+              releasePipe(pipe, holder)
             })
         )
       )
@@ -612,29 +764,15 @@ const make = (options: NodeHostOptions) =>
             Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))
           ),
         CloseWorker: ({ worker }) => workers.closeWorker(worker),
-        CreateRouter: ({ worker, settings }) =>
+        CreateRouter: ({ worker, settings }, { clientId }) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
-            const info = yield* workers
-              .createRouter(worker, settings as RouterSettings)
-              .pipe(
-                Effect.catchAll((e) =>
-                  sameSettingsTaken.test(e.message)
-                    ? separateRouter(worker, settings as RouterSettings)
-                    : Effect.fail(fromWorkerError(e))
-                )
-              )
+            const info = yield* routerFor(worker, settings as RouterSettings, clientId)
             const router = yield* routerOf(info.id)
             return { ...info, rtpCapabilities: router.rtpCapabilities as never }
           }).pipe(placing.withPermits(1)),
-        CloseRouter: ({ router }) =>
-          Effect.suspend(() => {
-            const own = ownRouters.get(router)
-            if (own === undefined) return workers.closeRouter(router)
-            own.close()
-            return Effect.void
-          }),
-        CreateWebRtcTransport: ({ router, listenInfos, ...rest }) =>
+        CloseRouter: ({ router }, { clientId }) => releaseRouter(router, clientId),
+        CreateWebRtcTransport: ({ router, listenInfos, ...rest }, { clientId }) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
@@ -644,7 +782,7 @@ const make = (options: NodeHostOptions) =>
                 listenInfos: [...listenInfos] as types.TransportListenInfo[]
               })
             )
-            host(t, router, "webrtc")
+            host(t, router, "webrtc", clientId)
             return {
               id: t.id,
               iceRole: t.iceRole,
@@ -653,7 +791,7 @@ const make = (options: NodeHostOptions) =>
               dtlsParameters: t.dtlsParameters
             }
           }),
-        CreatePlainTransport: ({ router, listenInfo, ...rest }) =>
+        CreatePlainTransport: ({ router, listenInfo, ...rest }, { clientId }) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
@@ -663,7 +801,7 @@ const make = (options: NodeHostOptions) =>
                 listenInfo: listenInfo as types.TransportListenInfo
               })
             )
-            host(t, router, "plain")
+            host(t, router, "plain", clientId)
             return {
               id: t.id,
               tuple: t.tuple,
@@ -731,7 +869,7 @@ const make = (options: NodeHostOptions) =>
               paused ? target.pause() : target.resume()
             )
           }),
-        Notices: () => Stream.fromPubSub(notices),
+        Notices: (_, { clientId }) => listen(clientId),
         PipeOpen,
         PipeConnect: ({ transport, ...parameters }) =>
           Effect.flatMap(pipeTransport(transport), (t) =>
@@ -754,10 +892,13 @@ const make = (options: NodeHostOptions) =>
             }
           }),
         PipeLease,
-        PipeFrom,
-        ClosePipe: ({ producer, router }) =>
-          Effect.sync(() => pipesIn.get(pipeKey(producer, router))?.producer.close()),
-        PipeHold,
+        PipeFrom: (request, { clientId }) => PipeFrom(request, clientId),
+        ClosePipe: ({ producer, router }, { clientId }) =>
+          Effect.sync(() => {
+            const pipe = pipesIn.get(pipeKey(producer, router))
+            if (pipe !== undefined) releasePipe(pipe, clientId)
+          }),
+        PipeHold: (request, { clientId }) => PipeHold(request, clientId),
         Drain: () => drain
       })
     )

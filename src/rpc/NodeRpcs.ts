@@ -19,7 +19,15 @@
  *
  * An app that pipes a producer of another process into one of its Routers
  * (`pipeFromCluster`) asks the Router's Node for `PipeFrom`, then holds the pipe with
- * `PipeHold`: it learns when the pipe closes, and the pipe closes when it lets go.
+ * `PipeHold`: it learns when the pipe closes, and its hold goes when it lets go.
+ *
+ * Routers and pipes on a Node are shared between its clients (each RPC connection is one):
+ * a Worker has at most one Router per set of settings, and a Router one pipe per producer,
+ * whoever asks (a mediasoup Worker carries a producer id once). Each client holds what it
+ * asked for (`CreateRouter`, `PipeFrom`, `PipeHold`) until it lets go (`CloseRouter`,
+ * `ClosePipe`, the end of its `PipeHold`, its disconnect: the end of its last `Notices`
+ * stream); an object closes when its last holder lets go, so no client sees a Router or pipe
+ * close because another let go.
  *
  * @module
  */
@@ -178,8 +186,17 @@ const ObjectKind = Schema.Literal("transport", "producer", "consumer")
 
 /** Something that happened on the Node on its own, for its clients' proxies. */
 export const NodeNotice = Schema.Union(
-  /** An object closed (on request or not: its transport, Router, Worker or producer went). */
-  Schema.TaggedStruct("Closed", { what: ObjectKind, id: ObjectId }),
+  /**
+   * An object closed (on request or not: its transport, Router, Worker or producer went).
+   * A consumer's `reason` says why when it did not close on request: `transportclose` (its
+   * transport, Router or Worker closed: the transport's own `Closed` follows at once) or
+   * `producerclose` (its producer closed).
+   */
+  Schema.TaggedStruct("Closed", {
+    what: ObjectKind,
+    id: ObjectId,
+    reason: Schema.optional(Schema.Literal("transportclose", "producerclose"))
+  }),
   /** A consumer's producer was paused or resumed. */
   Schema.TaggedStruct("ProducerPaused", { consumer: ObjectId, paused: Schema.Boolean }),
   Schema.TaggedStruct("WorkerDied", { worker: WorkerId, reason: Schema.String }),
@@ -200,7 +217,17 @@ export class NodeRpcs extends RpcGroup.make(
   Rpc.make("NodeInfo", { success: NodeInfo }),
   call("StartWorker", { settings: RemoteWorkerSettings }, WorkerInfo),
   call("CloseWorker", { worker: WorkerId }, Schema.Void),
+  /**
+   * A Router on the Worker for the client (its connection): the Worker's Router with these
+   * settings when it has one (made for another client, say: a Worker has at most one per set
+   * of settings, shared), else a new one. The client holds it until `CloseRouter` or its
+   * disconnect (the end of its last `Notices` stream).
+   */
   call("CreateRouter", { worker: WorkerId, settings: RemoteRouterSettings }, RouterData),
+  /**
+   * The client lets go of its Router: its transports there and its holds on the pipes into it
+   * go; the Router closes when its last holder lets go (other clients' keep it meanwhile).
+   */
   call("CloseRouter", { router: RouterId }, Schema.Void),
   call(
     "CreateWebRtcTransport",
@@ -267,6 +294,10 @@ export class NodeRpcs extends RpcGroup.make(
     { what: Schema.Literal("producer", "consumer"), id: ObjectId, paused: Schema.Boolean },
     Schema.Void
   ),
+  /**
+   * What happens on the Node on its own. The end of a client's last `Notices` stream (its
+   * connection closed) lets go of everything it held (see `CreateRouter`, `PipeFrom`).
+   */
   Rpc.make("Notices", { success: NodeNotice, stream: true }),
   call("PipeOpen", { router: RouterId, enableSrtp: Schema.Boolean }, PipeEnd),
   call(
@@ -295,6 +326,12 @@ export class NodeRpcs extends RpcGroup.make(
     error: NodeError,
     stream: true
   }),
+  /**
+   * Pipes the producer into `to` for the client, which holds the pipe until `ClosePipe`,
+   * the end of its `PipeHold`, `CloseRouter` of `to`, or its disconnect. When `to` receives
+   * the producer already (another client's pipe), that pipe's data: one pipe per producer
+   * and Router, shared by its holders.
+   */
   call(
     "PipeFrom",
     {
@@ -307,12 +344,13 @@ export class NodeRpcs extends RpcGroup.make(
     },
     PipeData
   ),
+  /** The client lets go of its hold on the pipe; the pipe closes when its last holder lets go. */
   call("ClosePipe", { producer: ProducerId, router: RouterId }, Schema.Void),
   /**
-   * Holds a pipe made by `PipeFrom` into `router` for the client that asked for it (an app's
+   * Holds a pipe made by `PipeFrom` into `router` for the client (an app's
    * `pipeFromCluster`): the pipe producer's state now, then its pauses and resumes; the
-   * stream ends when the pipe closes (its origin went). When the client lets go (it closed
-   * its end, or died), the pipe closes here.
+   * stream ends when the pipe closes (its origin went, or its last holder let go). When the
+   * client lets go (it closed its end, or died), its hold goes, and the pipe with the last.
    */
   Rpc.make("PipeHold", {
     payload: { producer: ProducerId, router: RouterId },

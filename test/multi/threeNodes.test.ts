@@ -7,10 +7,15 @@
  * transports, until A is over the watermark: the core, on the loads the Tracker (the Redis
  * `NodeRegistry`) holds, delegates them to B and C; the RTP reaches the consumers there
  * across PipeTransports between the processes (SRTP on). Then a second app process
- * (`fixtures/secondApp.ts`) finds the producer in the Index, pipes it into its own Mafalda
- * Router (`pipeFromCluster`) and consumes it: RTP there too. Closing the producer closes
- * every consumer of it, in both apps, with `producerclose`. Afterwards no process, Worker,
- * Redis key of the prefix or listening socket is left.
+ * (`fixtures/secondApp.ts`, with the first app's costs) finds the producer in the Index,
+ * pipes it into its own Mafalda Router (`pipeFromCluster`) and consumes it on B or C, where
+ * the first app piped it already: both apps' Routers there are the one Router of that
+ * Worker, with one pipe into it, and RTP reaches both apps' consumers; the first app closing
+ * its consumer transports there (its scale-down then lets go of its pipe and Router) does
+ * not stop the second app's RTP; the Router closes when the second app, its last holder,
+ * goes. Closing the producer closes every consumer of it, in both apps, with
+ * `producerclose`. Afterwards no process, Worker, Redis key of the prefix or listening
+ * socket is left.
  *
  * Also: the origin's Node killed closes the second app's pipe (`originclose`) and consumer
  * (`producerclose`); and without cluster mode, `mafalda.index` answers for the instance's
@@ -88,7 +93,13 @@ const bundleSecondApp = (): Promise<string> => {
   return bundledApp
 }
 
-const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix, closePipe = false) => {
+const spawnSecondApp = async (
+  producer: string,
+  node: string,
+  onPrefix = prefix,
+  closePipe = false,
+  full?: { readonly sharedNodes: ReadonlyArray<string> }
+) => {
   const child = spawn(process.execPath, [await bundleSecondApp()], {
     cwd: root,
     env: {
@@ -100,9 +111,11 @@ const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix,
       MAFALDA_TEST_PRODUCER: producer,
       MAFALDA_TEST_NODE: node,
       MAFALDA_TEST_CLOSE_PIPE: closePipe ? "1" : "0",
+      MAFALDA_TEST_FULL: full === undefined ? "0" : "1",
+      MAFALDA_TEST_SHARED_NODES: full?.sharedNodes.join(",") ?? "",
       MAFALDA_TEST_SPAWNED_AT: String(Date.now())
     },
-    stdio: ["ignore", "pipe", "pipe"]
+    stdio: [full === undefined ? "ignore" : "pipe", "pipe", "pipe"]
   })
   apps.push(child)
   const events: Array<{ readonly event: string } & Record<string, unknown>> = []
@@ -131,7 +144,9 @@ const spawnSecondApp = async (producer: string, node: string, onPrefix = prefix,
       }
       return found
     })
-  return { child, events, output, exited, next }
+  /** A line on its stdin (a full second app waits for one before `received-again`). */
+  const proceed = () => void child.stdin?.write("go\n")
+  return { child, events, output, exited, next, proceed }
 }
 
 /** The packets of `receiver` since `before` that carry indexes [first, first + count) intact. */
@@ -217,7 +232,12 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         const { registry, index } = yield* clusterStore(prefix)
 
         // The app: its one Worker full after one transport (never sampled: it stays full).
-        const { mafalda, closeApp } = yield* fullClusterApp({ secret, prefix, node: "app-1" })
+        const { mafalda, closeApp } = yield* fullClusterApp({
+          secret,
+          prefix,
+          node: "app-1",
+          options: { idleGraceMillis: 1000 }
+        })
         const appRecord = (yield* registry.nodes).find((n) => n.node === "app-1")
         expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeA), 3000)).toBe(true)
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
@@ -351,12 +371,16 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         )
         for (const n of intact) expect(n).toBeGreaterThanOrEqual(98)
 
-        // The second app: the Index answers there; it consumes the producer through its own
-        // Mafalda Router. RTP is sent meanwhile.
+        // The second app, with the first app's costs: its own Worker full after one
+        // transport, its consumer transports on other Nodes until one lands on B or C, where
+        // the first app piped the producer already. The Index answers there; it consumes the
+        // producer through its own Mafalda Router. RTP is sent meanwhile.
         const t0 = Date.now()
         const mark = (what: string) =>
           console.log(`${what}: ${Date.now() - t0} ms after the second app started`)
-        const second = yield* Effect.promise(() => spawnSecondApp(producer.id, "app-2"))
+        const second = yield* Effect.promise(() =>
+          spawnSecondApp(producer.id, "app-2", prefix, false, { sharedNodes: [nodeB, nodeC] })
+        )
         let next = 100
         const feeding = yield* Effect.suspend(() => {
           const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
@@ -364,6 +388,9 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
           next++
           return sent
         }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+        const app1Befores = yield* Effect.forEach(egresses, (e) =>
+          Effect.map(e.receiver.packets, (p) => p.length)
+        )
         const consuming = yield* second.next("consuming", 30_000)
         mark(`consuming (its steps, ms since it started: ${JSON.stringify(consuming.timings)})`)
         expect(consuming.unknown).toMatchObject({
@@ -376,28 +403,93 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         expect(consuming.canConsume).toBe(true)
         const app2Record = (yield* registry.nodes).find((n) => n.node === "app-2")
         expect(app2Record).toBeDefined()
+        const app2Consumers = consuming.consumers as Array<{ node: string; router?: string; ssrc: number }>
+        console.log(
+          `second app: pipe into ${(consuming.pipe as { node: string }).node}, its consumer transports on ${app2Consumers
+            .map((c) => c.node)
+            .join(", ")}`
+        )
+        // One of them on B or C, in the very Router the first app's consumers there use (one
+        // Router per Worker and settings, shared), which receives the producer through the
+        // first app's pipe: no second pipe into it.
+        const sharedIndex = app2Consumers.findIndex((c) => c.node === nodeB || c.node === nodeC)
+        expect(sharedIndex).toBeGreaterThanOrEqual(0)
+        const shared = app2Consumers[sharedIndex]!
+        const sharedNode = NodeId.make(shared.node)
+        const app1There = egresses.filter((e) => e.node === sharedNode)
+        expect(app1There.length).toBeGreaterThan(0)
+        for (const e of app1There)
+          expect((e.transport as unknown as RemoteTransport).routerId).toBe(shared.router)
+        const clientShared = sharedNode === nodeB ? clientB : clientC
+        const infoShared = yield* clientShared.NodeInfo()
+        expect(infoShared.pipes).toBe((sharedNode === nodeB ? infoB : infoC).pipes)
+        const app2There = app2Consumers.filter((c) => c.node === sharedNode).length
+        expect(infoShared.transports).toBe(app1There.length + app2There)
+
+        // RTP at both apps' consumers.
         const received = yield* second.next("received", 30_000)
         console.log(
-          `second app: pipe into ${(consuming.pipe as { node: string }).node}, consumer's transport on ${consuming.transportNode}, ${received.intact} packets of the producer received`
+          `second app: packets of the producer received per consumer: ${JSON.stringify(received.perConsumer)}`
         )
-        expect(received.intact).toBeGreaterThanOrEqual(40)
+        for (const n of received.perConsumer as Array<number>) expect(n).toBeGreaterThanOrEqual(40)
+        const app1Since = yield* Effect.forEach(egresses, (e, i) =>
+          Effect.map(e.receiver.packets, (p) => p.length - app1Befores[i]!)
+        )
+        for (const n of app1Since) expect(n).toBeGreaterThanOrEqual(40)
+
+        // The first app closes its consumer transports there; its scale-down lets go of its
+        // pipe and Router there (its idle grace is 1 s): the second app's RTP goes on.
+        for (const e of app1There) e.transport.close()
+        const sharedRouter = shared.router as never
+        expect(yield* until(() => !HashMap.has(mafalda.snapshot().routers, sharedRouter), 10_000)).toBe(true)
+        mark("app-1 let go of the shared Router")
+        const afterRelease = yield* clientShared.NodeInfo()
+        expect(afterRelease.transports).toBe(app2There)
+        expect(afterRelease.pipes).toBe(infoShared.pipes)
+        // Another client of that Node asking for a Router there with these settings gets the
+        // same; letting go of it leaves it to the second app.
+        expect(afterRelease.workers.length).toBe(1)
+        const sharedWorker = afterRelease.workers[0]!.id
+        const third = yield* clientShared.CreateRouter({
+          worker: sharedWorker,
+          settings: { mediaCodecs: [opus] }
+        })
+        expect(third.id).toBe(shared.router)
+        yield* clientShared.CloseRouter({ router: third.id })
+        second.proceed()
+        const again = yield* second.next("received-again", 30_000)
+        console.log(
+          `second app, after app-1 let go of the shared Router: packets received per consumer: ${JSON.stringify(again.perConsumer)}`
+        )
+        for (const n of again.perConsumer as Array<number>) expect(n).toBeGreaterThanOrEqual(40)
         yield* Fiber.interrupt(feeding)
 
         // The producer closes: every consumer of it, in both apps, closes with producerclose.
-        const consumerEvents = egresses.map((e) =>
-          recordEvents(e.consumer, ["producerclose", "transportclose"])
-        )
+        const open = egresses.filter((e) => !app1There.includes(e))
+        const consumerEvents = open.map((e) => recordEvents(e.consumer, ["producerclose", "transportclose"]))
         producer.close()
-        expect(yield* until(() => egresses.every((e) => e.consumer.closed), 5000)).toBe(true)
+        expect(yield* until(() => open.every((e) => e.consumer.closed), 5000)).toBe(true)
         for (const seen of consumerEvents) expect(seen).toEqual(["producerclose", "observer:close"])
         mark("producer closed, app-1's consumers closed")
         const closed = yield* second.next("closed", 20_000)
-        mark("app-2's consumer closed")
-        expect(closed.consumerEvents).toEqual(["producerclose", "observer:close"])
+        mark("app-2's consumers closed")
+        for (const seen of closed.perConsumer as Array<Array<string>>) {
+          expect(seen).toEqual(["producerclose", "observer:close"])
+        }
         expect(closed.pipeEvents).toEqual(["originclose", "observer:close"])
         yield* second.next("exit", 20_000)
         expect(yield* Effect.promise(() => second.exited)).toBe(0)
         mark("app-2 exited")
+        // Its last holder gone (the second app's connection ended), the shared Router closed:
+        // asking again makes a new one (closed when this client lets go).
+        const afterExit = yield* until(async () => {
+          const r = await Effect.runPromise(
+            clientShared.CreateRouter({ worker: sharedWorker, settings: { mediaCodecs: [opus] } })
+          )
+          await Effect.runPromise(clientShared.CloseRouter({ router: r.id }))
+          return r.id !== shared.router
+        }, 5000)
+        expect(afterExit).toBe(true)
         expect(
           yield* until(
             async () => (await Effect.runPromise(index.find(producer.id as never))).pipe(Option.isNone),
