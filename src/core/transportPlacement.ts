@@ -27,7 +27,9 @@
  *
  * In order, from the Node that received the request:
  *  1. a Router the room already uses on this Node whose Worker fits, the most projected
- *     Worker first (the room stays together while its Workers can hold its fan-out);
+ *     Worker first (the room stays together while its Workers can hold its fan-out); a Router
+ *     it registered once and has nothing on any more (its members left, or consolidation moved
+ *     them off) is not among them, so that its Worker can close;
  *  2. a Router the room already uses on another `up` Node whose Worker fits: `Delegate` there;
  *  3. on this Node, the busiest Worker (projected load) that holds the rest of the room, so
  *     that a room opens where it can grow; a room without a hint that spreads (it uses Routers
@@ -244,6 +246,16 @@ const onWorker = (m: MafaldaRouter, worker: ClusterWorker): TransportPlacement =
       })
 }
 
+/**
+ * Whether the room has something on its Router of this Worker (a transport, a producer, a pipe,
+ * a consumer): a Router it registered once and emptied since (its members left, or were moved
+ * off by consolidation) is not its own for steps 1 and 2, so that the Worker can close.
+ */
+const holdsRoom = (snapshot: ClusterSnapshot, m: MafaldaRouter, worker: ClusterWorker): boolean => {
+  const router = roomRouterOn(m, worker)
+  return router !== undefined && HashMap.has(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)
+}
+
 /** The live Workers of a Node with the room's worker settings that fit its transport. */
 const fittingOn = (
   snapshot: ClusterSnapshot,
@@ -258,7 +270,7 @@ const fittingOn = (
   for (const id of node.workers) {
     const worker = lookup(snapshot.workers, id)
     if (worker === undefined || !worker.alive || worker.settings !== m.workerSettings) continue
-    if (ownOnly && roomRouterOn(m, worker) === undefined) continue
+    if (ownOnly && !holdsRoom(snapshot, m, worker)) continue
     const st = stand(snapshot, options, m, projection, worker, cache)
     if (st.fits) out.push(st)
   }
@@ -327,6 +339,7 @@ const ownElsewhere = (
   for (const id of m.routers) {
     const worker = workerOfRouter(snapshot, id)
     if (worker === undefined || !worker.alive || worker.node === request.node) continue
+    if (!HashMap.has(lookup(snapshot.routers, id)?.rooms ?? HashMap.empty(), m.id)) continue
     if (lookup(snapshot.nodes, worker.node)?.state !== "up") continue
     const st = stand(snapshot, options, m, projection, worker, cache)
     if (st.preferred && (best === undefined || moreProjected(st, best))) best = st

@@ -79,8 +79,11 @@ interface LocalChoice {
   readonly router: RouterId | undefined
 }
 
+/** The room has something on its Router of this Worker (a Router it emptied since is not its own). */
 const usesWorker = (s: ClusterSnapshot, m: MafaldaRouter, w: ClusterWorker): boolean =>
-  [...HashMap.values(s.routers)].some((r) => r.worker === w.id && contains(m.routers, r.id))
+  [...HashMap.values(s.routers)].some(
+    (r) => r.worker === w.id && contains(m.routers, r.id) && HashMap.has(r.rooms, m.id)
+  )
 
 /** Step 1 on one Node: the room's own Router whose Worker fits, most projected first. */
 export const oracleOwn = (
@@ -203,7 +206,7 @@ export const oracleTransportPlacement = (
   }
   // Step 2: the room's Routers on other up Nodes whose Workers fit, most projected first.
   const elsewhere = [...HashMap.values(s.routers)]
-    .filter((r) => contains(m.routers, r.id))
+    .filter((r) => contains(m.routers, r.id) && HashMap.has(r.rooms, m.id))
     .flatMap((r) => {
       const w = lookup(s.workers, r.worker)
       if (w === undefined || !w.alive || w.node === request.node) return []

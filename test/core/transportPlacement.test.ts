@@ -99,6 +99,16 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     expect(decide(reserved)).toEqual(use("r1", "w1", "n1", false))
   })
 
+  it("1. passes by a Router the room registered once and has nothing on any more", () => {
+    const s = cluster(
+      ...workerWithRouter("w1", "r1", "n1"),
+      ev.registered("m1", "r1"),
+      ev.load("w1", 40, 1),
+      usedWorker("w2", "r2", "n1", 20)
+    )
+    expect(decide(s)).toEqual(use("r2", "w2", "n1", false))
+  })
+
   it("1. breaks ties between equally loaded Workers by the smaller Worker id", () => {
     const s = cluster(usedWorker("wb", "rb", "n1", 30), usedWorker("wa", "ra", "n1", 30))
     expect(decide(s)).toEqual(use("ra", "wa", "n1", false))
