@@ -31,13 +31,6 @@ import { type RemoteObject, type RemoteSession, RemoteTransport } from "./Remote
 /** How long closing waits for the closes sent to other Nodes. */
 const closeTimeoutMillis = 2000
 
-/**
- * How long a consumer's close on its Node waits at most for the next notice (its
- * transport's, when both close together) before it counts as its producer's
- * (`producerclose`).
- */
-const consumerCloseGraceMillis = 250
-
 /** How long a Worker `carryOut` started is left out of the syncs if the snapshot never learns of it. */
 const startedHereMillis = 10_000
 
@@ -77,8 +70,6 @@ const toWorkerError = (operation: string) => (e: unknown) =>
 interface Session extends RemoteSession {
   readonly objects: Map<string, { readonly object: RemoteObject; readonly worker?: WorkerId }>
   /** Consumers closed on the Node whose close is held back until the next notice (`onNotice`). */
-  readonly heldCloses: Set<RemoteObject>
-  closesTimer: ReturnType<typeof setTimeout> | undefined
 }
 
 const make = (options: ClusterDelegationOptions) =>
@@ -105,40 +96,22 @@ const make = (options: ClusterDelegationOptions) =>
     const startingOn = new Map<NodeId, number>()
     const startedHere = new Map<WorkerId, number>()
 
-    /** The consumer closes held back (see `onNotice`), told now: each closes alone unless closed meanwhile. */
-    const flushCloses = (session: Session) => {
-      if (session.closesTimer !== undefined) clearTimeout(session.closesTimer)
-      session.closesTimer = undefined
-      const held = Array.from(session.heldCloses)
-      session.heldCloses.clear()
-      for (const object of held) object.closedByNode()
-    }
-
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
       const all = Array.from(session.objects.values())
       session.objects.clear()
       for (const { object } of all) object.lost("node")
-      flushCloses(session)
     }
 
     const onNotice = (session: Session, notice: NodeNotice, at: number) => {
-      // A consumer closed on its Node alone (its producer went), or with its transport (its
-      // Worker died, say: the Node tells of the consumers first, then of the transport, in
-      // one go). So a consumer's close is held back until the next notice that is not
-      // another consumer's close has been handled (or `consumerCloseGraceMillis` passed):
-      // by then, in the second case, it has closed with its transport (`transportclose`, as
-      // in mediasoup, and a relocation re-makes it); in the first, it goes then.
-      if (notice._tag === "Closed" && notice.what === "consumer") {
-        const entry = session.objects.get(notice.id)
+      // A consumer that closed with its transport (its Worker died, say): the transport's own
+      // `Closed` follows at once and closes it with `transportclose`, as in mediasoup (and a
+      // relocation re-makes it). Any other close of a consumer (its producer went) is told now.
+      if (notice._tag === "Closed" && notice.what === "consumer" && notice.reason === "transportclose") {
         session.objects.delete(notice.id)
-        if (entry === undefined) return
-        session.heldCloses.add(entry.object)
-        session.closesTimer ??= setTimeout(() => flushCloses(session), consumerCloseGraceMillis).unref()
         return
       }
       handleNotice(session, notice, at)
-      if (session.heldCloses.size > 0) flushCloses(session)
     }
 
     const handleNotice = (session: Session, notice: NodeNotice, at: number) => {
@@ -174,8 +147,6 @@ const make = (options: ClusterDelegationOptions) =>
           node,
           client,
           objects: new Map(),
-          heldCloses: new Set(),
-          closesTimer: undefined,
           run: <A>(call: (c: NodeClient) => unknown) =>
             Runtime.runPromiseExit(runtime)(call(client) as Effect.Effect<A, unknown>).then((exit) => {
               if (Exit.isSuccess(exit)) return exit.value

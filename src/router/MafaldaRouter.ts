@@ -819,7 +819,7 @@ export class MafaldaRouter<AppData extends types.AppData = types.AppData> extend
         // Workers when they have room, else on another Node's, never on a Worker of the
         // origin's Node (a mediasoup Worker carries a producer id once: the origin's Worker
         // has it). Workers of other Nodes may carry it too, piped there by the origin's app:
-        // the Node then refuses the pipe.
+        // the Node then shares that pipe (and its Router) with this app.
         const workersOf = (keep: (node: NodeId) => boolean): ReadonlyArray<WorkerId> =>
           Array.from(HashMap.values(ctx.store.current().workers)).flatMap((w) => (keep(w.node) ? [w.id] : []))
         const placeAvoiding = (avoid: ReadonlyArray<WorkerId>) =>
