@@ -240,13 +240,24 @@ const countRouterCached = (
  * changed. A Router's record is replaced whenever what a count reads of it changes: its
  * transports and carried producers are in it, and every change of a hop's consumers or
  * pipes on it also changes the room's share there (`rooms`, see the core's `applyEvent`).
- * A Router's carried set, walked once per set record, is kept as a list (see
- * `countRouterCached`).
+ * A Router's carried set, walked once per set record, is kept as a list of entries, one
+ * per producer shared by every list it is in (see `countRouterCached`).
  */
 export class WorkerStatsCache {
   private readonly cache = new Map<WorkerId, WorkerStat>()
   private readonly routers = new WeakMap<ClusterRouter, RouterCount>()
   private readonly carried = new WeakMap<HashSet.HashSet<ProducerId>, ReadonlyArray<CarriedEntry>>()
+  /** One entry per producer, shared by the lists of every Router that carries it. */
+  private readonly producers = new Map<ProducerId, CarriedEntry>()
+
+  private entry(id: ProducerId): CarriedEntry {
+    let entry = this.producers.get(id)
+    if (entry === undefined) {
+      entry = { id, tree: undefined, kind: undefined }
+      this.producers.set(id, entry)
+    }
+    return entry
+  }
 
   constructor(
     private readonly costs: Costs,
@@ -285,7 +296,7 @@ export class WorkerStatsCache {
         if (rc === undefined) {
           let entries = this.carried.get(router.carried)
           if (entries === undefined) {
-            entries = Array.from(router.carried, (id) => ({ id, tree: undefined, kind: undefined }))
+            entries = Array.from(router.carried, (id) => this.entry(id))
             this.carried.set(router.carried, entries)
           }
           rc = countRouterCached(snapshot, router, entries, this.costs, this.factors)
@@ -303,8 +314,12 @@ export class WorkerStatsCache {
     if (stat !== undefined) stat.ref = worker
   }
 
-  /** Forgets Workers that are gone. */
+  /** Forgets Workers that are gone (and, now and then, producers that are). */
   prune(snapshot: ClusterSnapshot): void {
     for (const id of this.cache.keys()) if (!HashMap.has(snapshot.workers, id)) this.cache.delete(id)
+    if (this.producers.size > 2 * HashMap.size(snapshot.producers) + 1024) {
+      for (const id of this.producers.keys())
+        if (!HashMap.has(snapshot.producers, id)) this.producers.delete(id)
+    }
   }
 }

@@ -5,10 +5,11 @@
  * carry the producer yet get a pipe from the producer's origin.
  */
 import { HashMap } from "effect"
-import type { RouterId, SettingsKey, WorkerId } from "../../core/Ids.js"
+import type { NodeId, RouterId, SettingsKey, WorkerId } from "../../core/Ids.js"
 import { lookup } from "../../core/Snapshot.js"
 import type { PolicyCluster, Slot } from "../Cluster.js"
 import type { Participant, ProducerRef, Room } from "../Rooms.js"
+import type { WorkerStat } from "../WorkerStats.js"
 
 export const roomSettings = (room: Room): SettingsKey => `r${room.index}` as SettingsKey
 
@@ -28,12 +29,22 @@ export const roomRouterOn = (
   return { router, created: true }
 }
 
-/** The slot with the lowest score on an up Node (lowest index on ties). */
+/**
+ * The slot with the lowest score on an up Node (lowest index on ties). A Node's slots are
+ * next to each other: whether it is up is looked up once for them all (`score` changes
+ * nothing).
+ */
 export const bestSlot = (cluster: PolicyCluster, score: (slot: Slot) => number): Slot | undefined => {
   let best: Slot | undefined
   let bestScore = Number.POSITIVE_INFINITY
+  let node: NodeId | undefined
+  let up = false
   for (const slot of cluster.slots) {
-    if (!cluster.nodeUp(slot.node)) continue
+    if (slot.node !== node) {
+      node = slot.node
+      up = cluster.nodeUp(node)
+    }
+    if (!up) continue
     const s = score(slot)
     if (s < bestScore) {
       best = slot
@@ -42,6 +53,13 @@ export const bestSlot = (cluster: PolicyCluster, score: (slot: Slot) => number):
   }
   return best
 }
+
+/**
+ * What the live Worker of a slot carries, or undefined when it has none yet (or it died):
+ * `workerStat(slotLiveWorker(...))` in one look-up.
+ */
+export const slotStat = (cluster: PolicyCluster, slot: Slot): WorkerStat | undefined =>
+  slot.worker === null ? undefined : cluster.workerStat(slot.worker)
 
 /** The live Worker of a slot, or undefined when it has none yet (or it died). */
 export const slotLiveWorker = (cluster: PolicyCluster, slot: Slot): WorkerId | undefined =>

@@ -7,15 +7,14 @@
  */
 import type { RouterId, WorkerId } from "../../core/Ids.js"
 import { lookup } from "../../core/Snapshot.js"
-import type { PolicyCluster } from "../Cluster.js"
-import { bestSlot, roomRouterOn, roomSettings, slotLiveWorker } from "./common.js"
+import type { PolicyCluster, Slot } from "../Cluster.js"
+import { bestSlot, roomRouterOn, roomSettings, slotStat } from "./common.js"
 import type { SimPolicy } from "./Policy.js"
 
 export const leastLoadedPolicy = (cluster: PolicyCluster): SimPolicy => {
   const routersOf = (data: unknown): Map<WorkerId, RouterId> => data as Map<WorkerId, RouterId>
-  const score = (worker: WorkerId | undefined): number => {
-    if (worker === undefined) return 0
-    const st = cluster.workerStat(worker)
+  const score = (slot: Slot): number => {
+    const st = slotStat(cluster, slot)
     return st === undefined ? 0 : 10 * st.transports + 5 * st.producers + 2 * (st.consumers + st.pipesOut)
   }
   return {
@@ -27,7 +26,7 @@ export const leastLoadedPolicy = (cluster: PolicyCluster): SimPolicy => {
     join(p) {
       p.extra = new Map()
       if (!p.publisher) return true
-      const slot = bestSlot(cluster, (s) => score(slotLiveWorker(cluster, s)))
+      const slot = bestSlot(cluster, score)
       if (slot === undefined) return false
       const { router } = roomRouterOn(cluster, p.room, routersOf(p.room.data), cluster.slotWorker(slot))
       p.transport = cluster.createTransport(p.room, router)

@@ -8,7 +8,7 @@ import { HashMap } from "effect"
 import type { RouterId, WorkerId } from "../../core/Ids.js"
 import { lookup } from "../../core/Snapshot.js"
 import type { PolicyCluster } from "../Cluster.js"
-import { bestSlot, consumeOnOwnRouter, roomRouterOn, roomSettings, slotLiveWorker } from "./common.js"
+import { bestSlot, consumeOnOwnRouter, roomRouterOn, roomSettings, slotStat } from "./common.js"
 import type { SimPolicy } from "./Policy.js"
 
 interface MeshRoom {
@@ -49,7 +49,7 @@ export const meshPolicy = (cluster: PolicyCluster, peersPerRouter: number): SimP
       ) {
         router = current
       } else {
-        const slot = bestSlot(cluster, (s) => peers(slotLiveWorker(cluster, s)))
+        const slot = bestSlot(cluster, (s) => slotStat(cluster, s)?.transports ?? 0)
         if (slot === undefined) return false
         const got = roomRouterOn(cluster, room, data.byWorker, cluster.slotWorker(slot))
         router = got.router
