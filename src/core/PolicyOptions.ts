@@ -143,6 +143,13 @@ export const PolicyOptions = Schema.Struct({
     exact: true,
     default: () => 8
   }),
+  /**
+   * Consolidation empties only a Worker with at most this many transports: each move is a
+   * reconnect for a user, and a Worker with more is left to empty as its users leave (placement
+   * no longer counts a Router its room has emptied as the room's own). With 1 (the default),
+   * a Worker kept open by one user closes once that user moves.
+   */
+  consolidateMaxTransports: Schema.optionalWith(PositiveInt, { exact: true, default: () => 1 }),
   /** The most transports one relocation step moves (relocation and consolidation together). */
   maxMovesPerStep: Schema.optionalWith(PositiveInt, { exact: true, default: () => 8 }),
   /** Workers per Node and set of worker settings; by default the Node's CPU count. */

@@ -15,7 +15,8 @@
  *    before a new report says so);
  *  - `Drain`: every Worker of a draining Node moves its transports out;
  *  - `Consolidate`: when nothing else moves, one nearly idle Worker (measured and effective
- *    load under `consolidateBelow`) whose transports all fit on busier Workers under
+ *    load under `consolidateBelow`, at most `consolidateMaxTransports` transports on it: each
+ *    move is a reconnect) whose transports all fit on busier Workers under
  *    `watermark - scaleDownHysteresis` is emptied, so that scale-down can close it. All or
  *    nothing: a Worker is never half emptied.
  *
@@ -597,7 +598,11 @@ export const decideRelocations = (snapshot: ClusterSnapshot, options: PolicyOpti
       if (lookup(snapshot.nodes, w.node)?.state !== "up") return false
       if (workersOn(snapshot, w.node, w.settings).length <= options.warmWorkers) return false
       const n = transportsOn(snapshot, w)
-      return n > 0 && n <= options.maxMovesPerStep && closable(snapshot, w)
+      return (
+        n > 0 &&
+        n <= Math.min(options.maxMovesPerStep, options.consolidateMaxTransports) &&
+        closable(snapshot, w)
+      )
     })
     .sort((a, b) => effectiveLoad(a) - effectiveLoad(b) || byId(a, b))
   for (const w of candidates.slice(0, 3)) {

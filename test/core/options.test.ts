@@ -22,6 +22,7 @@ describe("makePolicyOptions: defaults", () => {
       roomGrowth: 0,
       relocateAbove: 92,
       consolidateBelow: 8,
+      consolidateMaxTransports: 1,
       maxMovesPerStep: 8,
       maxTreeDepth: 4,
       idleGraceMillis: 30_000,

@@ -279,8 +279,19 @@ describe("decideRelocations: Consolidate", () => {
       ev.load("w1", 2, 1),
       ev.load("w2", load2, 1)
     ])
-    return { s, options: opts({ warmWorkers: warm }) }
+    return { s, options: opts({ warmWorkers: warm, consolidateMaxTransports: 8 }) }
   }
+
+  it("empties only a Worker with at most consolidateMaxTransports transports (1 by default)", () => {
+    const { s } = idle(1)
+    const busier = apply(s, ev.load("w1", 3, 2))
+    // w2 (1 %) holds two transports: left to empty as its users leave, by default.
+    expect(decideRelocations(busier, opts())).toEqual([])
+    expect(decideRelocations(busier, opts({ consolidateMaxTransports: 2 }))).toHaveLength(2)
+    // w1 (2 %) holds one: it moves onto the busier w2 (30 %).
+    const moves = decideRelocations(idle(30).s, opts())
+    expect(moves.map((m) => [m.transport, m.reason])).toEqual([[tid("t1"), "Consolidate"]])
+  })
 
   it("empties a nearly idle Worker onto a busier one that stays under the watermark less the hysteresis", () => {
     const { s, options } = idle(30)
@@ -301,7 +312,9 @@ describe("decideRelocations: Consolidate", () => {
   it("keeps it when the others are near the watermark, when it is the warm Worker, or when turned off", () => {
     expect(decideRelocations(idle(55).s, idle(55).options)).toEqual([])
     expect(decideRelocations(idle(30, 2).s, idle(30, 2).options)).toEqual([])
-    expect(decideRelocations(idle(30).s, opts({ consolidateBelow: 0 }))).toEqual([])
+    expect(decideRelocations(idle(30).s, opts({ consolidateBelow: 0, consolidateMaxTransports: 8 }))).toEqual(
+      []
+    )
     // The less busy of two nearly idle Workers moves onto the busier one, never the other way.
     const { s, options } = idle(1)
     const moves = decideRelocations(apply(s, ev.load("w1", 3, 2)), options)
@@ -355,6 +368,7 @@ const relocationOptions = fc.record({
   relocateAbove: fc.constantFrom(20, 50, 92),
   plannedLimit: fc.constantFrom(10, 40, 85),
   consolidateBelow: fc.constantFrom(0, 8, 30, 50),
+  consolidateMaxTransports: fc.constantFrom(1, 2, 8),
   maxMovesPerStep: fc.integer({ min: 1, max: 8 })
 })
 
