@@ -3,7 +3,9 @@
  * kind, readable from every process of the cluster. An entry is written only for a Node
  * registered in the `NodeRegistry` (otherwise nothing would reap it), removed when the
  * producer closes, and removed with its Node, in the same script, when the Node is evicted
- * or deregisters (`src/layers/RedisScripts.ts`).
+ * or deregisters (`src/layers/RedisScripts.ts`). What this process wrote is kept in memory
+ * too (`RedisConnection.indexEntries`) until removed, so that its Node's registration writes
+ * it again once Redis lost it (a restart with nothing persisted, an eviction during an outage).
  *
  * @module
  */
@@ -35,27 +37,30 @@ const make = Effect.gen(function* () {
       )
 
   const service: IndexServiceShape = {
+    // Every entry is kept here too until it is removed (even when the write fails): the
+    // registry writes a Node's entries again when the Node registers anew (`RedisConnection`).
     add: (location) =>
-      redis
-        .script(indexAddScript, [
-          location.producer,
-          location.node,
-          location.mafaldaRouter,
-          encodeLocation(location)
-        ])
-        .pipe(
-          Effect.flatMap((reply) =>
-            reply === 1
-              ? Effect.void
-              : Effect.fail(
-                  new ClusterStoreError({
-                    operation: "indexAdd",
-                    message: `Node ${location.node} is not registered`
-                  })
-                )
-          )
-        ),
-    remove: (producer) => redis.script(indexRemoveScript, [producer]).pipe(Effect.asVoid),
+      Effect.suspend(() => {
+        const args = [location.producer, location.node, location.mafaldaRouter, encodeLocation(location)]
+        redis.indexEntries.set(location.producer, { node: location.node, args })
+        return redis.script(indexAddScript, args)
+      }).pipe(
+        Effect.flatMap((reply) =>
+          reply === 1
+            ? Effect.void
+            : Effect.fail(
+                new ClusterStoreError({
+                  operation: "indexAdd",
+                  message: `Node ${location.node} is not registered`
+                })
+              )
+        )
+      ),
+    remove: (producer) =>
+      Effect.suspend(() => {
+        redis.indexEntries.delete(producer)
+        return redis.script(indexRemoveScript, [producer])
+      }).pipe(Effect.asVoid),
     find: (producer) =>
       redis
         .command(["GET", keys.producer(p, producer)])

@@ -24,6 +24,7 @@ import {
 import { RedisConnection } from "./RedisConnection.js"
 import {
   deregisterScript,
+  indexAddScript,
   keys,
   nodesScript,
   pickScript,
@@ -94,15 +95,39 @@ const make = (options: NodeRegistryOptions) =>
         .script(nodesScript, ids)
         .pipe(Effect.flatMap((reply) => Effect.forEach(Array.isArray(reply) ? reply : [], toRecord)))
 
+    /**
+     * Writes again the Index entries of `node` this process wrote (and has not removed):
+     * each one checked still there right before its write, so that a producer removed
+     * meanwhile is not written back (its removal goes over the same connection, in order).
+     */
+    const republish = (node: string) =>
+      Effect.forEach(
+        [...redis.indexEntries].filter(([, entry]) => entry.node === node).map(([producer]) => producer),
+        (producer) =>
+          Effect.suspend(() => {
+            const entry = redis.indexEntries.get(producer)
+            return entry === undefined || entry.node !== node
+              ? Effect.void
+              : redis.script(indexAddScript, entry.args)
+          }),
+        { discard: true }
+      )
+
     const service: NodeRegistryShape = {
+      // A Node registering while its lease is alive starts again under the same id: a clean
+      // slate (the script drops its Index entries). One whose registration was lost (its
+      // lease ran out, or Redis restarted empty) is this process still serving: its Index
+      // entries written here are written again.
       register: (r) =>
-        redis
-          .script(registerScript, [
+        Effect.gen(function* () {
+          const wasAlive = (yield* redis.command(["EXISTS", keys.lease(p, r.node)])) === 1
+          yield* redis.script(registerScript, [
             r.node,
             JSON.stringify({ address: r.address, announcedIp: r.announcedIp, cpus: r.cpus }),
             leaseMillis
           ])
-          .pipe(Effect.asVoid),
+          if (!wasAlive) yield* republish(r.node)
+        }),
       report: (node, workers) =>
         redis
           .script(reportScript, [node, JSON.stringify(workers), leaseMillis])

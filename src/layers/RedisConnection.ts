@@ -29,9 +29,23 @@ export const luaScript = (name: string, lua: string): LuaScript => ({
   sha: createHash("sha1").update(lua).digest("hex")
 })
 
+/** An Index entry written over a connection: its Node and the `indexAdd` script's arguments. */
+export interface IndexEntry {
+  readonly node: string
+  readonly args: ReadonlyArray<string>
+}
+
 export interface RedisConnectionShape {
   /** The key prefix of the cluster (ends with `:`). */
   readonly prefix: string
+  /**
+   * The Index entries this process wrote over this connection and has not removed since, by
+   * producer (kept by `IndexServiceRedis`). Redis may lose them (a restart with nothing
+   * persisted): `NodeRegistryRedis` writes a Node's again when the Node registers anew after
+   * its registration was lost, whoever wrote them in this process (the Node's host or the
+   * app's Mafalda Routers).
+   */
+  readonly indexEntries: Map<string, IndexEntry>
   /** Runs one command. */
   readonly command: (args: ReadonlyArray<string>) => Effect.Effect<unknown, ClusterStoreError>
   /** Runs a script (`EVALSHA`, loading it on `NOSCRIPT`) with the prefix as its first argument. */
@@ -169,6 +183,6 @@ export const layer = (
           )
         })
 
-      return { prefix, command, script, subscribe }
+      return { prefix, indexEntries: new Map<string, IndexEntry>(), command, script, subscribe }
     })
   )
