@@ -45,10 +45,10 @@
  * sides' Worker ids and Router ids sort in the same order (the script starts its Workers Node
  * by Node), so any tie is broken alike.
  *
- * Every request reaches `n0`, as it does in production, where the Mafalda Router's Node
- * decides every placement (`Placement`'s `placeLocked`); the simulator's `mafalda` policy
- * sends a room's next request to the Node its last transport went to (`room.entry`), so the
- * test sets the room's entry to `n0` before each join: the same request on both sides.
+ * Every request reaches `n0`: in production the Mafalda Router's Node decides every
+ * placement (`Placement`'s `placeLocked`), and the simulator's `mafalda` policy decides each
+ * of a room's requests on the room's home Node (`room.entry`), the same rule; here every
+ * room's home is `n0`, as every Mafalda Router of the shell lives there.
  *
  * What it proves: for these requests, the shell and the simulator make the same decisions
  * through the same interpreter (`planTransportPlacement` following `Delegate`,
@@ -56,14 +56,9 @@
  * stay equal), with one difference, asserted as such: the shell's `ScaleDown` leaves an idle
  * Worker of another Node to that Node (`src/layers/ScaleDown.ts`), which the simulator closes.
  *
- * Two divergences are `it.fails` cases (each fails today; it passes once they agree):
- *  - that scale-down difference, compared in full;
- *  - where requests arrive: with the simulator's own entry rule (`room.entry`: the Node the
- *    room's last transport went to, `src/sim/policies/mafalda.ts`), the simulator's requests
- *    reach `n1` after the first `Delegate` and are decided there (no delegation recorded),
- *    and once members left `n0`, the next transport goes to `n1`'s Worker in the simulator
- *    and back to `n0`'s in the shell (transports 12 and 13 trade places), then scale-down
- *    differs.
+ * That difference is by design: a Node closes its own idle Workers (`NodeHost`'s idle
+ * grace), so the shell's scale-down leaves them alone; the simulator, which plays every
+ * Node, closes them with the same core decision.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, HashMap, Layer, TestClock } from "effect"
@@ -584,12 +579,8 @@ const closeAction = (labels: Labels, event: ClusterEvent): string => {
   }
 }
 
-/**
- * The script carried out by the simulator. `requests`: `entry` sends every request to the
- * first Node, as production does; `lastUsed` leaves the room's entry to the policy (the Node
- * its last transport went to).
- */
-const runSimulator = (steps: ReadonlyArray<Step>, requests: "entry" | "lastUsed"): Run => {
+/** The script carried out by the simulator, the room's requests going where its policy sends them. */
+const runSimulator = (steps: ReadonlyArray<Step>): Run => {
   const clock = new VirtualClock(0)
   const cluster = new RecordingSimCluster(policy, { audio: 1, video: 1 }, clock)
   for (const n of nodes) cluster.addNode(n.cpus)
@@ -612,6 +603,9 @@ const runSimulator = (steps: ReadonlyArray<Step>, requests: "entry" | "lastUsed"
     switch (step._tag) {
       case "Open": {
         const room = simRoom(step.room, rooms.size)
+        // Its home: the Node its Mafalda Router lives on, the app's (the policy would pick the
+        // first Node with room, as a simulated app would).
+        room.entry = entry
         rooms.set(step.room, room)
         sim.openRoom(room)
         break
@@ -621,8 +615,6 @@ const runSimulator = (steps: ReadonlyArray<Step>, requests: "entry" | "lastUsed"
         const p = simParticipant(step.who, room)
         people.set(step.who, p)
         room.members.push(p)
-        // The request reaches the first Node, as every request does in production.
-        if (requests === "entry") room.entry = entry
         const before = cluster.snapshot
         const handed = cluster.plans.length
         if (!sim.join(p)) {
@@ -732,7 +724,7 @@ describe("the shell and the simulator", () => {
   it.scoped("make the same decisions for the same requests, Delegate included", () =>
     Effect.gen(function* () {
       const production = yield* runShell(script, main.delegated)
-      const simulated = runSimulator(script, "entry")
+      const simulated = runSimulator(script)
       const shell = apart(production)
       const sim = apart(simulated)
 
@@ -791,27 +783,5 @@ describe("the shell and the simulator", () => {
       expect(calls("ClosePipe", "n2")).toBeGreaterThan(0)
       expect([calls("CloseRouter", "n1"), calls("CloseRouter", "n2")]).toEqual([1, 1])
     }).pipe(Effect.provide(main.layer))
-  )
-
-  const scaleDown = makeShell()
-  it.scoped.fails(
-    "DIVERGENCE: scale-down closes another Node's idle Worker in the simulator, the shell leaves it to that Node (src/layers/ScaleDown.ts:104-105)",
-    () =>
-      Effect.gen(function* () {
-        const production = yield* runShell(script, scaleDown.delegated)
-        const simulated = runSimulator(script, "entry")
-        expect(production.decisions).toEqual(simulated.decisions)
-      }).pipe(Effect.provide(scaleDown.layer))
-  )
-
-  const entries = makeShell()
-  it.scoped.fails(
-    "DIVERGENCE: the simulator's mafalda policy sends a room's next request to the Node its last transport went to (src/sim/policies/mafalda.ts:53,62), the shell decides every request on its own Node (src/layers/Placement.ts:110)",
-    () =>
-      Effect.gen(function* () {
-        const production = apart(yield* runShell(script, entries.delegated))
-        const simulated = apart(runSimulator(script, "lastUsed"))
-        expect(production.decisions).toEqual(simulated.decisions)
-      }).pipe(Effect.provide(entries.layer))
   )
 })

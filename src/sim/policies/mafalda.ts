@@ -11,9 +11,11 @@
  * the Mafalda Router's hint (`MafaldaRouterCreated.hint`), as an app that knows its rooms'
  * capacity would give them.
  *
- * The request reaches the Node the room last used (its entry); a new room's first request
- * reaches the first Node with room in the simulator's tracker index (Nodes in order, so
- * rooms fill Nodes one after another).
+ * Each request of a room is decided on the room's home Node (its entry), as production
+ * decides each request of a Mafalda Router on the Node it lives on, delegating to another
+ * Node when the home has no room; a room's home is the first Node with room in the
+ * simulator's tracker index when it opens (Nodes in order, so rooms fill Nodes one after
+ * another), or when its home failed.
  */
 import { Either } from "effect"
 import { decideConsumerPlacement } from "../../core/consumerPlacement.js"
@@ -50,7 +52,14 @@ export const mafaldaPolicy = (cluster: PolicyCluster): SimPolicy => {
     },
     join(p) {
       const room = p.room
-      const entry = room.entry ?? cluster.nodesWithRoom(1)[0] ?? cluster.nodes[0]!.id
+      // The room's home: the Node its Mafalda Router lives on, which decides each of the
+      // room's requests (as production's Placement decides on its own Node), delegating when
+      // it has no room. A room opens on the first Node with room; a room whose home failed
+      // gets a new one.
+      if (room.entry === null || !cluster.nodeUp(room.entry)) {
+        room.entry = cluster.nodesWithRoom(1)[0] ?? cluster.nodes[0]!.id
+      }
+      const entry = room.entry
       const snapshot = cluster.snapshot
       const plan = cluster.decide(() =>
         planTransportPlacement(snapshot, options, { node: entry, mafaldaRouter: room.id })
@@ -59,7 +68,6 @@ export const mafaldaPolicy = (cluster: PolicyCluster): SimPolicy => {
       const router = cluster.carryOut(plan.right)
       p.transport = cluster.createTransport(room, router)
       p.router = router
-      room.entry = plan.right.node
       room.nodes.add(plan.right.node)
       return true
     },
