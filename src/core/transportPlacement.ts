@@ -198,6 +198,10 @@ const stand = (
   cache: Projections
 ): Standing => {
   const load = effectiveLoad(worker)
+  // At or over the watermark nothing fits, and every caller reads a standing only when it
+  // fits: its costs and projection are not worked out (`projected` is left at the load).
+  if (load >= options.watermark)
+    return { worker, projected: load, fits: false, preferred: false, holdsRest: false }
   const cost = placementCost(snapshot, options, m, projection, worker)
   const projected = projectedLoad(snapshot, options, worker, cache)
   // What the other rooms on the Worker will still grow by is theirs: the watermark bounds
