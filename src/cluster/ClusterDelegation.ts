@@ -125,6 +125,9 @@ const make = (options: ClusterDelegationOptions) =>
         case "ProducerPaused":
           session.objects.get(notice.consumer)?.object.producerPaused?.(notice.paused)
           return
+        case "TransportState":
+          session.objects.get(notice.transport)?.object.stateChanged?.(notice)
+          return
         case "WorkerDied":
           // Recorded with the next sync: no placement on it meanwhile (the registry would
           // tell only after its next report and a grace period).

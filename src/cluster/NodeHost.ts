@@ -44,7 +44,7 @@ import {
   type ProducerData,
   UnknownObjectError
 } from "../rpc/NodeRpcs.js"
-import type { RtpParameters } from "../rpc/schemas.js"
+import type { RtpParameters, Stats, TransportState, TransportTuple } from "../rpc/schemas.js"
 import type { NodeHandlers } from "../rpc/transport.js"
 import { IndexService, type ProducerLocation } from "../services/IndexService.js"
 import { LocalMediasoup } from "../services/LocalMediasoup.js"
@@ -420,8 +420,48 @@ const make = (options: NodeHostOptions) =>
         transports.delete(transport.id)
         notify({ _tag: "Closed", what: "transport", id: transport.id })
       })
+      if (kind === "webrtc") forwardStates(transport as types.WebRtcTransport)
       return entry
     }
+
+    /** A client's WebRtcTransport's ICE, DTLS and SCTP state changes, as notices. */
+    const forwardStates = (t: types.WebRtcTransport) => {
+      const state =
+        (event: "icestatechange" | "dtlsstatechange" | "sctpstatechange") => (value: TransportState) =>
+          notify({ _tag: "TransportState", transport: t.id, event, state: value })
+      t.on("icestatechange", state("icestatechange"))
+      t.on("dtlsstatechange", state("dtlsstatechange"))
+      t.on("sctpstatechange", state("sctpstatechange"))
+      t.on("iceselectedtuplechange", (tuple: types.TransportTuple) =>
+        notify({
+          _tag: "TransportState",
+          transport: t.id,
+          event: "iceselectedtuplechange",
+          tuple: tuple as TransportTuple
+        })
+      )
+    }
+
+    /** The client that made each producer and consumer through `Produce` and `Consume`. */
+    const madeBy = new Map<string, Client>()
+
+    /** A transport, producer or consumer the client made (`GetStats`). */
+    const ownedBy = (what: "transport" | "producer" | "consumer", id: string, client: Client) =>
+      Effect.suspend((): Effect.Effect<{ getStats(): Promise<unknown> }, UnknownObjectError> => {
+        const object =
+          what === "transport"
+            ? transports.get(id)?.client === client
+              ? transports.get(id)?.transport
+              : undefined
+            : madeBy.get(id) === client
+              ? what === "producer"
+                ? producers.get(id)
+                : consumers.get(id)
+              : undefined
+        return object === undefined || object.closed
+          ? Effect.fail(new UnknownObjectError({ what, id }))
+          : Effect.succeed(object)
+      })
 
     const keepConsumer = (consumer: types.Consumer) => {
       consumers.set(consumer.id, consumer)
@@ -813,7 +853,7 @@ const make = (options: NodeHostOptions) =>
           Effect.flatMap(hosted(transport), (h) =>
             attempt("transport.connect", () => h.transport.connect(parameters as never))
           ),
-        Produce: ({ transport, kind, rtpParameters, paused, mafaldaRouter }) =>
+        Produce: ({ transport, kind, rtpParameters, paused, mafaldaRouter }, { clientId }) =>
           Effect.gen(function* () {
             const h = yield* hosted(transport)
             const producer = yield* attempt("transport.produce", () =>
@@ -833,16 +873,18 @@ const make = (options: NodeHostOptions) =>
               kind
             }
             locations.set(id, location)
+            madeBy.set(id, clientId)
             indexWrites.unsafeOffer(index.add(location))
             producer.observer.once("close", () => {
               producers.delete(id)
+              madeBy.delete(id)
               locations.delete(id)
               indexWrites.unsafeOffer(index.remove(id))
               notify({ _tag: "Closed", what: "producer", id })
             })
             return producerData(producer)
           }),
-        Consume: ({ transport, producer, rtpCapabilities, paused }) =>
+        Consume: ({ transport, producer, rtpCapabilities, paused }, { clientId }) =>
           Effect.gen(function* () {
             const h = yield* hosted(transport)
             const consumer = yield* attempt("transport.consume", () =>
@@ -853,6 +895,8 @@ const make = (options: NodeHostOptions) =>
               })
             )
             keepConsumer(consumer)
+            madeBy.set(consumer.id, clientId)
+            consumer.observer.once("close", () => madeBy.delete(consumer.id))
             return consumerData(consumer)
           }),
         Close: ({ what, id }) =>
@@ -861,6 +905,10 @@ const make = (options: NodeHostOptions) =>
             else if (what === "producer") producers.get(id)?.close()
             else consumers.get(id)?.close()
           }),
+        GetStats: ({ what, id }, { clientId }) =>
+          Effect.flatMap(ownedBy(what, id, clientId), (object) =>
+            attempt(`${what}.getStats`, async () => (await object.getStats()) as Stats)
+          ),
         Pause: ({ what, id, paused }) =>
           Effect.suspend((): Effect.Effect<void, NodeError> => {
             const target = what === "producer" ? producers.get(id) : consumers.get(id)

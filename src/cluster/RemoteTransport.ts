@@ -9,19 +9,27 @@
  * went), `transportclose` on its producers and consumers, `producerclose`,
  * `producerpause`/`producerresume` on a consumer, and each object's `observer` (`close`,
  * `newproducer`, `newconsumer`, `pause`, `resume`). `@close` is emitted as mediasoup does
- * (the Mafalda Router listens to it) but is not public.
+ * (the Mafalda Router listens to it) but is not public. `getStats()` asks the Node
+ * (mediasoup's stats as its Worker gives them). A WebRTC transport's `icestatechange`,
+ * `iceselectedtuplechange` and `dtlsstatechange` (on it and its observer) come from the
+ * Node's notices, and update `iceState`, `iceSelectedTuple` and `dtlsState` as they arrive.
  *
  * Not offered yet (the Node API has no call for them; they reject with mediasoup's
- * `UnsupportedError`): `getStats`, data producers and consumers, trace events, bitrate
- * settings, key frame requests and preferred layers; ICE and DTLS state changes are not
- * reported (`iceState` and `dtlsState` stay as created).
+ * `UnsupportedError`): data producers and consumers, trace events, bitrate settings, key
+ * frame requests and preferred layers.
  *
  * @module
  */
 import { types } from "mediasoup"
 import { EnhancedEventEmitter } from "mediasoup/node/lib/enhancedEvents.js"
 import type { NodeId, RouterId, WorkerId } from "../core/Ids.js"
-import type { ConsumerData, PlainTransportData, ProducerData, WebRtcTransportData } from "../rpc/NodeRpcs.js"
+import type {
+  ConsumerData,
+  NodeNotice,
+  PlainTransportData,
+  ProducerData,
+  WebRtcTransportData
+} from "../rpc/NodeRpcs.js"
 import type { NodeClient } from "../rpc/transport.js"
 
 /** What the remote objects of one Node share: its client, a way to run calls, the notices' routing. */
@@ -47,6 +55,8 @@ export interface RemoteObject {
   /** Its Node, or its Worker, is gone. */
   readonly lost: (what?: "worker" | "node") => void
   readonly producerPaused?: (paused: boolean) => void
+  /** A WebRTC transport's ICE, DTLS or SCTP state changed on the Node. */
+  readonly stateChanged?: (notice: Extract<NodeNotice, { _tag: "TransportState" }>) => void
 }
 
 const unsupported = (what: string) =>
@@ -91,6 +101,15 @@ abstract class RemoteEntity<
     const emitter = (on === "self" ? this : this.#observer) as unknown as EnhancedEventEmitter
     if (safe) emitter.safeEmit(event)
     else emitter.emit(event)
+  }
+
+  /** mediasoup's stats of it, from its Node. */
+  protected stats<A>(): Promise<Array<A>> {
+    if (this.#closed) {
+      const name = { producer: "Producer", consumer: "Consumer", transport: "Transport" }[this.#what]
+      return Promise.reject(new types.InvalidStateError(`${name} closed`))
+    }
+    return this.session.run<Array<A>>((c) => c.GetStats({ what: this.#what, id: this.id }))
   }
 
   close(): void {
@@ -197,7 +216,7 @@ export class RemoteProducer extends RemotePausable<types.ProducerEvents, types.P
   }
 
   getStats(): Promise<Array<types.ProducerStat>> {
-    return unsupported("Producer.getStats()")
+    return this.stats()
   }
   enableTraceEvent(): Promise<void> {
     return unsupported("Producer.enableTraceEvent()")
@@ -276,7 +295,7 @@ export class RemoteConsumer extends RemotePausable<types.ConsumerEvents, types.C
   }
 
   getStats(): Promise<Array<types.ConsumerStat>> {
-    return unsupported("Consumer.getStats()")
+    return this.stats()
   }
   setPreferredLayers(): Promise<void> {
     return unsupported("Consumer.setPreferredLayers()")
@@ -334,6 +353,9 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
   readonly #consumers = new Map<string, RemoteConsumer>()
   readonly #mafaldaRouter: string
   #tuple: types.TransportTuple | undefined
+  #iceState: types.IceState = "new"
+  #iceSelectedTuple: types.TransportTuple | undefined
+  #dtlsState: types.DtlsState = "new"
   #lostWith: "worker" | "node" | undefined
   appData: types.AppData
   /** The Router (on `node`) and Worker it was made on. */
@@ -388,13 +410,13 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
     return this.#data.kind === "webrtc" ? (this.#data.dtlsParameters as types.DtlsParameters) : undefined
   }
   get iceState(): types.IceState | undefined {
-    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : "new") : undefined
+    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : this.#iceState) : undefined
   }
   get dtlsState(): types.DtlsState | undefined {
-    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : "new") : undefined
+    return this.#data.kind === "webrtc" ? (this.closed ? "closed" : this.#dtlsState) : undefined
   }
   get iceSelectedTuple(): types.TransportTuple | undefined {
-    return undefined
+    return this.closed ? undefined : this.#iceSelectedTuple
   }
   get sctpState(): undefined {
     return undefined
@@ -519,8 +541,8 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
   consumeData(): Promise<types.DataConsumer> {
     return unsupported("consumeData()")
   }
-  getStats(): Promise<Array<unknown>> {
-    return unsupported("Transport.getStats()")
+  getStats(): Promise<Array<types.WebRtcTransportStat | types.PlainTransportStat>> {
+    return this.stats()
   }
   enableTraceEvent(): Promise<void> {
     return unsupported("Transport.enableTraceEvent()")
@@ -559,6 +581,7 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
             iceParameters: this.iceParameters,
             iceCandidates: this.iceCandidates,
             iceState: this.iceState,
+            iceSelectedTuple: this.iceSelectedTuple,
             dtlsParameters: this.dtlsParameters,
             dtlsState: this.dtlsState
           }
@@ -572,6 +595,38 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
       if (!this.closed) this.#lostWith = what
       this.routerClosed()
     }
-    return { closedByNode: () => lost("worker"), lost }
+    return { closedByNode: () => lost("worker"), lost, stateChanged: (notice) => this.#stateChanged(notice) }
+  }
+
+  /** A state change the Node told of: recorded, and emitted on it and its observer as mediasoup does. */
+  #stateChanged(notice: Extract<NodeNotice, { _tag: "TransportState" }>): void {
+    if (this.closed || this.#data.kind !== "webrtc") return
+    const emit = (event: string, value: unknown) => {
+      ;(this as unknown as EnhancedEventEmitter).safeEmit(event, value)
+      ;(this.observer as unknown as EnhancedEventEmitter).safeEmit(event, value)
+    }
+    switch (notice.event) {
+      case "icestatechange": {
+        const state = notice.state as types.IceState
+        this.#iceState = state
+        emit(notice.event, state)
+        return
+      }
+      case "dtlsstatechange": {
+        const state = notice.state as types.DtlsState
+        this.#dtlsState = state
+        emit(notice.event, state)
+        return
+      }
+      case "iceselectedtuplechange": {
+        const tuple = notice.tuple as types.TransportTuple | undefined
+        this.#iceSelectedTuple = tuple
+        emit(notice.event, tuple)
+        return
+      }
+      case "sctpstatechange":
+        // No SCTP on a transport of another Node (no data channels): nothing to tell.
+        return
+    }
   }
 }

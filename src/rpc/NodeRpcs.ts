@@ -47,6 +47,8 @@ import {
   RtpParameters,
   SrtpCryptoSuite,
   SrtpParameters,
+  Stats,
+  TransportState,
   TransportTuple
 } from "./schemas.js"
 
@@ -200,6 +202,16 @@ export const NodeNotice = Schema.Union(
   /** A consumer's producer was paused or resumed. */
   Schema.TaggedStruct("ProducerPaused", { consumer: ObjectId, paused: Schema.Boolean }),
   Schema.TaggedStruct("WorkerDied", { worker: WorkerId, reason: Schema.String }),
+  /**
+   * A client's WebRtcTransport changed state, as mediasoup's events tell: `icestatechange`,
+   * `dtlsstatechange`, `sctpstatechange` (`state`), `iceselectedtuplechange` (`tuple`).
+   */
+  Schema.TaggedStruct("TransportState", {
+    transport: ObjectId,
+    event: Schema.Literal("icestatechange", "iceselectedtuplechange", "dtlsstatechange", "sctpstatechange"),
+    state: Schema.optional(TransportState),
+    tuple: Schema.optional(TransportTuple)
+  }),
   /** A pipe into one of the Node's Routers closed. */
   Schema.TaggedStruct("PipeClosed", { producer: ProducerId, router: RouterId })
 )
@@ -289,6 +301,11 @@ export class NodeRpcs extends RpcGroup.make(
     ConsumerData
   ),
   call("Close", { what: ObjectKind, id: ObjectId }, Schema.Void),
+  /**
+   * mediasoup's `getStats()` of a transport, producer or consumer the client made (the
+   * objects of other clients, and pipes, are unknown to it).
+   */
+  call("GetStats", { what: ObjectKind, id: ObjectId }, Stats),
   call(
     "Pause",
     { what: Schema.Literal("producer", "consumer"), id: ObjectId, paused: Schema.Boolean },

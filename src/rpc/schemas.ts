@@ -180,3 +180,24 @@ export const RemoteRouterSettings = Schema.Struct({
   mediaCodecs: Schema.optional(Schema.Array(RtpCodecCapability))
 })
 export type RemoteRouterSettings = typeof RemoteRouterSettings.Type
+
+/**
+ * mediasoup's `getStats()` of a transport, producer or consumer: an array of records (their
+ * fields are mediasoup's and vary by version, so their values are not checked), bounded.
+ */
+export const Stats = Schema.Array(
+  Schema.Record({ key: Schema.String.pipe(Schema.maxLength(128)), value: Schema.Unknown })
+).pipe(Schema.maxItems(64))
+export type Stats = typeof Stats.Type
+
+/** A WebRtcTransport's ICE, DTLS or SCTP state (mediasoup's `IceState`, `DtlsState`, `SctpState`). */
+export const TransportState = Schema.Literal(
+  "new",
+  "connecting",
+  "connected",
+  "completed",
+  "disconnected",
+  "failed",
+  "closed"
+)
+export type TransportState = typeof TransportState.Type
