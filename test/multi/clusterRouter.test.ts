@@ -19,24 +19,22 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "cluster-router-secret-0123"
 const prefix = testPrefix("cluster-router")
-const started: Array<NodeProcess> = []
+const nodes = nodeProcessPool()
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 
 const startNode = async (name: string) => {
-  const p = await spawnNode(
+  return nodes.start(
     ["--redis", redisUrl, "--prefix", prefix, "--node", name, "--cpus", "2", "--drain-timeout", "1"],
     { MAFALDA_SECRET: secret }
   )
-  started.push(p)
-  return { process: p, ...(await p.ready) }
 }
 
 /** The events an object emits, in order (`observer.close` as `observer:close`). */
@@ -60,8 +58,7 @@ describe("createMafalda({ cluster })", () => {
 })
 
 afterAll(async () => {
-  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-  await Promise.all(started.map((p) => p.exited))
+  await nodes.killAll()
   await cleanPrefix(prefix)
 })
 

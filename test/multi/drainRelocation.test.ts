@@ -19,20 +19,20 @@ import { processExists } from "../../src/media/worker.js"
 import type { PreparedRelocation, TransportRelocation } from "../../src/router/relocation.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "drain-relocation-secret-0123"
 const prefix = testPrefix("drain-relocation")
-const started: Array<NodeProcess> = []
+const nodes = nodeProcessPool()
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 const drainTimeoutSeconds = 30
 
 const startNode = async (name: string) => {
-  const p = await spawnNode(
+  return nodes.start(
     [
       "--redis",
       redisUrl,
@@ -47,13 +47,10 @@ const startNode = async (name: string) => {
     ],
     { MAFALDA_SECRET: secret }
   )
-  started.push(p)
-  return { process: p, ...(await p.ready) }
 }
 
 afterAll(async () => {
-  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-  await Promise.all(started.map((p) => p.exited))
+  await nodes.killAll()
   await cleanPrefix(prefix)
 })
 

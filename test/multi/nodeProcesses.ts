@@ -93,3 +93,21 @@ export const spawnNode = async (
   if (child.pid === undefined) throw new Error("mafalda node did not start")
   return { child, pid: child.pid, output, ready, exited: exit, hasExited: () => exited }
 }
+
+/** The `mafalda node` processes one test file starts, and their end. */
+export const nodeProcessPool = () => {
+  const started: Array<NodeProcess> = []
+  return {
+    /** Starts one and waits for its `ready`: the process, its id and RPC address. */
+    start: async (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) => {
+      const p = await spawnNode(args, env)
+      started.push(p)
+      return { process: p, ...(await p.ready) }
+    },
+    /** Kills (SIGKILL) every one still running, and waits for them all to exit. */
+    killAll: async () => {
+      for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
+      await Promise.all(started.map((p) => p.exited))
+    }
+  }
+}

@@ -16,17 +16,17 @@ import { NodeId } from "../../src/core/Ids.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { refused, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { nodeProcessPool, spawnNode } from "./nodeProcesses.js"
 import { collectNotices, consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "multi-process-secret-0123"
 const prefix = testPrefix("nodes")
-const started: Array<NodeProcess> = []
+const nodes = nodeProcessPool()
 const workerPids: Array<number> = []
 
 const startNode = async (name: string, drainTimeoutSeconds = 5) => {
-  const p = await spawnNode(
+  return nodes.start(
     [
       "--redis",
       redisUrl,
@@ -45,14 +45,11 @@ const startNode = async (name: string, drainTimeoutSeconds = 5) => {
     ],
     { MAFALDA_SECRET: secret }
   )
-  started.push(p)
-  return { process: p, ...(await p.ready) }
 }
 
 describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
   afterAll(async () => {
-    for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-    await Promise.all(started.map((p) => p.exited))
+    await nodes.killAll()
     await cleanPrefix(prefix)
   })
 

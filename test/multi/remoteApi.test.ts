@@ -21,13 +21,13 @@ import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "remote-api-secret-0123456"
 const prefix = testPrefix("remote-api")
-const started: Array<NodeProcess> = []
+const nodes = nodeProcessPool()
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
@@ -37,8 +37,7 @@ const rtpParameters = (ssrc: number) => ({
 })
 
 afterAll(async () => {
-  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-  await Promise.all(started.map((p) => p.exited))
+  await nodes.killAll()
   await cleanPrefix(prefix)
 })
 
@@ -93,8 +92,8 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
     "getStats() of a remote transport, producer and consumer; ICE and DTLS state events of a remote WebRtcTransport",
     () =>
       Effect.gen(function* () {
-        const spawned = yield* Effect.promise(() =>
-          spawnNode(
+        const b = yield* Effect.promise(() =>
+          nodes.start(
             [
               "--redis",
               redisUrl,
@@ -110,8 +109,6 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
             { MAFALDA_SECRET: secret }
           )
         )
-        started.push(spawned)
-        const b = { process: spawned, ...(yield* Effect.promise(() => spawned.ready)) }
         const nodeB = NodeId.make(b.node)
         const clientB = yield* makeClient({ ...parseAddress(b.address)!, secret })
         const { registry } = yield* clusterStore(prefix)

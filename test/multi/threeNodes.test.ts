@@ -44,13 +44,13 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { nodeProcessPool } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "three-nodes-secret-0123456789"
 const prefix = testPrefix("three-nodes")
 const deathPrefix = testPrefix("origin-death")
-const started: Array<NodeProcess> = []
+const nodes = nodeProcessPool()
 const apps: Array<ChildProcess> = []
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, "..", "..")
@@ -61,12 +61,10 @@ const payloadType = 111
 const watermark = 60
 
 const startNode = async (name: string, onPrefix = prefix) => {
-  const p = await spawnNode(
+  return nodes.start(
     ["--redis", redisUrl, "--prefix", onPrefix, "--node", name, "--cpus", "1", "--drain-timeout", "1"],
     { MAFALDA_SECRET: secret }
   )
-  started.push(p)
-  return { process: p, ...(await p.ready) }
 }
 
 /** The second app: its JSON lines, as they come, and its exit. */
@@ -173,8 +171,7 @@ const recordEvents = (
 
 afterAll(async () => {
   for (const app of apps) if (app.exitCode === null && app.signalCode === null) app.kill("SIGKILL")
-  for (const p of started) if (!p.hasExited()) p.child.kill("SIGKILL")
-  await Promise.all(started.map((p) => p.exited))
+  await nodes.killAll()
   if (redisAvailable) for (const p of [prefix, deathPrefix]) await cleanPrefix(p)
 })
 
