@@ -434,20 +434,33 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         )
         for (const n of app1Since) expect(n).toBeGreaterThanOrEqual(40)
 
-        // The first app closes its consumer transports on B and C (the pipe into the shared
-        // Router may feed the other Node's Router too, A -> B -> C, which the first app keeps
-        // while it has consumers there); its scale-down lets go of its pipes and of its Router
-        // on the shared Node (its idle grace is 1 s): the second app's RTP goes on.
-        const app1Away = egresses.filter((e) => e.node !== nodeA)
-        for (const e of app1Away) e.transport.close()
+        // The first app closes its consumer transports there; its scale-down lets go of its
+        // pipe and Router there (its idle grace is 1 s): the second app's RTP goes on.
+        // If the first app's pipe into the shared Router also feeds its Router on the other
+        // Node (A -> B -> C, a tree the core may choose by load), the first app rightly keeps
+        // the shared Router: it carries its pipe on. Otherwise it lets go of it.
         const sharedRouter = shared.router as never
-        expect(yield* until(() => !HashMap.has(mafalda.snapshot().routers, sharedRouter), 30_000)).toBe(true)
-        mark("app-1 let go of the shared Router")
+        const hops = HashMap.get(mafalda.snapshot().trees, producer.id as never).pipe(
+          Option.map((tree) => Array.from(HashMap.values(tree))),
+          Option.getOrElse(() => [])
+        )
+        const feedsOn = hops.some((hop) => hop.parent === sharedRouter)
+        for (const e of app1There) e.transport.close()
+        if (feedsOn) {
+          yield* Effect.sleep("4 seconds")
+          expect(HashMap.has(mafalda.snapshot().routers, sharedRouter)).toBe(true)
+          mark("app-1 keeps the shared Router: its pipe there feeds its Router on the other Node")
+        } else {
+          // (6.6-8.9 s on a quiet machine: two scale-down rounds, pipe then Router.)
+          expect(yield* until(() => !HashMap.has(mafalda.snapshot().routers, sharedRouter), 30_000)).toBe(
+            true
+          )
+          mark("app-1 let go of the shared Router")
+          const afterRelease = yield* clientShared.NodeInfo()
+          expect(afterRelease.transports).toBe(app2There)
+          expect(afterRelease.pipes).toBe(infoShared.pipes)
+        }
         const afterRelease = yield* clientShared.NodeInfo()
-        expect(afterRelease.transports).toBe(app2There)
-        // The pipe into the shared Router stays, held by the second app (a pipe out of it
-        // to the other Node, if there was one, went with the first app's consumers there).
-        expect(afterRelease.pipes).toBeGreaterThanOrEqual(1)
         // Another client of that Node asking for a Router there with these settings gets the
         // same; letting go of it leaves it to the second app.
         expect(afterRelease.workers.length).toBe(1)
@@ -467,7 +480,7 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         yield* Fiber.interrupt(feeding)
 
         // The producer closes: every consumer of it, in both apps, closes with producerclose.
-        const open = egresses.filter((e) => !app1Away.includes(e))
+        const open = egresses.filter((e) => !app1There.includes(e))
         const consumerEvents = open.map((e) => recordEvents(e.consumer, ["producerclose", "transportclose"]))
         producer.close()
         expect(yield* until(() => open.every((e) => e.consumer.closed), 5000)).toBe(true)
