@@ -16,8 +16,8 @@
 import { Cause, Clock, Effect, Exit, Fiber, HashMap, Layer, Runtime, Stream } from "effect"
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
-import type { NodeId, WorkerId } from "../core/Ids.js"
-import type { NodeNotice } from "../rpc/NodeRpcs.js"
+import type { NodeId, SettingsKey, WorkerId } from "../core/Ids.js"
+import type { NodeCallError, NodeNotice } from "../rpc/NodeRpcs.js"
 import type { NodeClient } from "../rpc/transport.js"
 import { Delegation, type DelegationShape, type RemoteTransportRequest } from "../services/Delegation.js"
 import { NoCapacityError, WorkerServiceError } from "../services/errors.js"
@@ -34,6 +34,12 @@ const closeTimeoutMillis = 2000
 /** How long a Worker `carryOut` started is left out of the syncs if the snapshot never learns of it. */
 const startedHereMillis = 10_000
 
+/** How long the syncs offer a Worker a Node listed after refusing a start, if the snapshot never takes it. */
+const listedMillis = 10_000
+
+/** How long `carryOut` waits for a Node's `NodeInfo` after it refused to start a Worker. */
+const nodeInfoTimeoutMillis = 2000
+
 export interface ClusterDelegationOptions {
   /** How often the snapshot is brought in line with the registry (default 500 ms). */
   readonly syncMillis?: number | undefined
@@ -45,6 +51,15 @@ const messageOf = (e: unknown): string =>
 
 const tagOf = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "_tag" in e ? String(e._tag) : undefined
+
+/**
+ * A Node refused or failed to start a Worker (`StartWorker`): a `NodeCallError` of its
+ * `WorkerService`'s `startWorker` (`NodeHost` carries the operation over). Its Workers with
+ * these settings may be a report ahead of the snapshot ("N Workers with these settings already
+ * run (one per CPU)"): `carryOut` then asks the Node for its Workers (`NodeInfo`).
+ */
+export const isStartRefusal = (e: unknown): e is NodeCallError =>
+  tagOf(e) === "NodeCallError" && (e as NodeCallError).operation === "startWorker"
 
 /** A failure of the Node API as the error mediasoup would throw. */
 export const toMediasoupError = (e: unknown): Error => {
@@ -95,6 +110,16 @@ const make = (options: ClusterDelegationOptions) =>
      */
     const startingOn = new Map<NodeId, number>()
     const startedHere = new Map<WorkerId, number>()
+    /**
+     * Workers a Node listed (`NodeInfo`) when it refused to start one (`carryOut`), with when
+     * it answered: the next sync records those the snapshot lacks (its report is behind), so
+     * that `Placement`, re-planning on that sync, uses them. Kept until the snapshot holds them
+     * (or `listedMillis`): a sync running at the same time may have recorded them first.
+     */
+    const listed = new Map<
+      WorkerId,
+      { readonly node: NodeId; readonly settings: SettingsKey; readonly at: number }
+    >()
 
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
@@ -243,8 +268,46 @@ const make = (options: ClusterDelegationOptions) =>
           (e) =>
             e._tag !== "WorkerStarted" || ((startingOn.get(e.node) ?? 0) === 0 && !startedHere.has(e.worker))
         )
-        return [...nodes, ...pipes]
+        // The Workers a Node listed after refusing a start, which neither the snapshot nor the
+        // registry's report has yet: started when the Node listed them (no load known yet,
+        // and a report older than that does not close them). One this Node's `carryOut` is
+        // starting at the same time is recorded by whichever comes first: `Placement` skips a
+        // `WorkerStarted` the snapshot holds already.
+        const reported = new Set(nodes.flatMap((e) => (e._tag === "WorkerStarted" ? [e.worker] : [])))
+        const fresh: Array<ClusterEvent> = []
+        for (const [worker, l] of Array.from(listed)) {
+          if (HashMap.has(snapshot.workers, worker) || at - l.at > listedMillis) listed.delete(worker)
+          else if (!reported.has(worker) && !startedHere.has(worker))
+            fresh.push({ _tag: "WorkerStarted", worker, node: l.node, settings: l.settings, at: l.at })
+        }
+        return [...nodes, ...fresh, ...pipes]
       })
+
+    /**
+     * After `node` refused to start a Worker: its Workers as it lists them now (`NodeInfo`),
+     * for the next sync (`listed`). Never fails: a Node that does not answer leaves the view as
+     * it was (and the placement fails as it would have).
+     */
+    const listWorkersOf = (node: NodeId) =>
+      clients.get(node).pipe(
+        Effect.flatMap((client) => client.NodeInfo()),
+        Effect.timeoutFail({
+          duration: nodeInfoTimeoutMillis,
+          onTimeout: () => new Error(`no answer within ${nodeInfoTimeoutMillis} ms`)
+        }),
+        Effect.flatMap((info) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) =>
+            Effect.sync(() => {
+              for (const w of info.workers) {
+                if (!startedHere.has(w.id)) listed.set(w.id, { node, settings: w.settings, at })
+              }
+            })
+          )
+        ),
+        Effect.catchAllCause((cause) =>
+          Effect.logDebug(`Node ${node} refused a Worker and did not list its Workers`, cause)
+        )
+      )
 
     /** `effect` counted as a Worker start under way on `node` (the syncs leave its Workers alone). */
     const whileStarting = <A, E>(node: NodeId, effect: Effect.Effect<A, E>) =>
@@ -271,6 +334,9 @@ const make = (options: ClusterDelegationOptions) =>
         Effect.provideService(NodeClients, clients)
       )
       return (plan.worker === null ? whileStarting(plan.node, remotely) : remotely).pipe(
+        // The Node's Workers may be a report ahead of the snapshot: `Placement` re-plans after a
+        // sync, which records the Workers the Node lists now.
+        Effect.tapError((e) => (isStartRefusal(e) ? listWorkersOf(plan.node) : Effect.void)),
         Effect.mapError((e) =>
           tagOf(e) === "NodeDrainingError"
             ? new NoCapacityError({ message: `Node ${plan.node} is draining` })

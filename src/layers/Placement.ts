@@ -7,6 +7,12 @@
  * fails with `NoCapacityError`). When it delegates, the snapshot is kept in line with the
  * other Nodes (`peerEvents`, every `syncMillis`).
  *
+ * That view of another Node may be a report behind (it just started a Worker for another
+ * client, or the registry restarted empty): the core then plans to start a Worker there, and
+ * the Node refuses (its Workers with these settings run already). The placement then syncs at
+ * once (the cluster's `Delegation` brings in the Workers that Node lists now) and asks the core
+ * again (`replanning`, at most `maxReplans` times): the decision stays the core's.
+ *
  * @module
  */
 import { Effect, Either, FiberRef, HashMap, Layer, Schedule } from "effect"
@@ -47,6 +53,20 @@ interface MafaldaSettings {
   readonly workerKey: SettingsKey
 }
 
+/** How many times a placement is decided again after another Node failed to start its Worker. */
+export const maxReplans = 2
+
+type CarryOut = (
+  settings: MafaldaSettings,
+  plan: PlacementPlan
+) => Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent>
+
+/** A Worker start a plan asked of another Node, failed. */
+interface StartFailed {
+  readonly node: NodeId
+  readonly error: WorkerServiceError
+}
+
 const make = (policy: PolicyOptions) =>
   Effect.gen(function* () {
     const workers = yield* WorkerService
@@ -80,8 +100,9 @@ const make = (policy: PolicyOptions) =>
         if (plan.node !== node) {
           // The core's `Delegate`: made on that Node (embedded: NoCapacityError).
           const made = yield* delegation.carryOut(plan, settings)
-          // A sync with the registry may have recorded the Worker started there first (its Node
-          // reported it before these events came back): what the snapshot holds is not recorded twice.
+          // A sync may have recorded the Worker started there first (its Node reported it before
+          // these events came back, or listed it when it refused another start of this Node's,
+          // see `replanning`): what the snapshot holds is not recorded twice.
           yield* Effect.suspend(() => {
             const known = store.current()
             return store.apply(
@@ -102,18 +123,77 @@ const make = (policy: PolicyOptions) =>
         return { router, worker, added: plan.register }
       })
 
+    /** The other Nodes brought in line now, as the periodic sync does (below). */
+    const syncNow = Effect.flatMap(delegation.peerEvents(read), (events) =>
+      Effect.forEach(events, store.record, { discard: true })
+    )
+
+    /**
+     * Runs `attempt`: a decision of the core on the current snapshot, carried out through
+     * `carry`. When a plan of it asked another Node for a Worker and the Node failed to start
+     * one (`WorkerServiceError`; the cluster's `Delegation` then asked that Node for its
+     * Workers), the snapshot is synced at once and `attempt` runs again, at most `maxReplans`
+     * times: the core decides on the Workers the Node has. A decision that would start a Worker
+     * on that Node again, or no longer places anywhere (`NoCapacityError` before carrying out
+     * anything), learnt nothing new: it fails at once with the Node's failure, as before.
+     */
+    const replanning = <A, E extends { readonly _tag: string }>(
+      attempt: (carry: CarryOut) => Effect.Effect<A, E>
+    ): Effect.Effect<A, E | WorkerServiceError> => {
+      const round = (
+        previous: StartFailed | undefined,
+        replans: number
+      ): Effect.Effect<A, E | WorkerServiceError> =>
+        Effect.suspend(() => {
+          let carried = false
+          let failed: StartFailed | undefined
+          const carry: CarryOut = (settings, plan) => {
+            carried = true
+            if (previous !== undefined && plan.worker === null && plan.node === previous.node) {
+              return Effect.fail(previous.error)
+            }
+            const once = carryOut(settings, plan)
+            if (plan.worker !== null || plan.node === node) return once
+            return Effect.tapError(once, (e) =>
+              Effect.sync(() => {
+                if (e._tag === "WorkerServiceError") failed = { node: plan.node, error: e }
+              })
+            )
+          }
+          return Effect.catchAll(attempt(carry), (e): Effect.Effect<A, E | WorkerServiceError> => {
+            if (previous !== undefined && !carried && e._tag === "NoCapacityError") {
+              return Effect.fail(previous.error)
+            }
+            if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
+              const again = failed
+              return Effect.zipRight(
+                Effect.annotateLogs(
+                  Effect.logInfo(`Node ${again.node} did not start a Worker: placing again`, again.error),
+                  { node: again.node }
+                ),
+                Effect.zipRight(syncNow, round(again, replans + 1))
+              )
+            }
+            return Effect.fail(e)
+          })
+        })
+      return round(undefined, 0)
+    }
+
     // A relocation's new transport is placed away from its old Worker (see relocation.ts).
     const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
-      Effect.flatMap(
-        Effect.flatMap(FiberRef.get(placementConstraint), (constraint) =>
-          Observe.transportPlan(mafaldaRouter, node, () =>
-            planTransportPlacement(constrainSnapshot(read(), constraint), policy, { node, mafaldaRouter })
-          )
-        ),
-        (plan) =>
-          Either.isLeft(plan)
-            ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
-            : carryOut(settings, plan.right)
+      replanning((carry) =>
+        Effect.flatMap(
+          Effect.flatMap(FiberRef.get(placementConstraint), (constraint) =>
+            Observe.transportPlan(mafaldaRouter, node, () =>
+              planTransportPlacement(constrainSnapshot(read(), constraint), policy, { node, mafaldaRouter })
+            )
+          ),
+          (plan) =>
+            Either.isLeft(plan)
+              ? Effect.fail(new NoCapacityError({ message: plan.left.message }))
+              : carry(settings, plan.right)
+        )
       )
 
     /** Places, creates on the chosen Router and records, all under the placement lock. */
@@ -212,47 +292,49 @@ const make = (policy: PolicyOptions) =>
         yield* settingsFor(from)
         const toSettings = yield* settingsFor(to)
         return yield* locks.pipes(producer)(
-          Effect.gen(function* () {
-            const decision = decidePipeToRouter(read(), policy, { producer, from, to, node })
-            switch (decision._tag) {
-              case "Reject":
-                switch (decision.reason) {
-                  case "UnknownProducer":
-                    return yield* Effect.fail(noProducer(producer, decision.message))
-                  case "NoRoom":
-                  case "UnknownNode":
-                    yield* Observe.placementRejected(to, decision.message, "pipeToRouter")
-                    return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
-                  default:
-                    return yield* Effect.fail(
-                      new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
-                    )
-                }
-              case "Share": {
-                if (decision.register) {
-                  yield* store.apply({
-                    _tag: "RouterRegistered",
-                    mafaldaRouter: to,
+          replanning((carry) =>
+            Effect.gen(function* () {
+              const decision = decidePipeToRouter(read(), policy, { producer, from, to, node })
+              switch (decision._tag) {
+                case "Reject":
+                  switch (decision.reason) {
+                    case "UnknownProducer":
+                      return yield* Effect.fail(noProducer(producer, decision.message))
+                    case "NoRoom":
+                    case "UnknownNode":
+                      yield* Observe.placementRejected(to, decision.message, "pipeToRouter")
+                      return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
+                    default:
+                      return yield* Effect.fail(
+                        new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
+                      )
+                  }
+                case "Share": {
+                  if (decision.register) {
+                    yield* store.apply({
+                      _tag: "RouterRegistered",
+                      mafaldaRouter: to,
+                      router: decision.router,
+                      at: yield* now
+                    })
+                  }
+                  const worker = lookup(read().routers, decision.router)?.worker
+                  return PipeToRouterOutcome.Shared({
                     router: decision.router,
-                    at: yield* now
+                    added: decision.register,
+                    worker: worker as NonNullable<typeof worker>
                   })
                 }
-                const worker = lookup(read().routers, decision.router)?.worker
-                return PipeToRouterOutcome.Shared({
-                  router: decision.router,
-                  added: decision.register,
-                  worker: worker as NonNullable<typeof worker>
-                })
+                case "Pipe": {
+                  const placement = yield* locks.placement(toSettings.workerKey)(
+                    carry(toSettings, decision.plan)
+                  )
+                  const pipe = yield* makePipe(producer, decision.from, placement.router, true)
+                  return PipeToRouterOutcome.Piped({ pipe, placement })
+                }
               }
-              case "Pipe": {
-                const placement = yield* locks.placement(toSettings.workerKey)(
-                  carryOut(toSettings, decision.plan)
-                )
-                const pipe = yield* makePipe(producer, decision.from, placement.router, true)
-                return PipeToRouterOutcome.Piped({ pipe, placement })
-              }
-            }
-          })
+            })
+          )
         )
       })
 

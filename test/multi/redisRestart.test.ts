@@ -19,7 +19,7 @@ import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, HashMap, Layer, Option, Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, HashMap, Layer, Option, Scope } from "effect"
 import { createClient } from "redis"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
@@ -321,12 +321,7 @@ describe.skipIf(redisServer === undefined)("a real Redis restart (empty)", () =>
             node: (egress as unknown as RemoteTransport).node,
             flow: { ssrc: ssrcApp, expectedSsrc: consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0 }
           }
-        }).pipe(
-          // Known race (README, "Known problems"): the app's view of a Node's Workers may be a
-          // report behind, and a placement that starts a Worker there fails ("Workers with
-          // these settings already run"); an app retries, so does this test.
-          Effect.retry({ times: 4, schedule: Schedule.spaced("500 millis") })
-        )
+        })
         const remote = yield* remoteConsumer
         expect([nodeA, nodeB]).toContain(remote.node)
         expect(

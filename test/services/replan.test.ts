@@ -1,0 +1,337 @@
+/**
+ * A placement re-plans when its view of another Node's Workers is a report behind (README,
+ * "Known problems"): the app's snapshot of a Node comes from the registry's load reports, which
+ * may not list yet a Worker the Node started meanwhile (for another client, or before a Redis
+ * restart emptied the registry). The core then plans to start a Worker there, the Node refuses
+ * ("N Workers with these settings already run (one per CPU)", a `NodeCallError` of
+ * `startWorker`), and the placement must use the Worker the Node has instead of failing.
+ *
+ * The real shell of Node `n0` (`Cluster.layer`: `Placement`, `SnapshotStore`, over simulated
+ * Workers on `TestClock`) with the cluster's own `Delegation` (`ClusterDelegation.layer`)
+ * delegating to one other Node, `n1` (1 CPU), simulated here: its Workers are a simulated
+ * `WorkerService`, its client answers `StartWorker`, `CreateRouter` and `NodeInfo` as
+ * `NodeHost` does (a refusal of `WorkerService` as a `NodeCallError` with its operation), and
+ * its registry record lists only the Workers the test lets it show (the stale report).
+ *
+ * `n0` has one CPU: its one Worker takes the room's first transport, then reports itself
+ * full, so the second transport is delegated to `n1`.
+ *
+ * Then the same with real components: a real `mafalda node` (in this process: real mediasoup
+ * Workers, its real RPC API and `NodeHost`, the real Redis registry) whose report lags (a
+ * heartbeat of a minute) and an app in cluster mode (`createMafalda`): a client starts the
+ * Node's one Worker after its report, and the app's delegated transport lands on it.
+ *
+ * @module
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Either, Exit, HashMap, Layer, Queue, Stream, TestClock } from "effect"
+import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
+import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
+import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
+import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
+import { MafaldaRouterId, NodeId, type RouterId, type WorkerId } from "../../src/core/Ids.js"
+import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
+import { lookup } from "../../src/core/Snapshot.js"
+import * as ClusterLayer from "../../src/layers/Cluster.js"
+import * as TrackerLayer from "../../src/layers/TrackerService.js"
+import { layerSimulated } from "../../src/layers/WorkerService.js"
+import { processExists } from "../../src/media/worker.js"
+import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import { NodeCallError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
+import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
+import type { WorkerServiceError } from "../../src/services/errors.js"
+import { type NodeGone, type NodeRecord, NodeRegistry } from "../../src/services/NodeRegistry.js"
+import { Placement } from "../../src/services/Placement.js"
+import { SnapshotStore } from "../../src/services/SnapshotStore.js"
+import { WorkerService, type WorkerServiceShape } from "../../src/services/WorkerService.js"
+import { cleanPrefix, redisAvailable, redisUrl, testPrefix } from "../multi/redisSupport.js"
+
+const policy = Either.getOrThrow(
+  makePolicyOptions({
+    watermark: 20,
+    idleGraceMillis: 1000,
+    warmWorkers: 0,
+    costs: { transport: 1, producer: 2, consumer: 1, pipe: 1 }
+  })
+)
+
+const local = NodeId.make("n0")
+const peer = NodeId.make("n1")
+
+type Call =
+  | { readonly call: "StartWorker"; readonly refused?: string }
+  | { readonly call: "CreateRouter"; readonly worker: WorkerId; readonly router: RouterId }
+  | { readonly call: "NodeInfo"; readonly workers: ReadonlyArray<WorkerId> }
+
+interface PeerShape {
+  /** The peer's Workers. */
+  readonly workers: WorkerServiceShape
+  /** The calls its client answered, in order. */
+  readonly calls: Array<Call>
+  /** Workers its registry record leaves out (the stale report). */
+  readonly unreported: Set<WorkerId>
+  /** Workers its `NodeInfo` leaves out (still starting there, say). */
+  readonly unlisted: Set<WorkerId>
+}
+
+class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
+
+/** The error `NodeHost` answers with when its `WorkerService` fails (`fromWorkerError`). */
+const asNodeError = (e: WorkerServiceError) =>
+  new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
+
+/** `n1`: `NodeClients` (its client only) and `NodeRegistry` (its record only), and `Peer`. */
+const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedContext(
+  Effect.gen(function* () {
+    const built = yield* Layer.build(layerSimulated({ node: peer, cpus: 1, costs: policy.costs }))
+    const workers = Context.get(built, WorkerService)
+    const calls: Array<Call> = []
+    const unreported = new Set<WorkerId>()
+    const unlisted = new Set<WorkerId>()
+    const unexpected = (what: string) => () => Effect.die(new Error(`${what} was not expected`))
+    const client = {
+      StartWorker: ({ settings }: { settings: never }) =>
+        workers.startWorker(settings).pipe(
+          Effect.tapBoth({
+            onFailure: (e) => Effect.sync(() => calls.push({ call: "StartWorker", refused: e.message })),
+            onSuccess: () => Effect.sync(() => calls.push({ call: "StartWorker" }))
+          }),
+          Effect.mapError(asNodeError)
+        ),
+      CreateRouter: ({ worker, settings }: { worker: WorkerId; settings: never }) =>
+        workers.createRouter(worker, settings).pipe(
+          Effect.tap((info) =>
+            Effect.sync(() => calls.push({ call: "CreateRouter", worker, router: info.id }))
+          ),
+          Effect.map((info) => ({ ...info, rtpCapabilities: {} })),
+          Effect.mapError(asNodeError)
+        ),
+      NodeInfo: () =>
+        Effect.map(workers.workers, (all) => {
+          const listed = all.filter((w) => !unlisted.has(w.id))
+          calls.push({ call: "NodeInfo", workers: listed.map((w) => w.id) })
+          const info: NodeInfo = {
+            node: peer,
+            cpus: 1,
+            announcedIp: "127.0.0.1",
+            state: "up",
+            workers: listed,
+            transports: 0,
+            pipes: 0
+          }
+          return info
+        }),
+      Notices: unexpected("Notices")
+    } as unknown as NodeClient
+    // Reported at time 0: `registryEvents` reports no load, and closes no Worker it left out.
+    const records = Effect.map(
+      workers.workers,
+      (all): ReadonlyArray<NodeRecord> => [
+        {
+          node: peer,
+          address: "n1:4000",
+          announcedIp: "127.0.0.1",
+          cpus: 1,
+          state: "up",
+          workers: all
+            .filter((w) => !unreported.has(w.id))
+            .map((w) => ({ worker: w.id, settings: w.settings, load: 0 })),
+          registeredAt: 0,
+          reportedAt: 0
+        }
+      ]
+    )
+    const registry = NodeRegistry.of({
+      register: unexpected("register"),
+      report: unexpected("report"),
+      setState: unexpected("setState"),
+      deregister: unexpected("deregister"),
+      nodes: records,
+      node: unexpected("node"),
+      pick: unexpected("pick"),
+      reap: Effect.succeed([]),
+      gone: Stream.die(new Error("gone was not expected")),
+      subscribe: Queue.unbounded<NodeGone>()
+    })
+    const clients = NodeClients.of({
+      get: (node) =>
+        node === peer ? Effect.succeed(client) : Effect.die(new Error(`no client of Node ${node} expected`)),
+      drop: () => Effect.void
+    })
+    return Context.make(NodeClients, clients).pipe(
+      Context.add(NodeRegistry, registry),
+      Context.add(Peer, { workers, calls, unreported, unlisted })
+    )
+  })
+)
+
+const shell = ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
+  Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
+  Layer.provideMerge(peerLayer),
+  Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
+  Layer.provideMerge(layerSimulated({ node: local, cpus: 1, costs: policy.costs }))
+)
+
+const room = MafaldaRouterId.make("m1")
+
+const placeOne = (n: number) =>
+  Effect.flatMap(Placement, (placement) =>
+    placement.placeTransport(
+      room,
+      "webrtc",
+      () => Effect.succeed({ id: `t${n}` }),
+      (t) => t.id
+    )
+  )
+
+/**
+ * The peer runs a Worker with the room's settings that its registry record leaves out (started
+ * for another client: the report that lists it is still to come); `n0`'s one Worker holds the
+ * room's first transport and reports itself full. Returns that hidden Worker.
+ */
+const setUp = Effect.gen(function* () {
+  const store = yield* SnapshotStore
+  const placement = yield* Placement
+  const { workers, unreported } = yield* Peer
+  const hidden = (yield* workers.startWorker({})).id
+  unreported.add(hidden)
+  // The first sync brings n1 (without its Worker).
+  while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
+  expect(HashMap.has(store.current().workers, hidden)).toBe(false)
+  yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
+  yield* TestClock.setTime(10)
+  const first = yield* placeOne(0)
+  expect(lookup(store.current().workers, first.worker)?.node).toBe(local)
+  yield* TestClock.setTime(20)
+  yield* store.apply({ _tag: "LoadReported", worker: first.worker, load: 95, at: 20 })
+  yield* TestClock.setTime(30)
+  return hidden
+})
+
+describe("a placement whose view of another Node's Workers is a report behind", () => {
+  it.scoped("lands on the Worker that Node has instead of failing on its refusal to start one", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const { calls } = yield* Peer
+      const hidden = yield* setUp
+      const placed = yield* placeOne(1)
+      // On n1's Worker the registry did not report, with a Router created there.
+      expect(placed.worker).toBe(hidden)
+      expect(lookup(store.current().workers, hidden)?.node).toBe(peer)
+      expect(lookup(store.current().routers, placed.router)?.worker).toBe(hidden)
+      expect(placed.added).toBe(true)
+      // Asked to start a Worker (refused), then what it runs, then a Router on that Worker.
+      expect(calls).toEqual([
+        { call: "StartWorker", refused: "1 Workers with these settings already run (one per CPU)" },
+        { call: "NodeInfo", workers: [hidden] },
+        { call: "CreateRouter", worker: hidden, router: placed.router }
+      ])
+      // The next transport of the room goes there too, without asking for a Worker again.
+      const next = yield* placeOne(2)
+      expect(next.router).toBe(placed.router)
+      expect(calls.filter((c) => c.call === "StartWorker")).toHaveLength(1)
+      // Later syncs (the registry still a report behind) keep the Worker.
+      yield* TestClock.adjust(1000)
+      expect(lookup(store.current().workers, hidden)?.alive).toBe(true)
+    }).pipe(Effect.provide(shell))
+  )
+
+  it.scoped("fails as before when the Node's current Workers do not change the decision", () =>
+    Effect.gen(function* () {
+      const { calls, unlisted } = yield* Peer
+      const hidden = yield* setUp
+      // Its NodeInfo does not list the Worker either (still starting there, say): the core
+      // decides the same start again, which is not asked twice.
+      unlisted.add(hidden)
+      const exit = yield* Effect.exit(placeOne(1))
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toMatchObject({
+          _tag: "WorkerServiceError",
+          operation: `placement on Node ${peer}`,
+          message: "1 Workers with these settings already run (one per CPU)"
+        })
+      }
+      expect(calls.map((c) => c.call)).toEqual(["StartWorker", "NodeInfo"])
+    }).pipe(Effect.provide(shell))
+  )
+})
+
+const secret = "replan-secret-0123456789"
+const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
+
+describe.skipIf(!redisAvailable)("a real Node whose report lags, and an app in cluster mode", () => {
+  it.scopedLive(
+    "the app's delegated transport lands on the Worker the Node started for another client",
+    () => {
+      const prefix = testPrefix("replan")
+      let node: RunningNode | undefined
+      let app: MafaldaInstance | undefined
+      const pids: Array<number> = []
+      return Effect.gen(function* () {
+        // One CPU, and a report a minute: the registry keeps its first report (no Worker).
+        node = yield* Effect.promise(() =>
+          startNode({
+            redis: redisUrl,
+            prefix,
+            secret,
+            node: "lagging-node",
+            cpus: 1,
+            heartbeatMillis: 60_000,
+            leaseMillis: 120_000
+          })
+        )
+        const client = yield* makeClient({ ...parseAddress(node.address)!, secret })
+        // Another client takes the Node's one CPU, with the app's Worker settings.
+        const hidden = yield* client.StartWorker({ settings: { logLevel: "warn" } })
+        pids.push(hidden.pid)
+        // The app: one CPU, full after one transport, so that the next is delegated.
+        app = yield* Effect.promise(() =>
+          createMafalda({
+            cpus: 1,
+            watermark: 60,
+            costs: { transport: 40 },
+            samplingInterval: 600_000,
+            cluster: {
+              secret,
+              redis: redisUrl,
+              prefix,
+              node: "replan-app",
+              heartbeatMillis: 250,
+              syncMillis: 100
+            }
+          })
+        )
+        const mafalda = app
+        // A few syncs: the app knows the Node, without its Worker.
+        yield* Effect.sleep(500)
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const here = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, rtcpMux: true }))
+        expect(here).not.toBeInstanceOf(RemoteTransport)
+        const there = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, rtcpMux: true }))
+        expect(there).toBeInstanceOf(RemoteTransport)
+        const remote = there as unknown as RemoteTransport
+        expect(remote.node).toBe("lagging-node")
+        expect(remote.workerId).toBe(hidden.id)
+        // Still the one Worker there, now with the app's Router on it.
+        const info = yield* client.NodeInfo()
+        expect(info.workers.map((w) => w.id)).toEqual([hidden.id])
+        expect(info.transports).toBe(1)
+        pids.push(...(yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid))
+        there.close()
+        here.close()
+      }).pipe(
+        Effect.ensuring(
+          Effect.promise(async () => {
+            await app?.close().catch(() => undefined)
+            await node?.close()
+            for (const pid of pids) expect(processExists(pid)).toBe(false)
+            expect(await cleanPrefix(prefix)).toBe(0)
+          })
+        )
+      )
+    }
+  )
+})
