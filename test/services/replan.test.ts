@@ -14,7 +14,8 @@
  * its registry record lists only the Workers the test lets it show (the stale report).
  *
  * `n0` has one CPU: its one Worker takes the room's first transport, then reports itself
- * full, so the second transport is delegated to `n1`.
+ * full, so the second transport is delegated to `n1` (and so is the Router of a
+ * `pipeToRouter` into another Mafalda Router, which goes where its next transport would).
  *
  * Then the same with real components: a real `mafalda node` (in this process: real mediasoup
  * Workers, its real RPC API and `NodeHost`, the real Redis registry) whose report lags (a
@@ -29,7 +30,14 @@ import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
-import { MafaldaRouterId, NodeId, type RouterId, type WorkerId } from "../../src/core/Ids.js"
+import {
+  MafaldaRouterId,
+  NodeId,
+  ProducerId,
+  type RouterId,
+  TransportId,
+  type WorkerId
+} from "../../src/core/Ids.js"
 import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
 import { lookup } from "../../src/core/Snapshot.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
@@ -121,6 +129,15 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
           }
           return info
         }),
+      PipeFrom: (p: { producer: string; from: string; to: string }) =>
+        Effect.succeed({
+          producer: p.producer,
+          from: p.from,
+          to: p.to,
+          pipeConsumer: `pipe-consumer-of-${p.producer}`,
+          pipeProducer: p.producer,
+          srtp: true
+        }),
       Notices: unexpected("Notices")
     } as unknown as NodeClient
     // Reported at time 0: `registryEvents` reports no load, and closes no Worker it left out.
@@ -173,6 +190,7 @@ const shell = ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
 )
 
 const room = MafaldaRouterId.make("m1")
+const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 
 const placeOne = (n: number) =>
   Effect.flatMap(Placement, (placement) =>
@@ -236,6 +254,32 @@ describe("a placement whose view of another Node's Workers is a report behind", 
     }).pipe(Effect.provide(shell))
   )
 
+  it.scoped("pipeToRouter into another Mafalda Router lands there too", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const placement = yield* Placement
+      const { calls } = yield* Peer
+      const hidden = yield* setUp
+      // A producer of the room on n0, piped into a Mafalda Router of other Router settings
+      // (nothing to share): its Router goes where its next transport would, on n1.
+      const producer = ProducerId.make("p0")
+      yield* store.apply({
+        _tag: "ProducerCreated",
+        producer,
+        kind: "audio",
+        transport: TransportId.make("t0"),
+        at: 30
+      })
+      const other = MafaldaRouterId.make("m2")
+      yield* placement.createMafaldaRouter(other, {}, { mediaCodecs: [opus] })
+      const outcome = yield* placement.pipeToMafaldaRouter(producer, room, other)
+      if (outcome._tag !== "Piped") return expect.fail(`expected a pipe, got ${outcome._tag}`)
+      expect(outcome.placement.worker).toBe(hidden)
+      expect(lookup(store.current().routers, outcome.pipe.to)?.worker).toBe(hidden)
+      expect(calls.map((c) => c.call)).toEqual(["StartWorker", "NodeInfo", "CreateRouter"])
+    }).pipe(Effect.provide(shell))
+  )
+
   it.scoped("fails as before when the Node's current Workers do not change the decision", () =>
     Effect.gen(function* () {
       const { calls, unlisted } = yield* Peer
@@ -259,7 +303,6 @@ describe("a placement whose view of another Node's Workers is a report behind", 
 })
 
 const secret = "replan-secret-0123456789"
-const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 
 describe.skipIf(!redisAvailable)("a real Node whose report lags, and an app in cluster mode", () => {
