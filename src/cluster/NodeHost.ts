@@ -12,9 +12,24 @@
  * with its last holder (see `routerHolds` and `pipesIn`). A consumer's `Closed` notice says
  * why it closed when not on request (`transportclose`, `producerclose`).
  *
+ * Upstream pipes are held by the Nodes they feed. A pipe into a Router here may feed a pipe
+ * into a Router on another Node (a tree A -> B -> C: this Node is B): that Node leases its
+ * end here (`PipeLease`, over its own RPC connection), and from the end's `PipeConsume`
+ * until the lease ends it holds what feeds that end here, as a holder of its own (one per
+ * lease, never a client's id): the pipe that carries the producer into this Router (if
+ * `PipeFrom` made it) and this Router (if `CreateRouter` made or found it). So the clients
+ * that asked for them may all let go while another app still consumes the producer
+ * downstream (it holds the pipe on C, which holds this lease): they close when the lease
+ * ends (C's pipe closed), in turn, and this Node's lease on A with them. A producer made
+ * here by a client, or carried into the Router by this process' own Mafalda instance
+ * (cluster mode), is not held by a lease: it lives by its maker's rules (see
+ * `holdUpstream`); nor is a Router of this process' own (`own`) kept from its owner, which
+ * closes it by its own rules, with the pipes into it.
+ *
  * Its own scale-down (`idleGraceMillis`): a Worker it started for a client (`StartWorker`)
  * is closed once it has had no Router (so no transport and no pipe either) for the idle
- * grace; its next load report leaves it out of the registry. No idle Worker is kept warm
+ * grace, and a Router held by a lease only counts as a Router (`watchIdle`): its Worker
+ * stays; its next load report leaves it out of the registry. No idle Worker is kept warm
  * here: a Node's Workers exist because clients asked for them, and a client asks again
  * (`StartWorker`) when it needs one. Workers the host did not start (cluster mode's own) are
  * its owner's to scale down.
@@ -95,13 +110,17 @@ interface Hosted {
   leased: boolean
 }
 
-/** The RPC connection a request came on (`@effect/rpc`'s `clientId`): a holder. */
+/**
+ * The RPC connection a request came on (`@effect/rpc`'s `clientId`, from 0 up): a holder;
+ * a negative one is another Node's lease on a pipe end here (`holdUpstream`).
+ */
 type Client = number
 
 /** A pipe into one of this Node's Routers (made by `PipeFrom`) and the clients that hold it. */
 interface PipeIn {
   readonly data: PipeData
   readonly producer: types.Producer
+  /** Clients, and the leases of other Nodes on pipe ends it feeds here (`holdUpstream`). */
   readonly holders: Set<Client>
   lease?: Fiber.RuntimeFiber<void, never>
 }
@@ -224,7 +243,10 @@ const make = (options: NodeHostOptions) =>
 
     // --- idle Workers ------------------------------------------------------------------
 
-    /** Workers started by `StartWorker`: how many Routers each has, and since when none. */
+    /**
+     * Workers started by `StartWorker`: how many Routers each has (open ones, whoever holds
+     * them: clients or other Nodes' leases), and since when none.
+     */
     const started = new Map<WorkerId, { routers: number; idleSince: number | null }>()
     /** Held by `CreateRouter` and by closing an idle Worker: no Router lands on a closing Worker. */
     const placing = yield* Effect.makeSemaphore(1)
@@ -299,7 +321,8 @@ const make = (options: NodeHostOptions) =>
      * receive it). A client's `CloseRouter` (or its disconnect) lets go of its hold only: its
      * transports there and its holds on the pipes into it go, as they would with the Router,
      * and the Router closes when its last holder lets go, unless it is this process' own
-     * (`own`: made by its own Mafalda instance, which closes it by its own rules).
+     * (`own`: made by its own Mafalda instance, which closes it by its own rules). Another
+     * Node's lease on a pipe end fed by a pipe into the Router holds it too (`holdUpstream`).
      */
     const routerHolds = new Map<RouterId, { readonly holders: Set<Client>; readonly own: boolean }>()
 
@@ -535,6 +558,41 @@ const make = (options: NodeHostOptions) =>
       return id === undefined ? undefined : transports.get(id)
     }
 
+    /**
+     * A lease's own holder: a negative number, never an RPC `clientId` (`@effect/rpc` counts
+     * those up from 0), one per pipe end leased (one connection, another Node's, may hold
+     * several leases here).
+     */
+    let leaseHolders = 0
+    const nextLeaseHolder = (): Client => --leaseHolders
+
+    /**
+     * Holds, for one lease of another Node on a pipe end of `router`, what feeds that end
+     * here: the pipe that carries `producer` into `router` (when `PipeFrom` made it, see
+     * `pipesIn`) and, with it, `router` (when a client's `CreateRouter` holds it, see
+     * `routerHolds`), so that neither closes while a Node downstream still takes the producer
+     * from here, whoever else lets go. Returns the release. Taken by `PipeConsume` (so there
+     * is no gap before the other Node's `PipeLease` arrives) and let go when the end's pipe
+     * consumer closes: the lease's end closes the end's transport, and with it the consumer
+     * (an end never leased closes after `pipeLeaseGraceMillis`). A producer made here by a
+     * client, or piped into `router` by this process' own Mafalda instance, is not held: it
+     * lives by its maker's rules (its transport, its Router), not by the lease.
+     */
+    const holdUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
+      const pipe = pipesIn.get(pipeKey(producer, router))
+      if (pipe === undefined || pipe.producer.closed) return Effect.void
+      const holder = nextLeaseHolder()
+      pipe.holders.add(holder)
+      routerHolds.get(router)?.holders.add(holder)
+      return Effect.suspend(() => {
+        releasePipe(pipe, holder)
+        // The Router's hold, if it is still held (not closed meanwhile).
+        return routerHolds.get(router)?.holders.has(holder) === true
+          ? releaseRouter(router, holder)
+          : Effect.void
+      })
+    }
+
     const PipeLease = ({ consumer: id }: { consumer: string }): Stream.Stream<PipeSignal, NodeError> =>
       Stream.asyncPush<PipeSignal, NodeError>((emit) =>
         Effect.acquireRelease(
@@ -563,7 +621,8 @@ const make = (options: NodeHostOptions) =>
               consumer.off("producerpause", pause)
               consumer.off("producerresume", resume)
               consumer.observer.off("close", close)
-              // The lease is over: the pipe's end here goes.
+              // The lease is over: the pipe's end here goes (and with its consumer, what
+              // it held upstream: see `PipeConsume`).
               entry.transport.close()
             })
         )
@@ -926,12 +985,20 @@ const make = (options: NodeHostOptions) =>
         PipeConsume: ({ transport, producer }) =>
           Effect.gen(function* () {
             const t = yield* pipeTransport(transport)
+            const router = (yield* hosted(transport)).router
             const consumer = yield* attempt("pipeTransport.consume", () =>
               t.consume({ producerId: producer })
             )
             pipeTransportOfConsumer.set(consumer.id, t.id)
             keepConsumer(consumer)
-            consumer.observer.once("close", () => pipeTransportOfConsumer.delete(consumer.id))
+            // What feeds this pipe end stays for as long as the other Node leases it (from
+            // now: no gap before its `PipeLease`); the lease's end closes the end's transport,
+            // so its consumer, which lets go (so does the grace of an end never leased).
+            const upstream = holdUpstream(consumer.producerId, router)
+            consumer.observer.once("close", () => {
+              pipeTransportOfConsumer.delete(consumer.id)
+              runFork(upstream)
+            })
             return {
               consumer: consumer.id,
               kind: consumer.kind,
