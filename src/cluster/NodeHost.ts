@@ -250,6 +250,13 @@ const make = (options: NodeHostOptions) =>
     const started = new Map<WorkerId, { routers: number; idleSince: number | null }>()
     /** Held by `CreateRouter` and by closing an idle Worker: no Router lands on a closing Worker. */
     const placing = yield* Effect.makeSemaphore(1)
+    /**
+     * Held by `StartWorker` while it starts a Worker, and by `NodeInfo` while it lists them:
+     * starts run one at a time, and a list never leaves out a Worker still starting, so a
+     * client refused a start (its view a report behind) finds the Worker that took the CPU in
+     * the list it asks for next.
+     */
+    const starting = yield* Effect.makeSemaphore(1)
 
     const watchIdle = (worker: WorkerId) =>
       Effect.sync(() => {
@@ -850,7 +857,7 @@ const make = (options: NodeHostOptions) =>
               cpus: workers.cpus,
               announcedIp,
               state: (yield* Ref.get(draining)) ? "draining" : "up",
-              workers: yield* workers.workers,
+              workers: yield* starting.withPermits(1)(workers.workers),
               transports: clientTransports,
               pipes
             }
@@ -858,8 +865,11 @@ const make = (options: NodeHostOptions) =>
           }),
         StartWorker: ({ settings }) =>
           refuseWhenDraining.pipe(
-            Effect.andThen(workers.startWorker(settings as WorkerSettings)),
-            Effect.tap((info) => watchIdle(info.id)),
+            Effect.andThen(
+              starting.withPermits(1)(
+                workers.startWorker(settings as WorkerSettings).pipe(Effect.tap((info) => watchIdle(info.id)))
+              )
+            ),
             Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))
           ),
         CloseWorker: ({ worker }) => workers.closeWorker(worker),

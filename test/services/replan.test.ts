@@ -377,4 +377,54 @@ describe.skipIf(!redisAvailable)("a real Node whose report lags, and an app in c
       )
     }
   )
+  it.scopedLive(
+    "a start refused while another client's start is under way finds that Worker in the Node's list",
+    () => {
+      const prefix = testPrefix("replan-starting")
+      let node: RunningNode | undefined
+      const pids: Array<number> = []
+      return Effect.gen(function* () {
+        node = yield* Effect.promise(() =>
+          startNode({
+            redis: redisUrl,
+            prefix,
+            secret,
+            node: "starting-node",
+            cpus: 1,
+            heartbeatMillis: 60_000
+          })
+        )
+        const one = yield* makeClient({ ...parseAddress(node.address)!, secret })
+        const two = yield* makeClient({ ...parseAddress(node.address)!, secret })
+        // Both ask for the Node's one CPU at once: one start wins, the other is refused; the
+        // Node's list, asked right after the refusal, has the winner's Worker (starts run one
+        // at a time, and a list waits for a start under way).
+        const [a, b] = yield* Effect.all(
+          [
+            Effect.either(one.StartWorker({ settings: { logLevel: "warn" } })),
+            Effect.either(two.StartWorker({ settings: { logLevel: "warn" } })).pipe(
+              Effect.flatMap((r) => Effect.map(two.NodeInfo(), (info) => [r, info] as const))
+            )
+          ],
+          { concurrency: "unbounded" }
+        )
+        const [refusedOrStarted, info] = b
+        const started = [a, refusedOrStarted].filter(Either.isRight).map((r) => r.right)
+        const refused = [a, refusedOrStarted].filter(Either.isLeft).map((r) => r.left)
+        expect(started).toHaveLength(1)
+        expect(refused).toHaveLength(1)
+        expect(refused[0]).toMatchObject({ _tag: "NodeCallError", operation: "startWorker" })
+        pids.push(started[0]!.pid)
+        if (Either.isLeft(refusedOrStarted)) expect(info.workers.map((w) => w.id)).toEqual([started[0]!.id])
+      }).pipe(
+        Effect.ensuring(
+          Effect.promise(async () => {
+            await node?.close()
+            for (const pid of pids) expect(processExists(pid)).toBe(false)
+            expect(await cleanPrefix(prefix)).toBe(0)
+          })
+        )
+      )
+    }
+  )
 })
