@@ -16,9 +16,19 @@
  *    the room does not use while it has Routers elsewhere, a pipe of each of them in;
  *  - projected load + `final` ≤ `plannedLimit`, `final` being the same once the room reaches
  *    its projection (hint, or recent high).
- * It `holds the rest` of the room when, moreover, projected load + `rest` ≤ `plannedLimit`,
+ * It `holds the rest` of the room when, moreover, projected load + `rest` ≤ the watermark,
  * `rest` being what the room's transports still to come (with their share of the room's
- * producers) will cost there once the room is full.
+ * producers) will cost there once the room is full: at most a Router's part of them and,
+ * when a room planned over several Routers spreads onto one more (a Router it has nothing
+ * on), at least `spreadShare` of a part. A big room's Routers fill up to the watermark while
+ * it still expects members (those who leave have their seats taken by others, who may not
+ * fit where they left: the Router the room's producers are piped out of carries a pipe end
+ * for each other Router). Were each of those members placed where only they fit, each would
+ * open a Router of its own on a busy Worker, with a pipe of every producer of the room in
+ * (the webinar scenario had 2.95 times its lower bound of pipes): the new Router should have
+ * room for the members that follow it there (steps 1 and 2 send them to it). That least share
+ * counts for holding the rest only: a Worker that fits the transport still takes it (step 6)
+ * when none holds the rest and no CPU is left to start a Worker.
  *
  * A room planned over several Routers (`plannedRouters`) gives each at most its part
  * (`routerPart`) while it has members to come: a Router that holds its part already is
@@ -116,13 +126,24 @@ export const tolerance = 1e-9
 /** How many Workers of other Nodes delegation looks at, at most (busiest first). */
 export const maxDelegateCandidates = 64
 
+/**
+ * The share of a Router's part of the room (`routerPart`) that a room planned over several
+ * Routers must find room for when it spreads onto one more Router, however few members it
+ * still expects (see the module's documentation).
+ */
+export const spreadShare = 0.5
+
 /** What a transport of a room costs on a Worker (CPU %, scaled by the Worker's `ratio`). */
 export interface PlacementCost {
   /** At once: its own cost, a consumer of each live producer of the room, pipes to bring them. */
   readonly now: number
   /** Once the room reaches its projection. */
   readonly final: number
-  /** The room's transports still to come (and its producers, when it has no Router yet), there. */
+  /**
+   * The room's transports still to come (and its producers, when it has no Router yet), there;
+   * when a room planned over several Routers spreads onto one more, at least `spreadShare` of
+   * a Router's part of them.
+   */
   readonly rest: number
   /**
    * The Router already holds its part of a room planned over several Routers (`routerPart`)
@@ -166,15 +187,23 @@ export const placementCost = (
   const part = Math.max(1, Math.ceil(projection.transports / routers))
   const here = share?.transports ?? 0
   const reserved = here > 0 && here < part && toCome > 0
+  const planned = routerPart(options, projection)
   // The room's transports still to come, each with its share of the room's producers; of
-  // a room projected over several Routers, one Router's part of them.
+  // a room projected over several Routers, one Router's part of them. A room planned over
+  // several Routers that spreads onto one more counts at least `spreadShare` of a part there
+  // (see the module's documentation), however few members it still expects.
+  // That least share makes a Worker hold the rest (preferred by steps 3 and 5), not fit: a
+  // Worker with room for the members still expected alone still takes them when none holds it.
+  const least = spread && Math.ceil(projection.transports) > planned ? Math.ceil(part * spreadShare) : 1
   const slots = Math.min(Math.max(1, toCome), part)
-  const rest = slots * (final.perMember + final.outs) + (spread || routers > 1 ? final.pipes : 0)
+  const each = final.perMember + final.outs
+  const pipesIn = spread || routers > 1 ? final.pipes : 0
+  const due = slots * each + pipesIn
+  const rest = Math.min(Math.max(slots, least), part) * each + pipesIn
   const k = worker.ratio
   // On a Router the room has nothing on yet, the transport opens the room's part there: its
   // growth is reserved once it lands, so that part must fit.
-  const finalCost = reserved ? 0 : adds ? Math.max(rest, final.final) : final.final
-  const planned = routerPart(options, projection)
+  const finalCost = reserved ? 0 : adds ? Math.max(due, final.final) : final.final
   const overPart = here >= planned && toCome > 0 && Math.ceil(projection.transports) > planned
   return { now: now * k, final: finalCost * k, rest: rest * k, overPart }
 }

@@ -14,6 +14,7 @@ import {
 } from "../../src/core/index.js"
 import { plannedRouters, projectRoom, routerPart } from "../../src/core/projection.js"
 import { lookup } from "../../src/core/Snapshot.js"
+import { placementCost, spreadShare } from "../../src/core/transportPlacement.js"
 import { handCosts } from "../support/handCosts.js"
 import {
   build,
@@ -174,6 +175,46 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     expect(routerPart(o, projection)).toBe(7)
     expect(decide(hinted(6))).toEqual(use("r1", "w1", "n1", false))
     expect(decide(hinted(7))).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+  })
+
+  it("3. a room planned over several Routers that spreads onto one more goes where half a part fits, however few members it still expects", () => {
+    // 50 expected participants, all publishing (8 Routers of a part of 7, as above): 49 came,
+    // on 7 Routers whose Workers are at the watermark. The last member (or one taking the seat
+    // of a member who left) opens an eighth Router: on w8 only it would fit, and the next
+    // member who cannot return to a full Router would open a ninth, each with a pipe of every
+    // producer of the room in; w9 has room for half a part (4 members).
+    const spread = (cpus: number, ...extra: ReadonlyArray<ReadonlyArray<ClusterEvent>>) =>
+      build([
+        ev.nodeUp("n1", cpus),
+        {
+          _tag: "MafaldaRouterCreated",
+          mafaldaRouter: mid("m1"),
+          workerSettings: WS,
+          routerSettings: RS,
+          hint: { participants: 50, publishers: null },
+          at: 0
+        },
+        ...Array.from({ length: 7 }, (_, w) => [
+          ...workerWithRouter(`w${w + 1}`, `r${w + 1}`, "n1"),
+          ...Array.from({ length: 7 }, (_, t) => ev.transport(`t${w}-${t}`, `r${w + 1}`, "m1")),
+          ev.load(`w${w + 1}`, 60, 1)
+        ]).flat(),
+        ...extra.flat()
+      ])
+    const s = spread(16, bareWorker("w8", "n1", 35), bareWorker("w9", "n1", 5))
+    const m = lookup(s.mafaldaRouters, mid("m1"))!
+    const projection = projectRoom(m, 0, o)
+    expect(m.size.transports).toBe(49)
+    expect(routerPart(o, projection)).toBe(7)
+    expect(spreadShare).toBe(0.5)
+    expect(decide(s)).toEqual(createRouter("w9", "n1"))
+    // Half a part with the pipes of every producer in: more than w8 has left, not w9.
+    expect(placementCost(s, o, m, projection, get(s.workers, wid("w8"))).rest).toBeGreaterThan(60 - 35)
+    expect(placementCost(s, o, m, projection, get(s.workers, wid("w9"))).rest).toBeLessThanOrEqual(60 - 5)
+    // Without w9, on a Node with no CPU left to start a Worker (and no other Node), w8 still
+    // takes the member (step 6): the least share decides where the room spreads, not whether
+    // it fits.
+    expect(decide(spread(8, bareWorker("w8", "n1", 35)))).toEqual(createRouter("w8", "n1"))
   })
 
   it("3. a Worker with only a Router of other settings gets a new Router", () => {
