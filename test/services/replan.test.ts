@@ -25,7 +25,7 @@
  * @module
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Exit, HashMap, Layer, Queue, Stream, TestClock } from "effect"
+import { Context, Effect, Either, Exit, HashMap, Layer, TestClock } from "effect"
 import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
@@ -48,11 +48,12 @@ import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
 import { NodeCallError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
 import type { WorkerServiceError } from "../../src/services/errors.js"
-import { type NodeGone, type NodeRecord, NodeRegistry } from "../../src/services/NodeRegistry.js"
+import { type NodeRecord, NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { Placement } from "../../src/services/Placement.js"
 import { SnapshotStore } from "../../src/services/SnapshotStore.js"
 import { WorkerService, type WorkerServiceShape } from "../../src/services/WorkerService.js"
 import { cleanPrefix, redisAvailable, redisUrl, testPrefix } from "../multi/redisSupport.js"
+import { listingRegistry, peerRecord } from "../support/simulatedPeers.js"
 
 const policy = Either.getOrThrow(
   makePolicyOptions({
@@ -144,32 +145,14 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
     const records = Effect.map(
       workers.workers,
       (all): ReadonlyArray<NodeRecord> => [
-        {
-          node: peer,
-          address: "n1:4000",
-          announcedIp: "127.0.0.1",
-          cpus: 1,
-          state: "up",
-          workers: all
-            .filter((w) => !unreported.has(w.id))
-            .map((w) => ({ worker: w.id, settings: w.settings, load: 0 })),
-          registeredAt: 0,
-          reportedAt: 0
-        }
+        peerRecord(
+          peer,
+          1,
+          all.filter((w) => !unreported.has(w.id))
+        )
       ]
     )
-    const registry = NodeRegistry.of({
-      register: unexpected("register"),
-      report: unexpected("report"),
-      setState: unexpected("setState"),
-      deregister: unexpected("deregister"),
-      nodes: records,
-      node: unexpected("node"),
-      pick: unexpected("pick"),
-      reap: Effect.succeed([]),
-      gone: Stream.die(new Error("gone was not expected")),
-      subscribe: Queue.unbounded<NodeGone>()
-    })
+    const registry = listingRegistry(records)
     const clients = NodeClients.of({
       get: (node) =>
         node === peer ? Effect.succeed(client) : Effect.die(new Error(`no client of Node ${node} expected`)),

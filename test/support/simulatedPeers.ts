@@ -70,6 +70,43 @@ export class SimulatedPeers extends Context.Tag("test/SimulatedPeers")<
 const unexpected = (what: string) => () => Effect.die(new Error(`simulated peers: ${what} was not expected`))
 
 /**
+ * A Node's registry record: up, with its CPUs and these Workers, each at 0 %, registered and
+ * reported at time 0 (see the module's documentation).
+ */
+export const peerRecord = (
+  node: NodeId,
+  cpus: number,
+  workers: ReadonlyArray<{
+    readonly id: WorkerId
+    readonly settings: NodeRecord["workers"][number]["settings"]
+  }>
+): NodeRecord => ({
+  node,
+  address: `${node}:4000`,
+  announcedIp: "127.0.0.1",
+  cpus,
+  state: "up",
+  workers: workers.map((w) => ({ worker: w.id, settings: w.settings, load: 0 })),
+  registeredAt: 0,
+  reportedAt: 0
+})
+
+/** A registry that lists the Nodes `records` gives and answers nothing else (that dies). */
+export const listingRegistry = (records: Effect.Effect<ReadonlyArray<NodeRecord>>) =>
+  NodeRegistry.of({
+    register: unexpected("register"),
+    report: unexpected("report"),
+    setState: unexpected("setState"),
+    deregister: unexpected("deregister"),
+    nodes: records,
+    node: unexpected("node"),
+    pick: unexpected("pick"),
+    reap: Effect.succeed([]),
+    gone: Stream.die(new Error("simulated peers: gone was not expected")),
+    subscribe: Queue.unbounded<NodeGone>()
+  })
+
+/**
  * `NodeClients` and `NodeRegistry` over simulated Nodes `peers` (and the Node under test, the
  * `WorkerService` in the context, whose client only ever gets `PipeFrom`: the destination's
  * Node drives a pipe, this one's own included). Workers are charged nothing: loads come from
@@ -133,31 +170,11 @@ export const layer = (
         const node = NodeId.make(peer.node)
         return Effect.map(
           services.get(node)!.workers,
-          (workers): NodeRecord => ({
-            node,
-            address: `${peer.node}:4000`,
-            announcedIp: "127.0.0.1",
-            cpus: peer.cpus,
-            state: "up",
-            workers: workers.map((w) => ({ worker: w.id, settings: w.settings, load: 0 })),
-            registeredAt: 0,
-            reportedAt: 0
-          })
+          (workers): NodeRecord => peerRecord(node, peer.cpus, workers)
         )
       })
 
-      const registry = NodeRegistry.of({
-        register: unexpected("register"),
-        report: unexpected("report"),
-        setState: unexpected("setState"),
-        deregister: unexpected("deregister"),
-        nodes: records,
-        node: unexpected("node"),
-        pick: unexpected("pick"),
-        reap: Effect.succeed([]),
-        gone: Stream.die(new Error("simulated peers: gone was not expected")),
-        subscribe: Queue.unbounded<NodeGone>()
-      })
+      const registry = listingRegistry(records)
       const nodeClients = NodeClients.of({
         get: (node) => {
           const client = clients.get(node)
