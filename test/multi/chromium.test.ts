@@ -25,7 +25,7 @@ import {
 } from "../support/chromiumPage.js"
 import { startRouterSignallingServer } from "../support/routerSignalling.js"
 import { fullClusterApp, until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { type NodeProcess, nodeArgs, spawnNode } from "./nodeProcesses.js"
 import { cleanPrefix, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "cluster-chromium-secret-0123"
@@ -47,18 +47,7 @@ describe.skipIf(!redisAvailable)("a real browser across two Mafalda Nodes", () =
         const b = yield* Effect.acquireRelease(
           Effect.promise(async () => {
             const p = await spawnNode(
-              [
-                "--redis",
-                redisUrl,
-                "--prefix",
-                prefix,
-                "--node",
-                "node-b",
-                "--cpus",
-                "1",
-                "--drain-timeout",
-                "1"
-              ],
+              nodeArgs({ redis: redisUrl, prefix, node: "node-b", cpus: 1, drainTimeoutSeconds: 1 }),
               { MAFALDA_SECRET: secret }
             )
             started.push(p)

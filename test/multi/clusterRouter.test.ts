@@ -19,7 +19,7 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { nodeProcessPool } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -31,10 +31,9 @@ const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 
 const startNode = async (name: string) => {
-  return nodes.start(
-    ["--redis", redisUrl, "--prefix", prefix, "--node", name, "--cpus", "2", "--drain-timeout", "1"],
-    { MAFALDA_SECRET: secret }
-  )
+  return nodes.start(nodeArgs({ redis: redisUrl, prefix, node: name, cpus: 2, drainTimeoutSeconds: 1 }), {
+    MAFALDA_SECRET: secret
+  })
 }
 
 /** The events an object emits, in order (`observer.close` as `observer:close`). */

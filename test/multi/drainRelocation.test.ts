@@ -19,7 +19,7 @@ import { processExists } from "../../src/media/worker.js"
 import type { PreparedRelocation, TransportRelocation } from "../../src/router/relocation.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { nodeProcessPool } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -32,21 +32,9 @@ const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
 const drainTimeoutSeconds = 30
 
 const startNode = async (name: string) => {
-  return nodes.start(
-    [
-      "--redis",
-      redisUrl,
-      "--prefix",
-      prefix,
-      "--node",
-      name,
-      "--cpus",
-      "2",
-      "--drain-timeout",
-      String(drainTimeoutSeconds)
-    ],
-    { MAFALDA_SECRET: secret }
-  )
+  return nodes.start(nodeArgs({ redis: redisUrl, prefix, node: name, cpus: 2, drainTimeoutSeconds }), {
+    MAFALDA_SECRET: secret
+  })
 }
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { NodeId } from "../../src/core/Ids.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { until } from "./clusterSupport.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { type NodeProcess, nodeArgs, spawnNode } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "idle-workers-secret-0123"
@@ -33,18 +33,7 @@ describe.skipIf(!redisAvailable)("a mafalda node closes its idle Workers", () =>
       Effect.gen(function* () {
         const p = yield* Effect.promise(() =>
           spawnNode(
-            [
-              "--redis",
-              redisUrl,
-              "--prefix",
-              prefix,
-              "--node",
-              "node-idle",
-              "--cpus",
-              "2",
-              "--idle-grace",
-              String(graceMillis)
-            ],
+            nodeArgs({ redis: redisUrl, prefix, node: "node-idle", cpus: 2, idleGraceMillis: graceMillis }),
             { MAFALDA_SECRET: secret, MAFALDA_LOG_LEVEL: "info", MAFALDA_LOG_FORMAT: "json" }
           )
         )

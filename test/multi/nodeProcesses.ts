@@ -111,3 +111,31 @@ export const nodeProcessPool = () => {
     }
   }
 }
+
+/** What a test's `mafalda node` is started with (`nodeArgs`). */
+export interface NodeArgs {
+  readonly redis: string
+  readonly prefix: string
+  readonly node: string
+  readonly cpus: number
+  readonly listen?: string
+  readonly announcedIp?: string
+  readonly drainTimeoutSeconds?: number
+  readonly idleGraceMillis?: number
+}
+
+/** The command-line arguments of `mafalda node` for a test's Node. */
+export const nodeArgs = (o: NodeArgs): Array<string> => [
+  "--redis",
+  o.redis,
+  "--prefix",
+  o.prefix,
+  ...(o.listen === undefined ? [] : ["--listen", o.listen]),
+  ...(o.announcedIp === undefined ? [] : ["--announced-ip", o.announcedIp]),
+  "--node",
+  o.node,
+  "--cpus",
+  String(o.cpus),
+  ...(o.drainTimeoutSeconds === undefined ? [] : ["--drain-timeout", String(o.drainTimeoutSeconds)]),
+  ...(o.idleGraceMillis === undefined ? [] : ["--idle-grace", String(o.idleGraceMillis)])
+]

@@ -16,7 +16,7 @@ import { NodeId } from "../../src/core/Ids.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { refused, until } from "./clusterSupport.js"
-import { nodeProcessPool, spawnNode } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool, spawnNode } from "./nodeProcesses.js"
 import { collectNotices, consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -27,22 +27,15 @@ const workerPids: Array<number> = []
 
 const startNode = async (name: string, drainTimeoutSeconds = 5) => {
   return nodes.start(
-    [
-      "--redis",
-      redisUrl,
-      "--prefix",
+    nodeArgs({
+      redis: redisUrl,
       prefix,
-      "--listen",
-      "127.0.0.1:0",
-      "--announced-ip",
-      "127.0.0.1",
-      "--node",
-      name,
-      "--cpus",
-      "1",
-      "--drain-timeout",
-      String(drainTimeoutSeconds)
-    ],
+      listen: "127.0.0.1:0",
+      announcedIp: "127.0.0.1",
+      node: name,
+      cpus: 1,
+      drainTimeoutSeconds
+    }),
     { MAFALDA_SECRET: secret }
   )
 }

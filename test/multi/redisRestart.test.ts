@@ -34,7 +34,7 @@ import { makeClient } from "../../src/rpc/transport.js"
 import { IndexService } from "../../src/services/IndexService.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { isCI } from "../support/ci.js"
-import { type NodeProcess, spawnNode } from "./nodeProcesses.js"
+import { type NodeProcess, nodeArgs, spawnNode } from "./nodeProcesses.js"
 import { consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 
 /** `redis-server`: `/usr/bin/redis-server`, or the first one on the PATH. */
@@ -220,20 +220,14 @@ describe.skipIf(redisServer === undefined)("a real Redis restart (empty)", () =>
 
         const startNode = async (name: string) => {
           const p = await spawnNode(
-            [
-              "--redis",
-              url,
-              "--prefix",
+            nodeArgs({
+              redis: url,
               prefix,
-              "--listen",
-              "127.0.0.1:0",
-              "--node",
-              name,
-              "--cpus",
-              "1",
-              "--drain-timeout",
-              "1"
-            ],
+              listen: "127.0.0.1:0",
+              node: name,
+              cpus: 1,
+              drainTimeoutSeconds: 1
+            }),
             { MAFALDA_SECRET: secret }
           )
           nodes.push(p)

@@ -21,7 +21,7 @@ import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { nodeProcessPool } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
@@ -94,18 +94,7 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
       Effect.gen(function* () {
         const b = yield* Effect.promise(() =>
           nodes.start(
-            [
-              "--redis",
-              redisUrl,
-              "--prefix",
-              prefix,
-              "--node",
-              "node-b",
-              "--cpus",
-              "2",
-              "--drain-timeout",
-              "1"
-            ],
+            nodeArgs({ redis: redisUrl, prefix, node: "node-b", cpus: 2, drainTimeoutSeconds: 1 }),
             { MAFALDA_SECRET: secret }
           )
         )

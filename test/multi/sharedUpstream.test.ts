@@ -26,7 +26,7 @@ import { processExists } from "../../src/media/worker.js"
 import type { NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { refused, until } from "./clusterSupport.js"
-import { nodeProcessPool } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import {
   collectNotices,
   consumerOn,
@@ -46,20 +46,7 @@ const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels
 
 const startNode = (name: string) =>
   nodes.start(
-    [
-      "--redis",
-      redisUrl,
-      "--prefix",
-      prefix,
-      "--node",
-      name,
-      "--cpus",
-      "1",
-      "--drain-timeout",
-      "1",
-      "--idle-grace",
-      String(idleGraceMillis)
-    ],
+    nodeArgs({ redis: redisUrl, prefix, node: name, cpus: 1, drainTimeoutSeconds: 1, idleGraceMillis }),
     { MAFALDA_SECRET: secret }
   )
 

@@ -44,7 +44,7 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
-import { nodeProcessPool } from "./nodeProcesses.js"
+import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "three-nodes-secret-0123456789"
@@ -62,7 +62,7 @@ const watermark = 60
 
 const startNode = async (name: string, onPrefix = prefix) => {
   return nodes.start(
-    ["--redis", redisUrl, "--prefix", onPrefix, "--node", name, "--cpus", "1", "--drain-timeout", "1"],
+    nodeArgs({ redis: redisUrl, prefix: onPrefix, node: name, cpus: 1, drainTimeoutSeconds: 1 }),
     { MAFALDA_SECRET: secret }
   )
 }
