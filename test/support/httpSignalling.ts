@@ -4,10 +4,12 @@
  * test/page/protocol.ts) to handlers. test/support/signalling.ts and routerSignalling.ts
  * give the handlers.
  */
+
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Scope } from "effect"
 import { Data, Effect } from "effect"
+import type { types } from "mediasoup"
 import type { SignallingApi, SignallingEndpoint } from "../page/protocol.js"
 
 /** The HTTP server could not listen. */
@@ -17,6 +19,38 @@ export class HttpListenError extends Data.TaggedError("HttpListenError")<{ reado
 export type SignallingHandlers = {
   readonly [K in SignallingEndpoint]: (request: SignallingApi[K]["request"]) => Promise<unknown>
 }
+
+/**
+ * The page's `consume` and `resume-consumer` calls: a paused consumer of the producer on the
+ * transport the page names (`transport` finds it), if `router` can consume it (else an error
+ * naming the router, `label`), kept in `consumers` until the page resumes it.
+ */
+export const consumingHandlers = (
+  router: { canConsume(options: { producerId: string; rtpCapabilities: types.RtpCapabilities }): boolean },
+  label: string,
+  transport: (id: string) => types.WebRtcTransport,
+  consumers: Map<string, types.Consumer>
+): Pick<SignallingHandlers, "consume" | "resume-consumer"> => ({
+  consume: async ({ transportId, producerId, rtpCapabilities }) => {
+    const capabilities = rtpCapabilities as types.RtpCapabilities
+    if (!router.canConsume({ producerId, rtpCapabilities: capabilities })) {
+      throw new Error(`${label} cannot consume ${producerId}`)
+    }
+    const consumer = await transport(transportId).consume({
+      producerId,
+      rtpCapabilities: capabilities,
+      paused: true
+    })
+    consumers.set(consumer.id, consumer)
+    return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters }
+  },
+  "resume-consumer": async ({ consumerId }) => {
+    const consumer = consumers.get(consumerId)
+    if (consumer === undefined) throw new Error(`no consumer ${consumerId}`)
+    await consumer.resume()
+    return {}
+  }
+})
 
 export interface PageAssets {
   /** The page, served at `/`. */

@@ -10,6 +10,7 @@ import type { Scope } from "effect"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
 import {
+  consumingHandlers,
   type HttpListenError,
   type PageAssets,
   type SignallingHandlers,
@@ -92,25 +93,7 @@ export const startRouterSignallingServer = (
         producers.set(producer.id, producer)
         return { id: producer.id }
       },
-      consume: async ({ transportId, producerId, rtpCapabilities }) => {
-        const capabilities = rtpCapabilities as types.RtpCapabilities
-        if (!router.canConsume({ producerId, rtpCapabilities: capabilities })) {
-          throw new Error(`the router cannot consume ${producerId}`)
-        }
-        const consumer = await transport(transportId).consume({
-          producerId,
-          rtpCapabilities: capabilities,
-          paused: true
-        })
-        consumers.set(consumer.id, consumer)
-        return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters }
-      },
-      "resume-consumer": async ({ consumerId }) => {
-        const consumer = consumers.get(consumerId)
-        if (consumer === undefined) throw new Error(`no consumer ${consumerId}`)
-        await consumer.resume()
-        return {}
-      }
+      ...consumingHandlers(router, "the router", transport, consumers)
     }
 
     const served = yield* serveSignalling(options, handlers)

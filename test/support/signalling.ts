@@ -8,6 +8,7 @@ import type { Scope } from "effect"
 import { Effect } from "effect"
 import type { types } from "mediasoup"
 import {
+  consumingHandlers,
   type HttpListenError,
   type PageAssets,
   type SignallingHandlers,
@@ -90,25 +91,7 @@ export const startSignallingServer = (
         piped.set(producer.id, { producer, pipeConsumer, pipeProducer })
         return { id: producer.id }
       },
-      consume: async ({ transportId, producerId, rtpCapabilities }) => {
-        const capabilities = rtpCapabilities as types.RtpCapabilities
-        if (!routerB.canConsume({ producerId, rtpCapabilities: capabilities })) {
-          throw new Error(`Router B cannot consume ${producerId}`)
-        }
-        const consumer = await transport(transportId).consume({
-          producerId,
-          rtpCapabilities: capabilities,
-          paused: true
-        })
-        consumers.set(consumer.id, consumer)
-        return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters }
-      },
-      "resume-consumer": async ({ consumerId }) => {
-        const consumer = consumers.get(consumerId)
-        if (consumer === undefined) throw new Error(`no consumer ${consumerId}`)
-        await consumer.resume()
-        return {}
-      }
+      ...consumingHandlers(routerB, "Router B", transport, consumers)
     }
 
     const served = yield* serveSignalling(options, handlers)
