@@ -95,9 +95,11 @@ export const layerCluster = (
   const base = tracker.pipe(Layer.provideMerge(Layer.mergeAll(store, workers)))
   const withClients = NodeClientsLayer.layer({ secret: cluster.secret }).pipe(Layer.provideMerge(base))
   const nodeSide = Layer.mergeAll(
-    NodeHostLayer.layer({ announcedIp, pipeListenIp: cluster.pipeListenIp }),
+    // The host holds what other Nodes' leases feed from in the instance's scale-down.
+    NodeHostLayer.layer({ announcedIp, pipeListenIp: cluster.pipeListenIp }).pipe(
+      Layer.provideMerge(ScaleDownHoldsLayer.layer)
+    ),
     DelegationLayer.layer({ syncMillis: cluster.syncMillis }),
-    ScaleDownHoldsLayer.layer,
     layerClusterPipes
   ).pipe(Layer.provideMerge(withClients))
   const served = layerServer(

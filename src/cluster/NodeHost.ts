@@ -21,10 +21,11 @@
  * that asked for them may all let go while another app still consumes the producer
  * downstream (it holds the pipe on C, which holds this lease): they close when the lease
  * ends (C's pipe closed), in turn, and this Node's lease on A with them. A producer made
- * here by a client, or carried into the Router by this process' own Mafalda instance
- * (cluster mode), is not held by a lease: it lives by its maker's rules (see
- * `holdUpstream`); nor is a Router of this process' own (`own`) kept from its owner, which
- * closes it by its own rules, with the pipes into it.
+ * here by a client is not held by a lease: it lives by its maker's rules (see
+ * `holdUpstream`). A Router of this process' own Mafalda instance (cluster mode: `own`, or
+ * not made by `CreateRouter` at all) is closed by that instance's scale-down: a lease there
+ * tells it to keep the Router, and the pipe that carries the producer into it if the instance
+ * piped it there, until the lease ends (`ScaleDownHolds`, `holdOwnUpstream`).
  *
  * Its own scale-down (`idleGraceMillis`): a Worker it started for a client (`StartWorker`)
  * is closed once it has had no Router (so no transport and no pipe either) for the idle
@@ -40,7 +41,7 @@
  *
  * @module
  */
-import { Context, Effect, Fiber, Layer, PubSub, Queue, Ref, Runtime, Schedule, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Option, PubSub, Queue, Ref, Runtime, Schedule, Stream } from "effect"
 import type { types } from "mediasoup"
 import { MafaldaRouterId, type NodeId, ProducerId, RouterId, type WorkerId } from "../core/Ids.js"
 import { ScaleDownAction } from "../core/scaleDown.js"
@@ -64,6 +65,7 @@ import type { NodeHandlers } from "../rpc/transport.js"
 import { IndexService, type ProducerLocation } from "../services/IndexService.js"
 import { LocalMediasoup } from "../services/LocalMediasoup.js"
 import { NodeRegistry } from "../services/NodeRegistry.js"
+import { ScaleDownHolds } from "../services/ScaleDownHolds.js"
 import { type RouterSettings, routerSettingsKey, type WorkerSettings } from "../services/SettingsKeys.js"
 import { WorkerService, type WorkerServiceError } from "../services/WorkerService.js"
 import { NodeClients } from "./NodeClients.js"
@@ -182,6 +184,8 @@ const make = (options: NodeHostOptions) =>
   Effect.gen(function* () {
     const workers = yield* WorkerService
     const local = yield* LocalMediasoup
+    /** This process' own Mafalda instance's scale-down holds (cluster mode), if any. */
+    const scaleDownHolds = Option.getOrUndefined(yield* Effect.serviceOption(ScaleDownHolds))
     const index = yield* IndexService
     const registry = yield* NodeRegistry
     const clients = yield* NodeClients
@@ -587,7 +591,8 @@ const make = (options: NodeHostOptions) =>
      */
     const holdUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
       const pipe = pipesIn.get(pipeKey(producer, router))
-      if (pipe === undefined || pipe.producer.closed) return Effect.void
+      const own = holdOwnUpstream(producer, router)
+      if (pipe === undefined || pipe.producer.closed) return own
       const holder = nextLeaseHolder()
       pipe.holders.add(holder)
       routerHolds.get(router)?.holders.add(holder)
@@ -597,6 +602,25 @@ const make = (options: NodeHostOptions) =>
         return routerHolds.get(router)?.holders.has(holder) === true
           ? releaseRouter(router, holder)
           : Effect.void
+      }).pipe(Effect.ensuring(own))
+    }
+
+    /**
+     * A pipe end in a Router of this process' own Mafalda instance (cluster mode; not made by
+     * `CreateRouter`): that instance's scale-down is told to keep the Router, and the pipe that
+     * carries the producer into it if the instance piped it there, until the lease ends
+     * (`ScaleDownHolds`); a producer made there by a client lives by its maker's rules.
+     */
+    const holdOwnUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
+      const entry = routerHolds.get(router)
+      if (scaleDownHolds === undefined || (entry !== undefined && !entry.own)) return Effect.void
+      const releases = [scaleDownHolds.holdRouter(router)]
+      const piped = local.pipe(ProducerId.make(producer), router)
+      if (piped !== undefined && !piped.producer.closed) {
+        releases.push(scaleDownHolds.holdPipe(ProducerId.make(producer), router))
+      }
+      return Effect.sync(() => {
+        for (const release of releases) release()
       })
     }
 

@@ -1,5 +1,5 @@
 /**
- * `ScaleDownHolds` in memory: a count per held pipe and Worker.
+ * `ScaleDownHolds` in memory: a count per held pipe, Worker and Router.
  *
  * @module
  */
@@ -30,9 +30,11 @@ const countedKeys = () => {
 export const make = (): ScaleDownHoldsShape => {
   const pipes = countedKeys()
   const workers = countedKeys()
+  const routers = countedKeys()
   return {
     holdPipe: (producer, router) => pipes.add(pipeKey(producer, router)),
     holdWorker: (worker) => workers.add(worker),
+    holdRouter: (router) => routers.add(router),
     isHeld: (action) => {
       switch (action._tag) {
         case "ClosePipe":
@@ -40,7 +42,7 @@ export const make = (): ScaleDownHoldsShape => {
         case "CloseWorker":
           return workers.has(action.worker)
         case "CloseRouter":
-          return false
+          return routers.has(action.router)
       }
     }
   }

@@ -5,7 +5,10 @@
  *    or while a `consume()` of it there is under way (from the moment it decides the Router
  *    receives the producer until the consumer is recorded);
  *  - a Worker that an application object stands for (a Worker of `mafalda/mediasoup`, the
- *    home of a WebRtcServer).
+ *    home of a WebRtcServer);
+ *  - a Router that feeds a pipe another Node leases (cluster mode: another app's media may
+ *    flow through it although this instance let go of everything it had there), and the
+ *    pipe into it that carries the producer.
  *
  * A hold is counted: each `hold` returns its own release (idempotent). `ScaleDown` asks
  * `isHeld` for every action, in the same synchronous step in which it records the action.
@@ -23,6 +26,8 @@ export interface ScaleDownHoldsShape {
   readonly holdPipe: (producer: ProducerId, router: RouterId) => () => void
   /** Holds a Worker. */
   readonly holdWorker: (worker: WorkerId) => () => void
+  /** Holds a Router. */
+  readonly holdRouter: (router: RouterId) => () => void
   /** Whether a scale-down action would close something held. */
   readonly isHeld: (action: ScaleDownAction) => boolean
 }
