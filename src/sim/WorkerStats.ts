@@ -58,57 +58,7 @@ export interface RouterCount {
   readonly pipes: ReadonlyArray<number>
 }
 
-export const countRouter = (
-  snapshot: ClusterSnapshot,
-  router: ClusterRouter,
-  costs: Costs,
-  factors: KindFactors
-): RouterCount => {
-  const rid = router.id
-  let producers = 0
-  let consumers = 0
-  let pipesIn = 0
-  let pipesOut = 0
-  let carried = 0
-  const media: Array<number> = []
-  const pipes: Array<number> = []
-  // Adding a zero (+0 or -0) changes no sum that starts at +0 (it is never -0): left out.
-  const add = (terms: Array<number>, x: number) => {
-    if (x !== 0) terms.push(x)
-  }
-  for (const pid of router.carried) {
-    carried++
-    const producer = lookup(snapshot.producers, pid)
-    const tree = lookup(snapshot.trees, pid)
-    const hop = tree === undefined ? undefined : lookup(tree, rid)
-    if (producer === undefined || hop === undefined) continue
-    const f = factors[producer.kind]
-    const c = kindCosts(costs, producer.kind)
-    if (hop.parent === null) {
-      producers++
-      add(media, c.producer * f)
-    } else {
-      pipesIn++
-      add(pipes, c.pipe * f)
-    }
-    consumers += hop.consumers
-    add(media, hop.consumers * c.consumer * f)
-    pipesOut += hop.children
-    add(pipes, hop.children * c.pipe * f)
-  }
-  return {
-    transports: HashSet.size(router.transports),
-    producers,
-    consumers,
-    pipesIn,
-    pipesOut,
-    carried,
-    media,
-    pipes
-  }
-}
-
-/** Sums the counts of a Worker's Routers into `into` (see `countRouter`). */
+/** Sums the counts of a Worker's Routers into `into` (see `countRouterCached`). */
 const sumWorker = (
   snapshot: ClusterSnapshot,
   worker: ClusterWorker,
@@ -150,16 +100,6 @@ const sumWorker = (
   return into
 }
 
-/** Counts a Worker from the snapshot: what its Routers carry, and its true load. */
-export const countWorker = (
-  snapshot: ClusterSnapshot,
-  worker: ClusterWorker,
-  costs: Costs,
-  factors: KindFactors,
-  into: WorkerStat
-): WorkerStat =>
-  sumWorker(snapshot, worker, costs, (router) => countRouter(snapshot, router, costs, factors), into)
-
 /**
  * A producer a Router carries, as a count last saw it: its stream tree (the snapshot's
  * record) and, while that record is the same, the producer's kind (or undefined when the
@@ -174,9 +114,10 @@ interface CarriedEntry {
 }
 
 /**
- * `countRouter`, result for result, with what does not change between two counts kept: the
- * carried producers in the set's order (per set record: the same record iterates the same
- * way) and each producer's kind (while its tree record is the same).
+ * Counts a Router over its carried producers' entries (in the set's order), keeping in each
+ * what does not change between two counts: the producer's kind, while its tree record is the
+ * same (`WorkerStatsCache` keeps the entries per set record: the same record iterates the
+ * same way).
  */
 const countRouterCached = (
   snapshot: ClusterSnapshot,
