@@ -14,10 +14,11 @@ import { Effect, HashMap, Option } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
 import { NodeId } from "../../src/core/Ids.js"
-import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
+import { makeRtpReceiver } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { fedProducer, opusParameters } from "./appMedia.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
@@ -87,25 +88,11 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
 
         // A producer fed with real RTP on the app's Node (its one Worker).
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
-        const ingress = yield* Effect.promise(() =>
-          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-        )
+        const ssrc = 0x0c1a5e11
+        const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
         expect(ingress).not.toBeInstanceOf(RemoteTransport)
         expect(router.routerIds).toHaveLength(1)
         const ingressRouter = router.routerIds[0]
-        const ssrc = 0x0c1a5e11
-        const producer = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc }]
-            }
-          })
-        )
-        const sender = yield* makeRtpSender({
-          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-        })
         const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
         expect(appWorkerPids).toHaveLength(1)
 
@@ -165,13 +152,7 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode", () => {
         // A second producer of the app's, consumed on B: when it closes, so does the pipe
         // into B, and the consumer there closes with `producerclose`.
         const producer2 = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc: ssrc + 1 }]
-            }
-          })
+          ingress.produce({ kind: "audio", rtpParameters: opusParameters(ssrc + 1) })
         )
         const consumerOf2 = yield* Effect.promise(() =>
           egress.consume({ producerId: producer2.id, rtpCapabilities: router.rtpCapabilities })
@@ -365,10 +346,6 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, scale-down
         const clientApp = yield* makeClient({ ...parseAddress(appAddress)!, secret })
 
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
-        const rtpParameters = (ssrc: number) => ({
-          codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-          encodings: [{ ssrc }]
-        })
         // A producer on the app's Node, consumed on D (a pipe app -> D); a producer on D,
         // consumed on the app's Node (a pipe D -> app, held by the app's own NodeHost).
         const ingress = yield* Effect.promise(() =>
@@ -376,13 +353,13 @@ describe.skipIf(!redisAvailable)("The Mafalda Router in cluster mode, scale-down
         )
         expect(ingress).not.toBeInstanceOf(RemoteTransport)
         const producer = yield* Effect.promise(() =>
-          ingress.produce({ kind: "audio", rtpParameters: rtpParameters(0x5ca1e001) })
+          ingress.produce({ kind: "audio", rtpParameters: opusParameters(0x5ca1e001) })
         )
         const onD = yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
         expect(onD).toBeInstanceOf(RemoteTransport)
         const routerD = (onD as unknown as RemoteTransport).routerId
         const producerD = yield* Effect.promise(() =>
-          onD.produce({ kind: "audio", rtpParameters: rtpParameters(0x5ca1e002) })
+          onD.produce({ kind: "audio", rtpParameters: opusParameters(0x5ca1e002) })
         )
         const consumerOnD = yield* Effect.promise(() =>
           onD.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })

@@ -14,10 +14,11 @@ import { Effect, HashMap } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
 import { NodeId } from "../../src/core/Ids.js"
-import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
+import { makeRtpReceiver } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import type { PreparedRelocation, TransportRelocation } from "../../src/router/relocation.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { fedProducer } from "./appMedia.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
@@ -62,23 +63,9 @@ describe.skipIf(!redisAvailable)("Drain of a Node by relocation", () => {
 
         // A producer fed with real RTP on the app's Node (its one Worker, full after it).
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
-        const ingress = yield* Effect.promise(() =>
-          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-        )
-        expect(ingress).not.toBeInstanceOf(RemoteTransport)
         const ssrc = 0x0d7a1400
-        const producer = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc }]
-            }
-          })
-        )
-        const sender = yield* makeRtpSender({
-          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-        })
+        const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
+        expect(ingress).not.toBeInstanceOf(RemoteTransport)
         const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
 
         // The consumer's transport is delegated to B; RTP reaches the receiver through it.

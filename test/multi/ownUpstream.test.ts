@@ -16,8 +16,9 @@ import { Effect, ExecutionStrategy, Exit, HashMap, Scope } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { NodeId, type RouterId, TransportId } from "../../src/core/Ids.js"
 import { lookup } from "../../src/core/Snapshot.js"
-import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
+import { makeRtpReceiver } from "../../src/media/rtp.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { fedProducer } from "./appMedia.js"
 import { fullClusterApp, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { consumerOn, type NodeUnderTest, routerOn, sendAndCount } from "./pipeScenario.js"
@@ -29,7 +30,7 @@ const nodes = nodeProcessPool()
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
-const payloadType = 111
+const _payloadType = 111
 
 afterAll(async () => {
   await nodes.killAll()
@@ -57,22 +58,8 @@ describe.skipIf(!redisAvailable)("a pipe another Node leases from an app's own R
         appScope
       )
       const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
-      const ingress = yield* Effect.promise(() =>
-        router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-      )
       const ssrc = 0x0b5e
-      const producer = yield* Effect.promise(() =>
-        ingress.produce({
-          kind: "audio",
-          rtpParameters: {
-            codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
-            encodings: [{ ssrc }]
-          }
-        })
-      )
-      const sender = yield* makeRtpSender({
-        target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-      })
+      const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
       // A consumer of the app's on its second Worker: the producer piped there locally.
       const receiver = yield* makeRtpReceiver()
       const egress = yield* Effect.promise(() =>

@@ -27,13 +27,14 @@ import { NodeId } from "../../src/core/Ids.js"
 import * as IndexRedis from "../../src/layers/IndexServiceRedis.js"
 import * as RegistryRedis from "../../src/layers/NodeRegistryRedis.js"
 import * as RedisConnection from "../../src/layers/RedisConnection.js"
-import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
+import { makeRtpReceiver } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
 import { IndexService } from "../../src/services/IndexService.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { isCI } from "../support/ci.js"
+import { fedProducer, opusParameters } from "./appMedia.js"
 import { type NodeProcess, nodeArgs, spawnNode } from "./nodeProcesses.js"
 import { consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 
@@ -282,23 +283,9 @@ describe.skipIf(redisServer === undefined)("a real Redis restart (empty)", () =>
         // Flow 2: a producer on the app's Node, consumed on a transport the app's Router
         // delegated to A or B (piped there).
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
-        const ingress = yield* Effect.promise(() =>
-          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-        )
-        expect(ingress).not.toBeInstanceOf(RemoteTransport)
         const ssrcApp = 0x7e57a002
-        const producer = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc: ssrcApp }]
-            }
-          })
-        )
-        const appSender = yield* makeRtpSender({
-          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-        })
+        const { ingress, producer, sender: appSender } = yield* fedProducer(router, ssrcApp)
+        expect(ingress).not.toBeInstanceOf(RemoteTransport)
         /** A transport delegated by the app's Router, consuming the app's producer, into a fresh receiver. */
         const remoteConsumer = Effect.gen(function* () {
           const receiver = yield* makeRtpReceiver()
@@ -372,13 +359,7 @@ describe.skipIf(redisServer === undefined)("a real Redis restart (empty)", () =>
             [
               producerOn(na, ra.id, ssrcA + 1).pipe(Effect.map((made) => made.producer.id as string)),
               Effect.promise(() =>
-                ingress.produce({
-                  kind: "audio",
-                  rtpParameters: {
-                    codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-                    encodings: [{ ssrc: ssrcApp + 1 }]
-                  }
-                })
+                ingress.produce({ kind: "audio", rtpParameters: opusParameters(ssrcApp + 1) })
               ).pipe(Effect.map((made) => made.id))
             ],
             { concurrency: 2 }

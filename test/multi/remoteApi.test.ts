@@ -20,6 +20,7 @@ import { NodeId } from "../../src/core/Ids.js"
 import { makeRtpReceiver, makeRtpSender } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { opusParameters } from "./appMedia.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { sendAndCount } from "./pipeScenario.js"
@@ -31,10 +32,6 @@ const nodes = nodeProcessPool()
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 const listenInfo = { protocol: "udp", ip: "127.0.0.1" } as const
-const rtpParameters = (ssrc: number) => ({
-  codecs: [{ mimeType: "audio/opus", payloadType: 111, clockRate: 48000, channels: 2 }],
-  encodings: [{ ssrc }]
-})
 
 afterAll(async () => {
   await nodes.killAll()
@@ -118,7 +115,7 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
         expect(ingress).toBeInstanceOf(RemoteTransport)
         const ssrc = 0x5ea75000
         const producer = yield* Effect.promise(() =>
-          ingress.produce({ kind: "audio", rtpParameters: rtpParameters(ssrc) })
+          ingress.produce({ kind: "audio", rtpParameters: opusParameters(ssrc) })
         )
         const egress = yield* Effect.promise(() =>
           router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false })

@@ -36,13 +36,13 @@ import {
   indexedPayload,
   makeRtpPackets,
   makeRtpReceiver,
-  makeRtpSender,
   payloadIndex,
   type RtpReceiver
 } from "../../src/media/rtp.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
+import { fedProducer } from "./appMedia.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
@@ -243,24 +243,10 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
 
         // The producer, fed with real RTP, on a transport the core delegates to Node A.
-        const ingress = yield* Effect.promise(() =>
-          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-        )
+        const ssrc = 0x3a0de5
+        const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
         expect(ingress).toBeInstanceOf(RemoteTransport)
         expect((ingress as unknown as RemoteTransport).node).toBe(nodeA)
-        const ssrc = 0x3a0de5
-        const producer = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc }]
-            }
-          })
-        )
-        const sender = yield* makeRtpSender({
-          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-        })
         // The Index, as every process of the cluster reads it: on A, the app's Mafalda Router.
         expect(yield* until(async () => (await mafalda.index.find(producer.id)) !== undefined, 3000)).toBe(
           true
@@ -548,24 +534,10 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
         expect(yield* until(() => HashMap.has(mafalda.snapshot().nodes, nodeA), 3000)).toBe(true)
         const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
         yield* Effect.promise(() => router.createPlainTransport({ listenInfo, comedia: true }))
-        const ingress = yield* Effect.promise(() =>
-          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: true })
-        )
-        expect((ingress as unknown as RemoteTransport).node).toBe(nodeA)
         const ssrc = 0x0de7a
-        const producer = yield* Effect.promise(() =>
-          ingress.produce({
-            kind: "audio",
-            rtpParameters: {
-              codecs: [{ mimeType: "audio/opus", payloadType, clockRate: 48000, channels: 2 }],
-              encodings: [{ ssrc }]
-            }
-          })
-        )
+        const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
+        expect((ingress as unknown as RemoteTransport).node).toBe(nodeA)
         const producerEvents = recordEvents(producer, ["transportclose"])
-        const sender = yield* makeRtpSender({
-          target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
-        })
         expect(yield* until(async () => (await mafalda.index.find(producer.id)) !== undefined, 3000)).toBe(
           true
         )
