@@ -30,6 +30,19 @@
  * counts for holding the rest only: a Worker that fits the transport still takes it (step 6)
  * when none holds the rest and no CPU is left to start a Worker.
  *
+ * A room without a hint is projected at its recent high, so that one planned on one Router
+ * that has to spread while at that high (`outgrows`) is growing past its projection: many
+ * small rooms packed on a Worker while they were small, then all growing at once (a burst of
+ * joins), each outgrowing it. Its `rest` is then `outgrowShare` of its size (up to
+ * `spreadShare` of the watermark), and a Worker holds it only if it also has room for the
+ * same of each other room without a hint growing there (planned on one Router, at its recent
+ * high, reached within `growingWithinMillis`: `growingRest`). Counting its own growth alone,
+ * every room spreading at once took the same freest Worker, each got a few members there
+ * before it was full and spread again, and every room ended up on every Worker with a pipe
+ * of each of its producers into each (the burst scenario: 15 Workers and 2,442 pipes for a
+ * lower bound of 10 Workers; 12 and 652 with this rule). That too counts for holding the
+ * rest only, never for fitting.
+ *
  * A room planned over several Routers (`plannedRouters`) gives each at most its part
  * (`routerPart`) while it has members to come: a Router that holds its part already is
  * `overPart`, and steps 1 to 5 pass it by (it would take the place of another Router's members,
@@ -43,7 +56,8 @@
  *  2. a Router the room already uses on another `up` Node whose Worker fits: `Delegate` there;
  *  3. on this Node, the busiest Worker (projected load) that holds the rest of the room, so
  *     that a room opens where it can grow; a room without a hint that spreads (it uses Routers
- *     already), the Worker that holds the rest with the most free projected room, so that its
+ *     already), the Worker that holds the rest (with the growth of the other rooms growing
+ *     there, when it outgrows its Routers) with the most free projected room, so that its
  *     next members can follow it there;
  *  4. a new Worker on this Node while it has fewer Workers with these settings than its
  *     limit (a fresh Worker has the most room);
@@ -133,6 +147,19 @@ export const maxDelegateCandidates = 64
  */
 export const spreadShare = 0.5
 
+/**
+ * How much more a room without a hint is expected to grow, as a share of its size, when it
+ * has outgrown the Routers it uses (see the module's documentation): set on the burst
+ * scenario, where 1 (twice its size) opened more Workers and 0.5 left more pipes.
+ */
+export const outgrowShare = 0.75
+
+/**
+ * A room without a hint is still growing while it reached a new high (`peakAt`) this recently
+ * (milliseconds); rooms whose members come one every few seconds stop counting at once.
+ */
+export const growingWithinMillis = 2_000
+
 /** What a transport of a room costs on a Worker (CPU %, scaled by the Worker's `ratio`). */
 export interface PlacementCost {
   /** At once: its own cost, a consumer of each live producer of the room, pipes to bring them. */
@@ -151,6 +178,12 @@ export interface PlacementCost {
    * place there, and its Worker the growth planned elsewhere.
    */
   readonly overPart: boolean
+  /**
+   * A room without a hint planned on one Router that spreads at its recent high (see the
+   * module's documentation): its `rest` is `outgrowShare` of its size, and the Worker must
+   * also hold what the other rooms growing there expect (`growingRest`).
+   */
+  readonly outgrows: boolean
 }
 
 /** The room's live producers, as a projection (what a transport consumes at once). */
@@ -194,18 +227,66 @@ export const placementCost = (
   // (see the module's documentation), however few members it still expects.
   // That least share makes a Worker hold the rest (preferred by steps 3 and 5), not fit: a
   // Worker with room for the members still expected alone still takes them when none holds it.
-  const least = spread && Math.ceil(projection.transports) > planned ? Math.ceil(part * spreadShare) : 1
+  const multi = Math.ceil(projection.transports) > planned
+  const least = spread && multi ? Math.ceil(part * spreadShare) : 1
   const slots = Math.min(Math.max(1, toCome), part)
   const each = final.perMember + final.outs
   const pipesIn = spread || routers > 1 ? final.pipes : 0
   const due = slots * each + pipesIn
-  const rest = Math.min(Math.max(slots, least), part) * each + pipesIn
+  // A room without a hint planned on one Router that spreads at its recent high has outgrown
+  // what it was projected at: it counts `outgrowShare` of its size still to come, up to
+  // `spreadShare` of the watermark (see the module's documentation).
+  const outgrows = m.hint === null && spread && toCome === 0 && !multi
+  const rest = outgrows
+    ? Math.max(outgrowRest(options, m, projection), slots * each) + pipesIn
+    : Math.min(Math.max(slots, least), part) * each + pipesIn
   const k = worker.ratio
   // On a Router the room has nothing on yet, the transport opens the room's part there: its
   // growth is reserved once it lands, so that part must fit.
   const finalCost = reserved ? 0 : adds ? Math.max(due, final.final) : final.final
   const overPart = here >= planned && toCome > 0 && Math.ceil(projection.transports) > planned
-  return { now: now * k, final: finalCost * k, rest: rest * k, overPart }
+  return { now: now * k, final: finalCost * k, rest: rest * k, overPart, outgrows }
+}
+
+/**
+ * What a room without a hint that outgrew its Routers expects still (cost model): `outgrowShare`
+ * of its transports, each at its cost once there, up to `spreadShare` of the watermark.
+ */
+const outgrowRest = (options: PolicyOptions, m: MafaldaRouter, projection: RoomProjection): number =>
+  Math.min(
+    Math.ceil(m.size.transports * outgrowShare) * transportCost(options, projection, false).perMember,
+    options.watermark * spreadShare
+  )
+
+/**
+ * What the other rooms without a hint growing on a Worker expect still (`outgrowRest`, scaled
+ * by the Worker's `ratio`): rooms planned on one Router, at their recent high and that
+ * reached it within `growingWithinMillis`, with transports on the Worker's Routers.
+ */
+const growingRest = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  worker: ClusterWorker,
+  cache: Projections
+): number => {
+  let sum = 0
+  for (const { id } of worker.routers) {
+    for (const [room, share] of lookup(snapshot.routers, id)?.rooms ?? HashMap.empty()) {
+      if (room === m.id || share.transports === 0) continue
+      const o = lookup(snapshot.mafaldaRouters, room)
+      if (o === undefined || o.hint !== null || snapshot.now - o.peakAt > growingWithinMillis) continue
+      let p = cache.get(room)
+      if (p === undefined) {
+        p = projectRoom(o, snapshot.now, options)
+        cache.set(room, p)
+      }
+      if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
+        continue
+      sum += outgrowRest(options, o, p)
+    }
+  }
+  return sum * worker.ratio
 }
 
 /** How one Worker stands for a transport of the room. */
@@ -241,13 +322,13 @@ const stand = (
     load + Math.max(0, others) + cost.now <= options.watermark + tolerance &&
     projected + cost.final <= options.plannedLimit + tolerance
   const preferred = fits && !cost.overPart
-  return {
-    worker,
-    projected,
-    fits,
-    preferred,
-    holdsRest: preferred && projected + cost.rest <= options.watermark + tolerance
-  }
+  const holdsRest =
+    preferred &&
+    projected + cost.rest <= options.watermark + tolerance &&
+    (!cost.outgrows ||
+      projected + cost.rest + growingRest(snapshot, options, m, worker, cache) <=
+        options.watermark + tolerance)
+  return { worker, projected, fits, preferred, holdsRest }
 }
 
 /** Higher projected load first, then the smaller Worker id: a total order. */

@@ -14,7 +14,7 @@ import {
 } from "../../src/core/index.js"
 import { plannedRouters, projectRoom, routerPart } from "../../src/core/projection.js"
 import { lookup } from "../../src/core/Snapshot.js"
-import { placementCost, spreadShare } from "../../src/core/transportPlacement.js"
+import { growingWithinMillis, placementCost, spreadShare } from "../../src/core/transportPlacement.js"
 import { handCosts } from "../support/handCosts.js"
 import {
   build,
@@ -148,6 +148,51 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
       bareWorker("w4", "n1", 35)
     )
     expect(decide(bare)).toEqual(createRouter("w3", "n1"))
+  })
+
+  it("3. a room without a hint that outgrows its Routers goes where its growth and that of the other rooms growing there fit, else to a new Worker", () => {
+    // m1 (20 members, 2 of them publishing audio and video) fills w1; w2 has room for m1's own
+    // growth (three quarters of its size again), but five other rooms without a hint, as
+    // big, are growing on it too (their last member came at 10 s): together they expect more
+    // than w2 has left, and m1 would take their room there (each would then spread again,
+    // with a pipe of every producer). A new Worker holds it. Rooms whose last member came
+    // longer than `growingWithinMillis` ago expect nothing more: then w2 holds m1's rest.
+    const room = (m: string, router: string, at: number): Array<ClusterEvent> => [
+      ...(m === "m1" ? [] : [ev.mafaldaRouter(m)]),
+      ...Array.from({ length: 20 }, (_, i) => ev.transport(`${m}-t${i}`, router, m, at)),
+      ...[0, 1].flatMap((i) => [
+        ev.producer(`${m}-a${i}`, `${m}-t${i}`, at, "audio"),
+        ev.producer(`${m}-v${i}`, `${m}-t${i}`, at, "video")
+      ]),
+      // Every member consumes every producer but its own.
+      ...Array.from({ length: 20 }, (_, t) =>
+        [0, 1]
+          .filter((i) => i !== t)
+          .flatMap((i) => [
+            ev.consumer(`${m}-c${t}-a${i}`, `${m}-a${i}`, `${m}-t${t}`, at),
+            ev.consumer(`${m}-c${t}-v${i}`, `${m}-v${i}`, `${m}-t${t}`, at)
+          ])
+      ).flat()
+    ]
+    const now = 10_000
+    const growing = (lastArrival: number) =>
+      cluster(
+        ...workerWithRouter("w1", "r1", "n1"),
+        ...workerWithRouter("w2", "r2", "n1"),
+        room("m1", "r1", 0),
+        ...["m2", "m3", "m4", "m5", "m6"].map((m) => room(m, "r2", lastArrival)),
+        ev.load("w1", 70, now),
+        ev.load("w2", 35, now)
+      )
+    expect(growingWithinMillis).toBe(2_000)
+    expect(decide(growing(now))).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+    expect(decide(growing(now - growingWithinMillis - 1))).toEqual(use("r2", "w2", "n1", true))
+    // m1's own expected growth alone fits w2.
+    const s = growing(now)
+    const m = lookup(s.mafaldaRouters, mid("m1"))!
+    const cost = placementCost(s, o, m, projectRoom(m, now, o), get(s.workers, wid("w2")))
+    expect(cost.outgrows).toBe(true)
+    expect(35 + cost.rest).toBeLessThanOrEqual(60)
   })
 
   it("1. a Router that holds its part of a room planned over several Routers is passed by while the room has members to come", () => {
