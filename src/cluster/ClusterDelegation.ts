@@ -113,8 +113,9 @@ const make = (options: ClusterDelegationOptions) =>
     /**
      * Workers a Node listed (`NodeInfo`) when it refused to start one (`carryOut`), with when
      * it answered: the next sync records those the snapshot lacks (its report is behind), so
-     * that `Placement`, re-planning on that sync, uses them. Kept until the snapshot holds them
-     * (or `listedMillis`): a sync running at the same time may have recorded them first.
+     * that `Placement`, re-planning on that sync, uses them. Each is offered once (a later
+     * `WorkerDied` or `WorkerClosed` of it in the same sync must not be undone by the next), and
+     * dropped unoffered when the snapshot holds it already or after `listedMillis`.
      */
     const listed = new Map<
       WorkerId,
@@ -277,8 +278,10 @@ const make = (options: ClusterDelegationOptions) =>
         const fresh: Array<ClusterEvent> = []
         for (const [worker, l] of Array.from(listed)) {
           if (HashMap.has(snapshot.workers, worker) || at - l.at > listedMillis) listed.delete(worker)
-          else if (!reported.has(worker) && !startedHere.has(worker))
+          else if (!reported.has(worker) && !startedHere.has(worker)) {
             fresh.push({ _tag: "WorkerStarted", worker, node: l.node, settings: l.settings, at: l.at })
+            listed.delete(worker)
+          }
         }
         return [...nodes, ...fresh, ...pipes]
       })

@@ -335,16 +335,32 @@ const make = (options: NodeHostOptions) =>
      * (`own`: made by its own Mafalda instance, which closes it by its own rules). Another
      * Node's lease on a pipe end fed by a pipe into the Router holds it too (`holdUpstream`).
      */
-    const routerHolds = new Map<RouterId, { readonly holders: Set<Client>; readonly own: boolean }>()
+    const routerHolds = new Map<
+      RouterId,
+      { readonly holders: Set<Client>; readonly own: boolean; readonly letGo: () => void }
+    >()
 
-    const holdRouter = (id: RouterId, client: Client, own: boolean) => {
+    /**
+     * While clients hold a Router on a Worker of this process' own Mafalda instance (cluster
+     * mode), that instance's scale-down keeps it: its own Router (`own`), or the Worker under
+     * a Router made for clients (the instance's snapshot knows neither the clients' transports
+     * nor that Router). The release, for when the last holder lets go or the Router closes.
+     */
+    const keepFromOwnScaleDown = (id: RouterId, worker: WorkerId, own: boolean): (() => void) => {
+      if (scaleDownHolds === undefined) return () => {}
+      if (own) return scaleDownHolds.holdRouter(id)
+      return started.has(worker) ? () => {} : scaleDownHolds.holdWorker(worker)
+    }
+
+    const holdRouter = (id: RouterId, worker: WorkerId, client: Client, own: boolean) => {
       let entry = routerHolds.get(id)
       if (entry === undefined) {
-        const made = { holders: new Set<Client>(), own }
+        const made = { holders: new Set<Client>(), own, letGo: keepFromOwnScaleDown(id, worker, own) }
         entry = made
         routerHolds.set(id, made)
         local.router(id)?.observer.once("close", () => {
           if (routerHolds.get(id) === made) routerHolds.delete(id)
+          made.letGo()
         })
       }
       entry.holders.add(client)
@@ -360,8 +376,9 @@ const make = (options: NodeHostOptions) =>
     const releaseRouter = (id: RouterId, client: Client): Effect.Effect<void> =>
       Effect.suspend(() => {
         const entry = routerHolds.get(id)
-        // Not made by `CreateRouter` (or closed already): closed as asked.
-        if (entry === undefined) return workers.closeRouter(id)
+        // Closed already, or this process' own and held by no client (its owner closes it):
+        // nothing of this client's there.
+        if (entry === undefined) return Effect.void
         // Another client's Router, not this one's: nothing of this client's there.
         if (!entry.holders.delete(client)) return Effect.void
         for (const h of Array.from(transports.values())) {
@@ -370,6 +387,7 @@ const make = (options: NodeHostOptions) =>
         for (const pipe of Array.from(pipesIn.values())) if (pipe.data.to === id) releasePipe(pipe, client)
         if (entry.holders.size > 0) return Effect.void
         routerHolds.delete(id)
+        entry.letGo()
         return entry.own ? Effect.void : workers.closeRouter(id)
       })
 
@@ -422,7 +440,7 @@ const make = (options: NodeHostOptions) =>
             })
           })
         )
-        holdRouter(made.info.id, client, made.own)
+        holdRouter(made.info.id, worker, client, made.own)
         return made.info
       })
 
@@ -888,14 +906,21 @@ const make = (options: NodeHostOptions) =>
             return info
           }),
         StartWorker: ({ settings }) =>
-          refuseWhenDraining.pipe(
-            Effect.andThen(
-              starting.withPermits(1)(
-                workers.startWorker(settings as WorkerSettings).pipe(Effect.tap((info) => watchIdle(info.id)))
+          // Under `starting`: a start queued behind others is refused once the Node drains; a
+          // Worker started is watched for idleness even if the caller goes meanwhile.
+          starting
+            .withPermits(1)(
+              refuseWhenDraining.pipe(
+                Effect.andThen(
+                  Effect.uninterruptible(
+                    workers
+                      .startWorker(settings as WorkerSettings)
+                      .pipe(Effect.tap((info) => watchIdle(info.id)))
+                  )
+                )
               )
-            ),
-            Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))
-          ),
+            )
+            .pipe(Effect.mapError((e) => (e._tag === "WorkerServiceError" ? fromWorkerError(e) : e))),
         CloseWorker: ({ worker }) => workers.closeWorker(worker),
         CreateRouter: ({ worker, settings }, { clientId }) =>
           Effect.gen(function* () {
@@ -989,7 +1014,16 @@ const make = (options: NodeHostOptions) =>
             )
             keepConsumer(consumer)
             madeBy.set(consumer.id, clientId)
-            consumer.observer.once("close", () => madeBy.delete(consumer.id))
+            // A producer this process' own Mafalda instance piped into the Router: its pipe is
+            // kept from the instance's scale-down while the consumer lives.
+            const piped =
+              scaleDownHolds !== undefined && local.pipe(ProducerId.make(producer), h.router) !== undefined
+                ? scaleDownHolds.holdPipe(ProducerId.make(producer), h.router)
+                : undefined
+            consumer.observer.once("close", () => {
+              madeBy.delete(consumer.id)
+              piped?.()
+            })
             return consumerData(consumer)
           }),
         Close: ({ what, id }) =>
@@ -1023,6 +1057,12 @@ const make = (options: NodeHostOptions) =>
             const consumer = yield* attempt("pipeTransport.consume", () =>
               t.consume({ producerId: producer })
             )
+            // The end closed while the consumer was being made (its grace ran out, say): the
+            // consumer would never close, nor let go of what it holds upstream.
+            if (t.closed || consumer.closed) {
+              consumer.close()
+              return yield* Effect.fail(new UnknownObjectError({ what: "PipeTransport", id: transport }))
+            }
             pipeTransportOfConsumer.set(consumer.id, t.id)
             keepConsumer(consumer)
             // What feeds this pipe end stays for as long as the other Node leases it (from

@@ -34,8 +34,9 @@
  * that has to spread while at that high (`outgrows`) is growing past its projection: many
  * small rooms packed on a Worker while they were small, then all growing at once (a burst of
  * joins), each outgrowing it. Its `rest` is then `outgrowShare` of its size (up to
- * `spreadShare` of the watermark), and a Worker holds it only if it also has room for the
- * same of each other room without a hint growing there (planned on one Router, at its recent
+ * `spreadShare` of the watermark in the cost model, before the Worker's `ratio`), and a
+ * Worker holds it only if it also has room for the same of each other room without a hint
+ * growing there (planned on one Router, at its recent
  * high, reached within `growingWithinMillis`: `growingRest`). Counting its own growth alone,
  * every room spreading at once took the same freest Worker, each got a few members there
  * before it was full and spread again, and every room ended up on every Worker with a pipe
@@ -250,7 +251,8 @@ export const placementCost = (
 
 /**
  * What a room without a hint that outgrew its Routers expects still (cost model): `outgrowShare`
- * of its transports, each at its cost once there, up to `spreadShare` of the watermark.
+ * of its transports, each at its cost once there, up to `spreadShare` of the watermark in
+ * the cost model (before the Worker's `ratio` scales it, as every cost here).
  */
 const outgrowRest = (options: PolicyOptions, m: MafaldaRouter, projection: RoomProjection): number =>
   Math.min(

@@ -22,7 +22,7 @@ import { fedProducer } from "./appMedia.js"
 import { fullClusterApp, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { consumerOn, type NodeUnderTest, routerOn, sendAndCount } from "./pipeScenario.js"
-import { cleanPrefix, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
+import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
 
 const secret = "own-upstream-secret-0123456789"
 const prefix = testPrefix("own-upstream")
@@ -126,5 +126,79 @@ describe.skipIf(!redisAvailable)("a pipe another Node leases from an app's own R
       expect(exit.code).toBe(0)
       expect(yield* until(async () => (await keysOf(prefix)).length === 0, 5000)).toBe(true)
     })
+  )
+
+  it.scopedLive(
+    "keeps its own Router, and the pipe into it, while another client holds that Router and consumes there",
+    () =>
+      Effect.gen(function* () {
+        const appScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+        const { mafalda, closeApp } = yield* Scope.extend(
+          fullClusterApp({
+            secret,
+            prefix,
+            node: "own-app-2",
+            options: { cpus: 2, idleGraceMillis: 300, scaleDownInterval: 200 }
+          }),
+          appScope
+        )
+        const router = yield* Effect.promise(() => mafalda.createRouter({ mediaCodecs: [opus] }))
+        const ssrc = 0x0b5f
+        const { ingress, producer, sender } = yield* fedProducer(router, ssrc)
+        const egress = yield* Effect.promise(() =>
+          router.createPlainTransport({ listenInfo, rtcpMux: true, comedia: false })
+        )
+        yield* Effect.promise(() =>
+          egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
+        )
+        const snapshot = mafalda.snapshot()
+        const second = lookup(snapshot.transports, TransportId.make(egress.id))!.router
+        const secondWorker = lookup(snapshot.routers, second)!.worker
+        expect(second).not.toBe(lookup(snapshot.transports, TransportId.make(ingress.id))!.router)
+
+        // Another client of the app's own Node asks for a Router on that Worker: the app's own
+        // (one Router per Worker and settings), and consumes the producer there.
+        const { registry } = yield* clusterStore(prefix)
+        const record = (yield* registry.nodes).find((n) => n.node === "own-app-2")!
+        const other: NodeUnderTest = {
+          node: NodeId.make("own-app-2"),
+          client: yield* makeClient({ ...parseAddress(record.address)!, secret })
+        }
+        const shared = yield* other.client.CreateRouter({
+          worker: secondWorker,
+          settings: { mediaCodecs: [opus] }
+        })
+        expect(shared.id).toBe(second)
+        const there = yield* consumerOn(other, shared, producer.id)
+        const expectedSsrc = there.consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0
+        const before = yield* sendAndCount(sender, there.receiver, {
+          ssrc,
+          count: 30,
+          first: 0,
+          expectedSsrc
+        })
+        expect(before.intact).toBe(30)
+
+        // The app lets go of its consumer there: its scale-down keeps the Router and the pipe
+        // into it for the other client.
+        egress.close()
+        yield* Effect.sleep("2 seconds")
+        expect(HashMap.has(mafalda.snapshot().routers, second)).toBe(true)
+        const held = yield* sendAndCount(sender, there.receiver, {
+          ssrc,
+          count: 50,
+          first: 100,
+          expectedSsrc
+        })
+        expect(held.intact).toBe(50)
+
+        // The other client lets go: the app's scale-down closes the Router.
+        yield* other.client.CloseRouter({ router: shared.id })
+        expect(yield* until(() => !HashMap.has(mafalda.snapshot().routers, second), 10_000)).toBe(true)
+        ingress.close()
+        yield* closeApp
+        yield* Scope.close(appScope, Exit.void)
+        expect(yield* until(async () => (await keysOf(prefix)).length === 0, 5000)).toBe(true)
+      })
   )
 })
