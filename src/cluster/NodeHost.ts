@@ -352,6 +352,9 @@ const make = (options: NodeHostOptions) =>
       return started.has(worker) ? () => {} : scaleDownHolds.holdWorker(worker)
     }
 
+    /** A Router of this process' own Mafalda instance: not made by `CreateRouter` (found there, or never asked for). */
+    const isOwnRouter = (id: RouterId): boolean => routerHolds.get(id)?.own ?? true
+
     const holdRouter = (id: RouterId, worker: WorkerId, client: Client, own: boolean) => {
       let entry = routerHolds.get(id)
       if (entry === undefined) {
@@ -565,6 +568,11 @@ const make = (options: NodeHostOptions) =>
         const r = yield* routerOf(router)
         const t = yield* openPipe(r, enableSrtp)
         const entry = host(t, router, "pipe")
+        // A Router of this process' own Mafalda instance stays for as long as the pipe end
+        // does, from its opening (the handshake may take a while before its `PipeConsume`).
+        if (scaleDownHolds !== undefined && isOwnRouter(router)) {
+          t.observer.once("close", scaleDownHolds.holdRouter(router))
+        }
         // A pipe end nobody leases in time (the other Node failed half-way) is closed.
         yield* Effect.sleep(leaseGrace).pipe(
           Effect.andThen(Effect.sync(() => (entry.leased ? undefined : t.close()))),
@@ -630,8 +638,7 @@ const make = (options: NodeHostOptions) =>
      * (`ScaleDownHolds`); a producer made there by a client lives by its maker's rules.
      */
     const holdOwnUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
-      const entry = routerHolds.get(router)
-      if (scaleDownHolds === undefined || (entry !== undefined && !entry.own)) return Effect.void
+      if (scaleDownHolds === undefined || !isOwnRouter(router)) return Effect.void
       const releases = [scaleDownHolds.holdRouter(router)]
       const piped = local.pipe(ProducerId.make(producer), router)
       if (piped !== undefined && !piped.producer.closed) {
