@@ -23,9 +23,10 @@
  * ends (C's pipe closed), in turn, and this Node's lease on A with them. A producer made
  * here by a client is not held by a lease: it lives by its maker's rules (see
  * `holdUpstream`). A Router of this process' own Mafalda instance (cluster mode: `own`, or
- * not made by `CreateRouter` at all) is closed by that instance's scale-down: a lease there
- * tells it to keep the Router, and the pipe that carries the producer into it if the instance
- * piped it there, until the lease ends (`ScaleDownHolds`, `holdOwnUpstream`).
+ * not made by `CreateRouter` at all) is closed by that instance's scale-down: a pipe end opened
+ * there (`PipeOpen`) tells it to keep the Router while the end lives, and a consumer there (a
+ * client's, or a pipe end's) to keep the pipe that carries its producer in, if the instance
+ * piped it there (`ScaleDownHolds`, `keepOwnPipe`).
  *
  * Its own scale-down (`idleGraceMillis`): a Worker it started for a client (`StartWorker`)
  * is closed once it has had no Router (so no transport and no pipe either) for the idle
@@ -439,7 +440,7 @@ const make = (options: NodeHostOptions) =>
             // Made through `CreateRouter` (held) or by this process' own Mafalda instance.
             return Effect.succeed({
               info: { id, worker, settings: routerSettingsKey(settings) },
-              own: !routerHolds.has(id)
+              own: isOwnRouter(id)
             })
           })
         )
@@ -612,12 +613,12 @@ const make = (options: NodeHostOptions) =>
      * is no gap before the other Node's `PipeLease` arrives) and let go when the end's pipe
      * consumer closes: the lease's end closes the end's transport, and with it the consumer
      * (an end never leased closes after `pipeLeaseGraceMillis`). A producer made here by a
-     * client, or piped into `router` by this process' own Mafalda instance, is not held: it
-     * lives by its maker's rules (its transport, its Router), not by the lease.
+     * client is not held: it lives by its maker's rules (its transport, its Router); one piped
+     * into `router` by this process' own Mafalda instance has its pipe kept (`keepOwnPipe`).
      */
     const holdUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
       const pipe = pipesIn.get(pipeKey(producer, router))
-      const own = holdOwnUpstream(producer, router)
+      const own = Effect.sync(keepOwnPipe(ProducerId.make(producer), router))
       if (pipe === undefined || pipe.producer.closed) return own
       const holder = nextLeaseHolder()
       pipe.holders.add(holder)
@@ -632,21 +633,16 @@ const make = (options: NodeHostOptions) =>
     }
 
     /**
-     * A pipe end in a Router of this process' own Mafalda instance (cluster mode; not made by
-     * `CreateRouter`): that instance's scale-down is told to keep the Router, and the pipe that
-     * carries the producer into it if the instance piped it there, until the lease ends
-     * (`ScaleDownHolds`); a producer made there by a client lives by its maker's rules.
+     * A producer this process' own Mafalda instance (cluster mode) piped into `router`, read
+     * here by a consumer (a client's, or another Node's pipe end): its pipe is kept from that
+     * instance's scale-down until the release (called when the consumer closes). The Router
+     * itself is kept by whoever holds it (`routerHolds`, or `PipeOpen` for a pipe end).
      */
-    const holdOwnUpstream = (producer: string, router: RouterId): Effect.Effect<void> => {
-      if (scaleDownHolds === undefined || !isOwnRouter(router)) return Effect.void
-      const releases = [scaleDownHolds.holdRouter(router)]
-      const piped = local.pipe(ProducerId.make(producer), router)
-      if (piped !== undefined && !piped.producer.closed) {
-        releases.push(scaleDownHolds.holdPipe(ProducerId.make(producer), router))
-      }
-      return Effect.sync(() => {
-        for (const release of releases) release()
-      })
+    const keepOwnPipe = (producer: ProducerId, router: RouterId): (() => void) => {
+      const piped = scaleDownHolds === undefined ? undefined : local.pipe(producer, router)
+      return piped === undefined || piped.producer.closed || scaleDownHolds === undefined
+        ? () => {}
+        : scaleDownHolds.holdPipe(producer, router)
     }
 
     const PipeLease = ({ consumer: id }: { consumer: string }): Stream.Stream<PipeSignal, NodeError> =>
@@ -1021,15 +1017,10 @@ const make = (options: NodeHostOptions) =>
             )
             keepConsumer(consumer)
             madeBy.set(consumer.id, clientId)
-            // A producer this process' own Mafalda instance piped into the Router: its pipe is
-            // kept from the instance's scale-down while the consumer lives.
-            const piped =
-              scaleDownHolds !== undefined && local.pipe(ProducerId.make(producer), h.router) !== undefined
-                ? scaleDownHolds.holdPipe(ProducerId.make(producer), h.router)
-                : undefined
+            const letGo = keepOwnPipe(ProducerId.make(producer), h.router)
             consumer.observer.once("close", () => {
               madeBy.delete(consumer.id)
-              piped?.()
+              letGo()
             })
             return consumerData(consumer)
           }),
