@@ -84,7 +84,6 @@ const toWorkerError = (operation: string) => (e: unknown) =>
 
 interface Session extends RemoteSession {
   readonly objects: Map<string, { readonly object: RemoteObject; readonly worker?: WorkerId }>
-  /** Consumers closed on the Node whose close is held back until the next notice (`onNotice`). */
 }
 
 const make = (options: ClusterDelegationOptions) =>

@@ -123,7 +123,10 @@ const make = (policy: PolicyOptions) =>
         return { router, worker, added: plan.register }
       })
 
-    /** The other Nodes brought in line now, as the periodic sync does (below). */
+    /**
+     * The other Nodes brought in line now (the periodic sync below, and `replanning`): one by
+     * one, as reports, so that one that no longer fits (its object went meanwhile) is dropped.
+     */
     const syncNow = Effect.flatMap(delegation.peerEvents(read), (events) =>
       Effect.forEach(events, store.record, { discard: true })
     )
@@ -366,9 +369,7 @@ const make = (policy: PolicyOptions) =>
     // The other Nodes, kept in line with the cluster (only when delegating).
     const syncMillis = delegation.syncMillis
     if (syncMillis !== undefined) {
-      yield* delegation.peerEvents(read).pipe(
-        // One by one, as reports: one that no longer fits (its object went meanwhile) is dropped.
-        Effect.flatMap((events) => Effect.forEach(events, store.record, { discard: true })),
+      yield* syncNow.pipe(
         Effect.catchAllCause((cause) => Effect.logWarning("syncing the other Nodes failed", cause)),
         Effect.repeat(Schedule.spaced(syncMillis)),
         Effect.interruptible,
