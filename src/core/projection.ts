@@ -139,6 +139,13 @@ const projectionOf = (
 // of the snapshot the projection was made from, computed once per decision.
 const inUse = new WeakMap<RoomProjection, number>()
 
+/** What room `room` has on a Router (transports, producers, pipes, consumers), if anything. */
+export const roomShareOn = (
+  snapshot: ClusterSnapshot,
+  router: RouterId,
+  room: MafaldaRouterId
+): RoomShare | undefined => lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), room)
+
 /**
  * The Routers room `m` has something on (transports, producers, pipes, consumers): Routers
  * it registered once and no longer uses do not make it spread. Memoised on `projection`,
@@ -152,8 +159,7 @@ export const routersInUse = (
   const known = inUse.get(projection)
   if (known !== undefined) return known
   let n = 0
-  for (const id of m.routers)
-    if (HashMap.has(lookup(snapshot.routers, id)?.rooms ?? HashMap.empty(), m.id)) n++
+  for (const id of m.routers) if (roomShareOn(snapshot, id, m.id) !== undefined) n++
   inUse.set(projection, n)
   return n
 }
@@ -316,8 +322,7 @@ export const roomTransportsOn = (
 ): number => {
   let n = 0
   for (const r of worker.routers) {
-    const share = lookup(lookup(snapshot.routers, r.id)?.rooms ?? HashMap.empty(), m.id)
-    if (share !== undefined) n += share.transports
+    n += roomShareOn(snapshot, r.id, m.id)?.transports ?? 0
   }
   return n
 }

@@ -83,6 +83,7 @@ import {
   type RoomProjection,
   roomGrowthOn,
   roomRouterOn,
+  roomShareOn,
   routerPart,
   routersInUse,
   transportCost
@@ -205,10 +206,7 @@ export const placementCost = (
   worker: ClusterWorker
 ): PlacementCost => {
   const router = roomRouterOn(m, worker)
-  const share =
-    router === undefined
-      ? undefined
-      : lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)
+  const share = router === undefined ? undefined : roomShareOn(snapshot, router, m.id)
   const inUse = routersInUse(snapshot, m, projection)
   // A Router the room has nothing on (none yet, or one registered once): the transport
   // spreads the room there, and the room's producers elsewhere must be piped in.
@@ -369,7 +367,7 @@ const onWorker = (m: MafaldaRouter, worker: ClusterWorker): TransportPlacement =
  */
 const holdsRoom = (snapshot: ClusterSnapshot, m: MafaldaRouter, worker: ClusterWorker): boolean => {
   const router = roomRouterOn(m, worker)
-  return router !== undefined && HashMap.has(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), m.id)
+  return router !== undefined && roomShareOn(snapshot, router, m.id) !== undefined
 }
 
 /** The live Workers of a Node with the room's worker settings that fit its transport. */
@@ -455,7 +453,7 @@ const ownElsewhere = (
   for (const id of m.routers) {
     const worker = workerOfRouter(snapshot, id)
     if (worker === undefined || !worker.alive || worker.node === request.node) continue
-    if (!HashMap.has(lookup(snapshot.routers, id)?.rooms ?? HashMap.empty(), m.id)) continue
+    if (roomShareOn(snapshot, id, m.id) === undefined) continue
     if (lookup(snapshot.nodes, worker.node)?.state !== "up") continue
     const st = stand(snapshot, options, m, projection, worker, cache)
     if (st.preferred && (best === undefined || moreProjected(st, best))) best = st
