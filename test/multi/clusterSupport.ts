@@ -4,34 +4,19 @@
  * CPU, a transport cost of 40 %, its load not sampled during the test: measured CPU would
  * replace the costs charged), so that the core delegates its next transports to other Nodes.
  */
-import * as net from "node:net"
 import { Effect, type Scope } from "effect"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { type CreateMafaldaOptions, createMafalda, type MafaldaInstance } from "../../src/promise.js"
+import { refusedAt } from "./checks.js"
 import { redisUrl } from "./redisSupport.js"
 
-/** Waits until `check` holds (every `everyMillis`), up to `millis`; whether it did. */
-export const until = (check: () => boolean | Promise<boolean>, millis: number, everyMillis = 25) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!(yield* Effect.promise(async () => check()))) {
-      if (Date.now() > deadline) return false
-      yield* Effect.sleep(everyMillis)
-    }
-    return true
-  })
+export { until } from "./checks.js"
 
 /** Whether a TCP connection to `address` (`host:port`) is refused. */
-export const refused = (address: string) =>
-  new Promise<boolean>((resolve) => {
-    const { host, port } = parseAddress(address)!
-    const socket = net.connect(port, host)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(true))
-  })
+export const refused = (address: string) => {
+  const { host, port } = parseAddress(address)!
+  return refusedAt(host, port)
+}
 
 export interface FullClusterApp {
   readonly mafalda: MafaldaInstance

@@ -35,6 +35,7 @@ import { IndexService } from "../../src/services/IndexService.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { isCI } from "../support/ci.js"
 import { fedProducer, opusParameters } from "./appMedia.js"
+import { keysAt, refusedAt, until } from "./checks.js"
 import { type NodeProcess, nodeArgs, spawnNode } from "./nodeProcesses.js"
 import { consumerOn, producerOn, routerOn, sendAndCount } from "./pipeScenario.js"
 
@@ -81,28 +82,6 @@ const ping = (port: number) =>
       reply += chunk.toString()
       if (reply.includes("\r\n")) done(reply.startsWith("+PONG"))
     })
-  })
-
-/** Whether a TCP connection to `port` on 127.0.0.1 is refused. */
-const refused = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, host)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(true))
-  })
-
-/** Waits until `check` holds (every `everyMillis`), up to `millis`; whether it did. */
-const until = (check: () => boolean | Promise<boolean>, millis: number, everyMillis = 25) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + millis
-    while (!(yield* Effect.promise(async () => check()))) {
-      if (Date.now() > deadline) return false
-      yield* Effect.sleep(everyMillis)
-    }
-    return true
   })
 
 interface RedisProcess {
@@ -164,20 +143,6 @@ const redisCommand = async (url: string, args: Array<string>) => {
   const client = await connect(url)
   try {
     return await client.sendCommand(args)
-  } finally {
-    await client.close()
-  }
-}
-
-/** The keys of the prefix (SCAN). */
-const keysAt = async (url: string) => {
-  const client = await connect(url)
-  try {
-    const found: Array<string> = []
-    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-      found.push(...(batch as Array<string>))
-    }
-    return found
   } finally {
     await client.close()
   }
@@ -476,13 +441,13 @@ describe.skipIf(redisServer === undefined)("a real Redis restart (empty)", () =>
         expect(yield* until(() => workerPids.every((pid) => !processExists(pid)), 5000)).toBe(true)
         for (const address of [appAddress, a.address, b.address]) {
           const { host, port: p } = parseAddress(address)!
-          expect(yield* Effect.promise(() => refused(host, p))).toBe(true)
+          expect(yield* Effect.promise(() => refusedAt(host, p))).toBe(true)
         }
-        expect(yield* Effect.promise(() => keysAt(url))).toEqual([])
+        expect(yield* Effect.promise(() => keysAt(url, prefix))).toEqual([])
         second.child.kill("SIGTERM")
         yield* Effect.promise(() => second.exited)
         for (const r of redisProcesses) expect(processExists(r.pid)).toBe(false)
-        expect(yield* Effect.promise(() => refused("127.0.0.1", port))).toBe(true)
+        expect(yield* Effect.promise(() => refusedAt("127.0.0.1", port))).toBe(true)
       }),
     120_000
   )

@@ -12,6 +12,7 @@ import * as RedisConnection from "../../src/layers/RedisConnection.js"
 import { IndexService } from "../../src/services/IndexService.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { isCI } from "../support/ci.js"
+import { keysAt } from "./checks.js"
 
 export const redisUrl = process.env.MAFALDA_TEST_REDIS ?? "redis://127.0.0.1:6379"
 
@@ -40,20 +41,7 @@ if (!redisAvailable) {
 export const testPrefix = (name: string): string => `mafalda-test:${name}:${randomUUID().slice(0, 8)}:`
 
 /** The keys of a prefix (SCAN, not KEYS). */
-export const keysOf = async (prefix: string): Promise<Array<string>> => {
-  const client = createClient({ url: redisUrl })
-  client.on("error", () => {})
-  await client.connect()
-  try {
-    const found: Array<string> = []
-    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-      found.push(...(batch as Array<string>))
-    }
-    return found
-  } finally {
-    await client.close()
-  }
-}
+export const keysOf = (prefix: string): Promise<Array<string>> => keysAt(redisUrl, prefix)
 
 /** Deletes every key of a prefix; returns how many were left afterwards (0). */
 export const cleanPrefix = async (prefix: string): Promise<number> => {
