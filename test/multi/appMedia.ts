@@ -2,8 +2,8 @@
  * Media through an app's Mafalda Router, for the multi-process tests: an opus producer on a
  * comedia PlainTransport of the Router, fed with real RTP by a local sender.
  */
-import { Effect } from "effect"
-import { makeRtpSender } from "../../src/media/rtp.js"
+import { Effect, Schedule } from "effect"
+import { indexedPayload, makeRtpPackets, makeRtpSender, type RtpSender } from "../../src/media/rtp.js"
 import type { MafaldaInstance } from "../../src/promise.js"
 
 type MafaldaRouter = Awaited<ReturnType<MafaldaInstance["createRouter"]>>
@@ -30,3 +30,17 @@ export const fedProducer = (router: MafaldaRouter, ssrc: number) =>
     })
     return { ingress, producer, sender }
   })
+
+/**
+ * Feeds the producer continuously (forked; interrupt the fiber to stop): one opus packet every
+ * 10 ms with this SSRC, packet `i` (from `first` on) carrying `indexedPayload(i)`.
+ */
+export const feedContinuously = (sender: RtpSender, ssrc: number, first: number) => {
+  let next = first
+  return Effect.suspend(() => {
+    const packet = makeRtpPackets({ ssrc, payloadType: 111, count: 1, firstSequenceNumber: next + 1 })[0]!
+    const sent = sender.send({ ...packet, payload: indexedPayload(next) })
+    next++
+    return sent
+  }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+}

@@ -25,7 +25,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, HashMap, Option, Schedule } from "effect"
+import { Effect, Fiber, HashMap, Option } from "effect"
 import { build } from "esbuild"
 import { types as mediasoupTypes, type types } from "mediasoup"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
@@ -42,7 +42,7 @@ import {
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda } from "../../src/promise.js"
 import { makeClient } from "../../src/rpc/transport.js"
-import { fedProducer } from "./appMedia.js"
+import { fedProducer, feedContinuously } from "./appMedia.js"
 import { fullClusterApp, refused, until } from "./clusterSupport.js"
 import { nodeArgs, nodeProcessPool } from "./nodeProcesses.js"
 import { cleanPrefix, clusterStore, keysOf, redisAvailable, redisUrl, testPrefix } from "./redisSupport.js"
@@ -364,13 +364,7 @@ describe.skipIf(!redisAvailable)("Three Nodes, two apps", () => {
         const second = yield* Effect.promise(() =>
           spawnSecondApp(producer.id, "app-2", prefix, false, { sharedNodes: [nodeB, nodeC] })
         )
-        let next = 100
-        const feeding = yield* Effect.suspend(() => {
-          const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
-          const sent = sender.send({ ...packet, payload: indexedPayload(next) })
-          next++
-          return sent
-        }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+        const feeding = yield* feedContinuously(sender, ssrc, 100)
         const app1Befores = yield* Effect.forEach(egresses, (e) =>
           Effect.map(e.receiver.packets, (p) => p.length)
         )
@@ -544,13 +538,7 @@ describe.skipIf(!redisAvailable)("pipeFromCluster, the origin's Node killed", ()
         const aWorkerPids = (yield* clientA.NodeInfo()).workers.map((w) => w.pid)
         const appWorkerPids = (yield* Effect.promise(() => mafalda.workers())).map((w) => w.pid)
 
-        let next = 0
-        const feeding = yield* Effect.suspend(() => {
-          const packet = makeRtpPackets({ ssrc, payloadType, count: 1, firstSequenceNumber: next + 1 })[0]!
-          const sent = sender.send({ ...packet, payload: indexedPayload(next) })
-          next++
-          return sent
-        }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced("10 millis")), Effect.fork)
+        const feeding = yield* feedContinuously(sender, ssrc, 0)
 
         // A first other app closes its pipe: its consumer goes with producerclose, and the
         // pipe's end on A with it.
