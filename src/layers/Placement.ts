@@ -13,6 +13,12 @@
  * once (the cluster's `Delegation` brings in the Workers that Node lists now) and asks the core
  * again (`replanning`, at most `maxReplans` times): the decision stays the core's.
  *
+ * This Node can refuse too: its CPUs may run Workers its `NodeHost` started for other apps,
+ * which its snapshot leaves out (they are that host's to scale down, not this instance's). When
+ * a plan to start a Worker here fails, the core decides again on a view of the snapshot where
+ * this Node starts no Worker (`noStartsOn`): the transport goes to a Worker this instance runs
+ * here, or to another Node.
+ *
  * @module
  */
 import { Effect, Either, FiberRef, HashMap, Layer, Schedule } from "effect"
@@ -29,7 +35,7 @@ import type {
 import { type PlacementPlan, pipeEvents, placementEvents, planTransportPlacement } from "../core/interpret.js"
 import type { PolicyOptions } from "../core/PolicyOptions.js"
 import { decidePipeToRouter } from "../core/pipeToRouter.js"
-import { lookup, workerOfRouter } from "../core/Snapshot.js"
+import { type ClusterSnapshot, lookup, setNode, workerOfRouter, workersOn } from "../core/Snapshot.js"
 import * as Metrics from "../ops/metrics.js"
 import * as Observe from "../ops/observe.js"
 import { constrainSnapshot, placementConstraint } from "../router/relocation.js"
@@ -61,10 +67,27 @@ type CarryOut = (
   plan: PlacementPlan
 ) => Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent>
 
-/** A Worker start a plan asked of another Node, failed. */
+/** How a placement sees the snapshot (see `replanning`). */
+type View = (snapshot: ClusterSnapshot, settings: SettingsKey) => ClusterSnapshot
+
+/** A Worker start a plan asked of a Node (another one, or this one), failed. */
 interface StartFailed {
   readonly node: NodeId
   readonly error: WorkerServiceError
+}
+
+/**
+ * The snapshot as a placement of Workers with `settings` sees it once this Node refused to start
+ * one: it starts none (its CPUs are taken by Workers the snapshot leaves out), and the Workers it
+ * runs stay usable.
+ */
+export const noStartsOn = (snapshot: ClusterSnapshot, id: NodeId, settings: SettingsKey): ClusterSnapshot => {
+  const n = lookup(snapshot.nodes, id)
+  if (n === undefined || n.state !== "up") return snapshot
+  const running = workersOn(snapshot, id, settings).length
+  return running === 0
+    ? setNode(snapshot, id, { ...n, state: "draining" })
+    : setNode(snapshot, id, { ...n, cpus: running })
 }
 
 const make = (policy: PolicyOptions) =>
@@ -136,60 +159,74 @@ const make = (policy: PolicyOptions) =>
      * `carry`. When a plan of it asked another Node for a Worker and the Node failed to start
      * one (`WorkerServiceError`; the cluster's `Delegation` then asked that Node for its
      * Workers), the snapshot is synced at once and `attempt` runs again, at most `maxReplans`
-     * times: the core decides on the Workers the Node has. A decision that would start a Worker
-     * on that Node again, or no longer places anywhere (`NoCapacityError` before carrying out
-     * anything), learnt nothing new: it fails at once with the Node's failure, as before.
+     * times: the core decides on the Workers the Node has. When this Node failed to start one,
+     * `attempt` runs again on a view where this Node starts none (`noStartsOn`, through `view`).
+     * A decision that would start a Worker on the Node that refused again, or no longer places
+     * anywhere (`NoCapacityError` before carrying out anything), learnt nothing new: it fails at
+     * once with the Node's failure, as before.
      */
     const replanning = <A, E extends { readonly _tag: string }>(
-      attempt: (carry: CarryOut) => Effect.Effect<A, E>
+      attempt: (carry: CarryOut, view: View) => Effect.Effect<A, E>
     ): Effect.Effect<A, E | WorkerServiceError> => {
       const round = (
         previous: StartFailed | undefined,
-        replans: number
+        replans: number,
+        fullHere: boolean
       ): Effect.Effect<A, E | WorkerServiceError> =>
         Effect.suspend(() => {
           let carried = false
           let failed: StartFailed | undefined
+          const view: View = fullHere ? (s, settings) => noStartsOn(s, node, settings) : (s) => s
           const carry: CarryOut = (settings, plan) => {
             carried = true
             if (previous !== undefined && plan.worker === null && plan.node === previous.node) {
               return Effect.fail(previous.error)
             }
             const once = carryOut(settings, plan)
-            if (plan.worker !== null || plan.node === node) return once
+            if (plan.worker !== null) return once
             return Effect.tapError(once, (e) =>
               Effect.sync(() => {
                 if (e._tag === "WorkerServiceError") failed = { node: plan.node, error: e }
               })
             )
           }
-          return Effect.catchAll(attempt(carry), (e): Effect.Effect<A, E | WorkerServiceError> => {
+          return Effect.catchAll(attempt(carry, view), (e): Effect.Effect<A, E | WorkerServiceError> => {
             if (previous !== undefined && !carried && e._tag === "NoCapacityError") {
               return Effect.fail(previous.error)
             }
             if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
               const again = failed
+              const here = again.node === node
               return Effect.zipRight(
                 Effect.annotateLogs(
-                  Effect.logInfo(`Node ${again.node} did not start a Worker: placing again`, again.error),
+                  Effect.logInfo(
+                    here
+                      ? "This Node did not start a Worker (its CPUs run other apps' Workers): placing again"
+                      : `Node ${again.node} did not start a Worker: placing again`,
+                    again.error
+                  ),
                   { node: again.node }
                 ),
-                Effect.zipRight(syncNow, round(again, replans + 1))
+                Effect.zipRight(here ? Effect.void : syncNow, round(again, replans + 1, fullHere || here))
               )
             }
             return Effect.fail(e)
           })
         })
-      return round(undefined, 0)
+      return round(undefined, 0, false)
     }
 
     // A relocation's new transport is placed away from its old Worker (see relocation.ts).
     const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
-      replanning((carry) =>
+      replanning((carry, view) =>
         Effect.flatMap(
           Effect.flatMap(FiberRef.get(placementConstraint), (constraint) =>
             Observe.transportPlan(mafaldaRouter, node, () =>
-              planTransportPlacement(constrainSnapshot(read(), constraint), policy, { node, mafaldaRouter })
+              planTransportPlacement(
+                view(constrainSnapshot(read(), constraint), settings.workerKey),
+                policy,
+                { node, mafaldaRouter }
+              )
             )
           ),
           (plan) =>
@@ -295,9 +332,14 @@ const make = (policy: PolicyOptions) =>
         yield* settingsFor(from)
         const toSettings = yield* settingsFor(to)
         return yield* locks.pipes(producer)(
-          replanning((carry) =>
+          replanning((carry, view) =>
             Effect.gen(function* () {
-              const decision = decidePipeToRouter(read(), policy, { producer, from, to, node })
+              const decision = decidePipeToRouter(view(read(), toSettings.workerKey), policy, {
+                producer,
+                from,
+                to,
+                node
+              })
               switch (decision._tag) {
                 case "Reject":
                   switch (decision.reason) {

@@ -25,7 +25,7 @@
  * @module
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Exit, HashMap, Layer, TestClock } from "effect"
+import { Clock, Context, Effect, Either, Exit, HashMap, Layer, TestClock } from "effect"
 import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
@@ -281,6 +281,69 @@ describe("a placement whose view of another Node's Workers is a report behind", 
         })
       }
       expect(calls.map((c) => c.call)).toEqual(["StartWorker", "NodeInfo"])
+    }).pipe(Effect.provide(shell))
+  )
+})
+
+describe("a placement on this Node, whose CPUs run a Worker its NodeHost started for another app", () => {
+  it.scoped("goes to another Node instead of failing on this Node's refusal to start a Worker", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const local0 = yield* WorkerService
+      const { calls } = yield* Peer
+      // n0's one CPU runs a Worker started as `NodeHost` starts one for another app's client:
+      // through this Node's WorkerService, and left out of this app's snapshot.
+      const foreign = (yield* local0.startWorker({})).id
+      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
+      expect(HashMap.has(store.current().workers, foreign)).toBe(false)
+      const placement = yield* Placement
+      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
+      yield* TestClock.setTime(10)
+      // The core plans a Worker on n0 (its snapshot shows a free CPU), n0 refuses, and the core
+      // decides again where n0 starts none: a Worker on n1.
+      const placed = yield* placeOne(0)
+      expect(placed.worker).not.toBe(foreign)
+      expect(lookup(store.current().workers, placed.worker)?.node).toBe(peer)
+      expect(calls.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+      // The refusal changed nothing on n0, and its snapshot still leaves the foreign Worker out.
+      expect((yield* local0.workers).map((w) => w.id)).toEqual([foreign])
+      expect(HashMap.has(store.current().workers, foreign)).toBe(false)
+      // The room's next transport joins it there, without a start asked of anyone.
+      const next = yield* placeOne(1)
+      expect(next.router).toBe(placed.router)
+      expect(calls.filter((c) => c.call === "StartWorker")).toHaveLength(1)
+    }).pipe(Effect.provide(shell))
+  )
+
+  it.scoped("fails with the refusal when no other Node can take it", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const local0 = yield* WorkerService
+      const { workers: peerWorkers, calls } = yield* Peer
+      // n1's one CPU is in use too (reported): nowhere to go.
+      yield* peerWorkers.startWorker({})
+      yield* local0.startWorker({})
+      // The next sync brings it in.
+      while (HashMap.size(store.current().workers) === 0) yield* TestClock.adjust(100)
+      const placement = yield* Placement
+      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
+      const [peerWorker] = HashMap.keys(store.current().workers)
+      yield* store.apply({
+        _tag: "LoadReported",
+        worker: peerWorker!,
+        load: 95,
+        at: yield* Clock.currentTimeMillis
+      })
+      const exit = yield* Effect.exit(placeOne(0))
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toMatchObject({
+          _tag: "WorkerServiceError",
+          message: "1 Workers with these settings already run (one per CPU)"
+        })
+      }
+      expect(calls).toEqual([])
     }).pipe(Effect.provide(shell))
   )
 })
