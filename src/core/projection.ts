@@ -15,12 +15,21 @@
  *    its Routers, scaled by how its measured load compares with the model (`ratio`);
  *  - the cost of one more transport of a room, now and once the room is full
  *    (`transportCost`).
+ *
+ * Every placement asks the projected load of each Worker it looks at, hence the growth of
+ * every room on it: that growth is kept across decisions, per Router's rooms (`RouterMemo`),
+ * per room share object (`termMemo`) and, for the Routers a room uses, per Mafalda Router
+ * object (`routersInUse`). Snapshots are immutable, so each of those objects is replaced
+ * whenever what it holds changes; each memo says what else it was worked out from, and a
+ * figure is taken up again only while all of that is the same. The memos are WeakMaps: they
+ * change no result, and go with the objects they are kept for.
  */
 import { HashMap, HashSet } from "effect"
 import { peakHoldMillis } from "./applyEvent.js"
 import type { MafaldaRouterId, RouterId } from "./Ids.js"
 import { kindCosts, type PolicyOptions } from "./PolicyOptions.js"
 import {
+  type ClusterRouter,
   type ClusterSnapshot,
   type ClusterWorker,
   effectiveLoad,
@@ -39,9 +48,12 @@ export interface RoomProjection {
   readonly media: { readonly audio: number; readonly video: number }
 }
 
+/** Whether room `m`'s recent high still holds at `now` (`peakHoldMillis`). */
+const holds = (m: MafaldaRouter, now: number): boolean => now - m.peakAt <= peakHoldMillis
+
 /** The room's size, or its recent high while that holds (`peakHoldMillis`). */
 export const heldSize = (m: MafaldaRouter, now: number): RoomSize =>
-  now - m.peakAt <= peakHoldMillis
+  holds(m, now)
     ? {
         transports: Math.max(m.size.transports, m.peak.transports),
         publishers: Math.max(m.size.publishers, m.peak.publishers),
@@ -120,24 +132,19 @@ export const shareGrowth = (
 /** Projections of rooms, computed once per decision. */
 export type Projections = Map<MafaldaRouterId, RoomProjection>
 
-const projectionOf = (
+/** Room `m`'s projection, from the decision's `cache` or worked out (and kept there). */
+const projectionFor = (
   snapshot: ClusterSnapshot,
   options: PolicyOptions,
   cache: Projections,
-  room: MafaldaRouterId
-): RoomProjection | undefined => {
-  const cached = cache.get(room)
+  m: MafaldaRouter
+): RoomProjection => {
+  const cached = cache.get(m.id)
   if (cached !== undefined) return cached
-  const m = lookup(snapshot.mafaldaRouters, room)
-  if (m === undefined) return undefined
   const p = projectRoom(m, snapshot.now, options)
-  cache.set(room, p)
+  cache.set(m.id, p)
   return p
 }
-
-// Memo of `routersInUse` per projection object (one per room and decision): a pure function
-// of the snapshot the projection was made from, computed once per decision.
-const inUse = new WeakMap<RoomProjection, number>()
 
 /** What room `room` has on a Router (transports, producers, pipes, consumers), if anything. */
 export const roomShareOn = (
@@ -146,22 +153,197 @@ export const roomShareOn = (
   room: MafaldaRouterId
 ): RoomShare | undefined => lookup(lookup(snapshot.routers, router)?.rooms ?? HashMap.empty(), room)
 
+/** What the rooms have on a Router (`ClusterRouter.rooms`): an immutable map. */
+type RoomShares = ClusterRouter["rooms"]
+
+/**
+ * How room `m`'s Routers in use were last counted (`routersInUse`): its registered Routers,
+ * the rooms each had then (undefined for one gone; null before the first count) and whether
+ * the room had something on it, and how many did.
+ */
+interface InUseMemo {
+  readonly ids: ReadonlyArray<RouterId>
+  readonly rooms: Array<RoomShares | undefined | null>
+  readonly uses: Array<boolean>
+  count: number
+}
+
+// Memo of `routersInUse` across decisions, per Mafalda Router object (replaced on any change
+// of the room, its registered Routers among them). What a room has on a Router changes only
+// with the Router's map of rooms (immutable, replaced on any change): each count is brought
+// up to date by looking again at the Routers whose map is not the one last counted on, and at
+// those alone.
+const inUseMemo = new WeakMap<MafaldaRouter, InUseMemo>()
+
 /**
  * The Routers room `m` has something on (transports, producers, pipes, consumers): Routers
- * it registered once and no longer uses do not make it spread. Memoised on `projection`,
- * which must be the room's projection on the same snapshot.
+ * it registered once and no longer uses do not make it spread.
  */
-export const routersInUse = (
+export const routersInUse = (snapshot: ClusterSnapshot, m: MafaldaRouter): number => {
+  let memo = inUseMemo.get(m)
+  if (memo === undefined) {
+    const ids = Array.from(m.routers)
+    memo = { ids, rooms: ids.map(() => null), uses: ids.map(() => false), count: 0 }
+    inUseMemo.set(m, memo)
+  }
+  for (let i = 0; i < memo.ids.length; i++) {
+    const rooms = lookup(snapshot.routers, memo.ids[i] as RouterId)?.rooms
+    if (rooms === memo.rooms[i]) continue
+    const uses = rooms !== undefined && lookup(rooms, m.id) !== undefined
+    memo.count += (uses ? 1 : 0) - (memo.uses[i] ? 1 : 0)
+    memo.rooms[i] = rooms
+    memo.uses[i] = uses
+  }
+  return memo.count
+}
+
+/**
+ * One room's growth still to come on one Router (`shareGrowth`), with what it was worked out
+ * from beyond the Router's own share: the room's Mafalda Router object, whether its recent
+ * high held (`heldSize`: the only way the time enters a projection), and the Routers it was
+ * projected to span (`projectedRouters`).
+ */
+interface RoomTerm {
+  readonly options: PolicyOptions
+  /** Undefined for a room the snapshot does not know: no growth. */
+  readonly m: MafaldaRouter | undefined
+  readonly held: boolean
+  /** `plannedRouters` of the room's projection. */
+  readonly planned: number
+  /** `projectedRouters`: the most of `planned` and the Routers the room uses now. */
+  readonly routers: number
+  readonly growth: number
+}
+
+/**
+ * The growth still to come on a Router from room `m`, whose share there is `share`. The
+ * Routers the room uses now are counted only when they could exceed the plan: a room that
+ * has registered no more Routers than it is planned to span (most rooms: one) spans as
+ * planned, whatever it still has on them.
+ */
+const roomTerm = (
   snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  cache: Projections,
   m: MafaldaRouter,
-  projection: RoomProjection
-): number => {
-  const known = inUse.get(projection)
-  if (known !== undefined) return known
-  let n = 0
-  for (const id of m.routers) if (roomShareOn(snapshot, id, m.id) !== undefined) n++
-  inUse.set(projection, n)
+  share: RoomShare
+): RoomTerm => {
+  const projection = projectionFor(snapshot, options, cache, m)
+  const planned = plannedRouters(options, projection)
+  const routers = HashSet.size(m.routers) <= planned ? planned : Math.max(routersInUse(snapshot, m), planned)
+  const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
+  const growth = shareGrowth(share, projection, options, routers, toCome)
+  return { options, m, held: holds(m, snapshot.now), planned, routers, growth }
+}
+
+const unknownRoom = (options: PolicyOptions): RoomTerm => ({
+  options,
+  m: undefined,
+  held: false,
+  planned: 0,
+  routers: 0,
+  growth: 0
+})
+
+/**
+ * Whether `term`, worked out from a share of room `room`, is still its value on this snapshot
+ * with these options, for the same share object (immutable): see `RouterMemo`.
+ */
+const termHolds = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  room: MafaldaRouterId,
+  term: RoomTerm
+): boolean => {
+  if (term.options !== options) return false
+  const m = lookup(snapshot.mafaldaRouters, room)
+  if (m !== term.m) return false
+  if (m === undefined) return true
+  if (holds(m, snapshot.now) !== term.held) return false
+  if (HashSet.size(m.routers) <= term.planned) return true
+  return Math.max(routersInUse(snapshot, m), term.planned) === term.routers
+}
+
+/**
+ * A Router's growth (`routerGrowth` over every room), kept across decisions: every join asks
+ * it of the Workers it looks at, and most Routers have not changed since the last one. It is
+ * kept per map of the Router's rooms (immutable: any change to what the rooms have on the
+ * Router replaces it, and with it this entry), and valid while each of its terms holds
+ * (`termHolds`: the same `options` object and, for the room, the same Mafalda Router object,
+ * replaced on any change of the room, on the same side of its peak-hold window (`heldSize`),
+ * spanning the same `projectedRouters`). Rooms with no transport on the Router add nothing
+ * (`shareGrowth`) and have no term. The sum is the one worked out when the entry was made, in
+ * the order of the Router's rooms, so it is the very figure summing the terms again would give.
+ * `checkedOn` is the number of the last snapshot it was found valid on (`snapshotNumber`), with
+ * `options`: a snapshot is immutable, there is no need to check again on it.
+ */
+interface RouterMemo {
+  readonly options: PolicyOptions
+  readonly ids: ReadonlyArray<MafaldaRouterId>
+  readonly terms: ReadonlyArray<RoomTerm>
+  readonly growth: number
+  checkedOn: number
+}
+
+const routerMemo = new WeakMap<RoomShares, RouterMemo>()
+
+// Memo of each room's term per share object (immutable), for a Router whose rooms changed
+// elsewhere than in this share: valid as a Router's terms are (`termHolds`).
+const termMemo = new WeakMap<RoomShare, RoomTerm>()
+
+// A number per snapshot object, never reused: what `RouterMemo` notes it was checked on,
+// without holding on to the snapshot.
+const snapshotNumbers = new WeakMap<ClusterSnapshot, number>()
+let snapshotsNumbered = 0
+
+const snapshotNumber = (snapshot: ClusterSnapshot): number => {
+  let n = snapshotNumbers.get(snapshot)
+  if (n === undefined) {
+    n = ++snapshotsNumbered
+    snapshotNumbers.set(snapshot, n)
+  }
   return n
+}
+
+/** The growth still to come on a Router with these rooms, over every room (see `RouterMemo`). */
+const allRoomsGrowth = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  shares: RoomShares,
+  cache: Projections
+): number => {
+  const checkedOn = snapshotNumber(snapshot)
+  const memo = routerMemo.get(shares)
+  if (memo !== undefined) {
+    if (memo.checkedOn === checkedOn && memo.options === options) return memo.growth
+    let valid = true
+    for (let i = 0; valid && i < memo.ids.length; i++) {
+      valid = termHolds(snapshot, options, memo.ids[i] as MafaldaRouterId, memo.terms[i] as RoomTerm)
+    }
+    if (valid) {
+      memo.checkedOn = checkedOn
+      return memo.growth
+    }
+  }
+  // Summed in the order of the Router's rooms, as the terms are kept: the same sum each time.
+  // The terms of the rooms whose share and Mafalda Router are unchanged are taken up again.
+  let growth = 0
+  const ids: Array<MafaldaRouterId> = []
+  const terms: Array<RoomTerm> = []
+  for (const [room, share] of shares) {
+    if (share.transports === 0) continue
+    let term = termMemo.get(share)
+    if (term === undefined || !termHolds(snapshot, options, room, term)) {
+      const m = lookup(snapshot.mafaldaRouters, room)
+      term = m === undefined ? unknownRoom(options) : roomTerm(snapshot, options, cache, m, share)
+      termMemo.set(share, term)
+    }
+    ids.push(room)
+    terms.push(term)
+    if (term.m !== undefined) growth += term.growth
+  }
+  routerMemo.set(shares, { options, ids, terms, growth, checkedOn })
+  return growth
 }
 
 /**
@@ -177,17 +359,10 @@ export const routerGrowth = (
 ): number => {
   const r = lookup(snapshot.routers, router)
   if (r === undefined) return 0
-  let growth = 0
-  for (const [room, share] of r.rooms) {
-    if (only !== undefined && room !== only) continue
-    const projection = projectionOf(snapshot, options, cache, room)
-    const m = lookup(snapshot.mafaldaRouters, room)
-    if (projection === undefined || m === undefined) continue
-    const routers = projectedRouters(options, projection, routersInUse(snapshot, m, projection))
-    const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
-    growth += shareGrowth(share, projection, options, routers, toCome)
-  }
-  return growth
+  if (only === undefined) return allRoomsGrowth(snapshot, options, r.rooms, cache)
+  const share = lookup(r.rooms, only)
+  const m = lookup(snapshot.mafaldaRouters, only)
+  return share === undefined || m === undefined ? 0 : roomTerm(snapshot, options, cache, m, share).growth
 }
 
 /**

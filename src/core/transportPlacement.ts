@@ -207,7 +207,7 @@ export const placementCost = (
 ): PlacementCost => {
   const router = roomRouterOn(m, worker)
   const share = router === undefined ? undefined : roomShareOn(snapshot, router, m.id)
-  const inUse = routersInUse(snapshot, m, projection)
+  const inUse = routersInUse(snapshot, m)
   // A Router the room has nothing on (none yet, or one registered once): the transport
   // spreads the room there, and the room's producers elsewhere must be piped in.
   const adds = share === undefined
@@ -313,6 +313,11 @@ const stand = (
   if (load >= options.watermark)
     return { worker, projected: load, fits: false, preferred: false, holdsRest: false }
   const cost = placementCost(snapshot, options, m, projection, worker)
+  // The first condition of `fits` with the other rooms' growth left out (it only adds): a
+  // Worker the transport's cost now takes past the watermark fits in no case, whatever its
+  // projection, which is not worked out either.
+  if (load + cost.now > options.watermark + tolerance)
+    return { worker, projected: load, fits: false, preferred: false, holdsRest: false }
   const projected = projectedLoad(snapshot, options, worker, cache)
   // What the other rooms on the Worker will still grow by is theirs: the watermark bounds
   // this transport's cost now on top of it, so that they can still complete there.
@@ -426,7 +431,7 @@ const openOnNode = (
   // most room to follow: nothing of its growth is reserved anywhere, its own Routers could not
   // take this transport, and the busiest Worker that holds it would not take the next one
   // either, each newcomer then opening a Router of its own with a pipe of every producer.
-  const spreads = m.hint === null && routersInUse(snapshot, m, projection) > 0
+  const spreads = m.hint === null && routersInUse(snapshot, m) > 0
   for (const st of fittingOn(snapshot, options, node, m, projection, cache, false)) {
     if (
       st.holdsRest &&
