@@ -96,6 +96,7 @@ import {
   lookup,
   type MafaldaRouter,
   nodesWithSpareCpu,
+  type RoomShare,
   routerIdOn,
   workerOfRouter,
   workersOn,
@@ -259,6 +260,40 @@ const outgrowRest = (options: PolicyOptions, m: MafaldaRouter, projection: RoomP
   )
 
 /**
+ * Calls `f` with each other room without a hint that has transports on the Worker's Routers,
+ * and its share there: nothing of such a room's growth is reserved anywhere.
+ */
+const eachOtherHintless = (
+  snapshot: ClusterSnapshot,
+  m: MafaldaRouter,
+  worker: ClusterWorker,
+  f: (room: MafaldaRouter, share: RoomShare) => void
+): void => {
+  for (const { id } of worker.routers) {
+    for (const [room, share] of lookup(snapshot.routers, id)?.rooms ?? HashMap.empty()) {
+      if (room === m.id || share.transports === 0) continue
+      const o = lookup(snapshot.mafaldaRouters, room)
+      if (o !== undefined && o.hint === null) f(o, share)
+    }
+  }
+}
+
+/** A room's projection, once per decision (`cache`). */
+const projectionIn = (
+  snapshot: ClusterSnapshot,
+  options: PolicyOptions,
+  cache: Projections,
+  room: MafaldaRouter
+): RoomProjection => {
+  let p = cache.get(room.id)
+  if (p === undefined) {
+    p = projectRoom(room, snapshot.now, options)
+    cache.set(room.id, p)
+  }
+  return p
+}
+
+/**
  * What the other rooms without a hint growing on a Worker expect still (`outgrowRest`, scaled
  * by the Worker's `ratio`): rooms planned on one Router, at their recent high and that
  * reached it within `growingWithinMillis`, with transports on the Worker's Routers.
@@ -271,21 +306,13 @@ const growingRest = (
   cache: Projections
 ): number => {
   let sum = 0
-  for (const { id } of worker.routers) {
-    for (const [room, share] of lookup(snapshot.routers, id)?.rooms ?? HashMap.empty()) {
-      if (room === m.id || share.transports === 0) continue
-      const o = lookup(snapshot.mafaldaRouters, room)
-      if (o === undefined || o.hint !== null || snapshot.now - o.peakAt > growingWithinMillis) continue
-      let p = cache.get(room)
-      if (p === undefined) {
-        p = projectRoom(o, snapshot.now, options)
-        cache.set(room, p)
-      }
-      if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
-        continue
-      sum += outgrowRest(options, o, p)
-    }
-  }
+  eachOtherHintless(snapshot, m, worker, (o) => {
+    if (snapshot.now - o.peakAt > growingWithinMillis) return
+    const p = projectionIn(snapshot, options, cache, o)
+    if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
+      return
+    sum += outgrowRest(options, o, p)
+  })
   return sum * worker.ratio
 }
 
