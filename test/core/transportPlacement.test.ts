@@ -4,6 +4,7 @@ import {
   type ClusterEvent,
   type ClusterSnapshot,
   decideTransportPlacement,
+  defaultKindCosts,
   defaultPolicyOptions,
   makePolicyOptions,
   nodesWithSpareCpu,
@@ -13,8 +14,13 @@ import {
   workersUnder
 } from "../../src/core/index.js"
 import { plannedRouters, projectRoom, routerPart } from "../../src/core/projection.js"
-import { lookup } from "../../src/core/Snapshot.js"
-import { growingWithinMillis, placementCost, spreadShare } from "../../src/core/transportPlacement.js"
+import { effectiveLoad, lookup } from "../../src/core/Snapshot.js"
+import {
+  fluctuatingMin,
+  growingWithinMillis,
+  placementCost,
+  spreadShare
+} from "../../src/core/transportPlacement.js"
 import { handCosts } from "../support/handCosts.js"
 import {
   build,
@@ -193,6 +199,55 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     const cost = placementCost(s, o, m, projectRoom(m, now, o), get(s.workers, wid("w2")))
     expect(cost.outgrows).toBe(true)
     expect(35 + cost.rest).toBeLessThanOrEqual(60)
+  })
+
+  it("3. a room opens only where each room without a hint already there whose members publish could take one more member", () => {
+    // m2 (no hint, 8 members, all publishing audio and video) sits on w1, its fan-out complete:
+    // projected at its recent high, nothing of its growth is reserved. m1 opens: w1 fits m1's
+    // first transport and would hold m1's rest, but then m2 could not take one more member
+    // there (it would spread onto another Worker, with a pipe of each of its producers both
+    // ways). A new Worker holds m1. With room for that member on w1, or when m2's members do not
+    // publish (one speaker and viewers: one more member costs little), w1 holds m1.
+    // Reported before m2's objects are made (at 2 s): w1's effective load is that report plus
+    // their modeled cost, and the model's ratio stays 1.
+    const room = (m: string, publishers: number): Array<ClusterEvent> => [
+      ev.mafaldaRouter(m),
+      ...Array.from({ length: 8 }, (_, i) => ev.transport(`${m}-t${i}`, "r1", m, 2)),
+      ...Array.from({ length: publishers }, (_, i) => [
+        ev.producer(`${m}-a${i}`, `${m}-t${i}`, 2, "audio"),
+        ev.producer(`${m}-v${i}`, `${m}-t${i}`, 2, "video")
+      ]).flat(),
+      ...Array.from({ length: 8 }, (_, t) =>
+        Array.from({ length: publishers }, (_, i) => i)
+          .filter((i) => i !== t)
+          .flatMap((i) => [
+            ev.consumer(`${m}-c${t}-a${i}`, `${m}-a${i}`, `${m}-t${t}`, 2),
+            ev.consumer(`${m}-c${t}-v${i}`, `${m}-v${i}`, `${m}-t${t}`, 2)
+          ])
+      ).flat()
+    ]
+    const at = (effective: number, publishers = 8) => {
+      const make = (report: number) =>
+        cluster(...workerWithRouter("w1", "r1", "n1"), ev.load("w1", report, 1), room("m2", publishers))
+      const modeled = effectiveLoad(get(make(0).workers, wid("w1")))
+      const s = make(effective - modeled)
+      expect(effectiveLoad(get(s.workers, wid("w1")))).toBeCloseTo(effective, 9)
+      return s
+    }
+    // One more member of m2 on w1: its transport, 16 consumers and 2 producers, and a consumer
+    // of each of its 2 producers on each of the 8 transports there (default costs): about 2.65 %;
+    // m1's first transport (no media yet) takes its own 0.1 %.
+    const k = defaultKindCosts
+    const oneMore =
+      o.costs.transport +
+      8 * (k.audio.consumer + k.video.consumer) +
+      (k.audio.producer + k.video.producer) +
+      8 * (k.audio.consumer + k.video.consumer)
+    expect(fluctuatingMin).toBe(3)
+    expect(decide(at(59.95 - oneMore))).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
+    expect(decide(at(59.6 - oneMore))).toEqual(use("r1", "w1", "n1", true))
+    // m2 with one speaker: its members' growth is not counted.
+    expect(decide(at(59.95 - oneMore, 1))).toEqual(use("r1", "w1", "n1", true))
   })
 
   it("1. a Router that holds its part of a room planned over several Routers is passed by while the room has members to come", () => {
