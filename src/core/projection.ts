@@ -40,7 +40,8 @@ import {
   type RoomSize
 } from "./Snapshot.js"
 
-const kinds: ReadonlyArray<MediaKind> = ["audio", "video"]
+/** The media kinds, in the order costs are summed. */
+export const kinds: ReadonlyArray<MediaKind> = ["audio", "video"]
 
 /** What a room is expected to reach: its transports, and its producers by kind. */
 export interface RoomProjection {
@@ -88,7 +89,7 @@ export const projectRoom = (m: MafaldaRouter, now: number, options: PolicyOption
 }
 
 /** The producers of a kind one member of the room is expected to make. */
-const perMemberMedia = (projection: RoomProjection, kind: MediaKind): number =>
+export const perMemberMedia = (projection: RoomProjection, kind: MediaKind): number =>
   projection.transports > 0 ? projection.media[kind] / projection.transports : 0
 
 /**
@@ -133,7 +134,7 @@ export const shareGrowth = (
 export type Projections = Map<MafaldaRouterId, RoomProjection>
 
 /** Room `m`'s projection, from the decision's `cache` or worked out (and kept there). */
-const projectionFor = (
+export const projectionFor = (
   snapshot: ClusterSnapshot,
   options: PolicyOptions,
   cache: Projections,

@@ -46,9 +46,10 @@
  *
  * Nothing is reserved either for a room without a hint whose members come and go: at its
  * recent high, it grows by one member now and then. A room opening on a Worker (a transport
- * on a Router where it has nothing) holds its rest there only if each such room already there
- * (`fluctuatingMin` members or more, at least half of them publishing) could still take one
- * more member (`fluctuatingRest`). Without it, Workers filled to the watermark with small
+ * on a Router where it has nothing) holds its rest there only if the rooms of that kind already
+ * there (`fluctuatingMin` members or more, at least half of them publishing, at their recent
+ * high) could all take one more member at once (`fluctuatingRest`; room for half of them did
+ * no better in `daily` and cost `mixed` a Worker). Without it, Workers filled to the watermark with small
  * meetings split each one that grew onto another Worker, with a pipe of each of its producers
  * both ways: the `daily` scenario (3,000 meetings of 3 to 12 without a hint, people staying
  * 10 min) ran 123 Workers and 8,590 pipes at its peak for a lower bound of 63 Workers.
@@ -86,9 +87,12 @@ import { Data, HashMap, HashSet, Option, RedBlackTree } from "effect"
 import type { MafaldaRouterId, NodeId, RouterId, WorkerId } from "./Ids.js"
 import { kindCosts, type PolicyOptions } from "./PolicyOptions.js"
 import {
+  kinds,
   type Projections,
+  perMemberMedia,
   projectedLoad,
   projectedRouters,
+  projectionFor,
   projectRoom,
   type RoomProjection,
   roomGrowthOn,
@@ -297,21 +301,6 @@ const eachOtherHintless = (
   }
 }
 
-/** A room's projection, once per decision (`cache`). */
-const projectionIn = (
-  snapshot: ClusterSnapshot,
-  options: PolicyOptions,
-  cache: Projections,
-  room: MafaldaRouter
-): RoomProjection => {
-  let p = cache.get(room.id)
-  if (p === undefined) {
-    p = projectRoom(room, snapshot.now, options)
-    cache.set(room.id, p)
-  }
-  return p
-}
-
 /**
  * What the other rooms without a hint growing on a Worker expect still (`outgrowRest`, scaled
  * by the Worker's `ratio`): rooms planned on one Router, at their recent high and that
@@ -327,7 +316,7 @@ const growingRest = (
   let sum = 0
   eachOtherHintless(snapshot, m, worker, (o) => {
     if (snapshot.now - o.peakAt > growingWithinMillis) return
-    const p = projectionIn(snapshot, options, cache, o)
+    const p = projectionFor(snapshot, options, cache, o)
     if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
       return
     sum += outgrowRest(options, o, p)
@@ -336,10 +325,12 @@ const growingRest = (
 }
 
 /**
- * What one more member would cost each other room without a hint on a Worker whose members
- * mostly publish (`fluctuatingMin` members or more, at least half of them publishing): its own
- * transport with its consumers and producers, and a consumer of its producers on each of the
- * room's transports there; scaled by the Worker's `ratio`.
+ * What one more member of every other room without a hint on a Worker whose members mostly
+ * publish (`fluctuatingMin` members or more, at least half of them publishing) would cost there
+ * at once: each one's own transport with its consumers and producers, and a consumer of its
+ * producers on each of the room's transports there; scaled by the Worker's `ratio`. A room
+ * below its projection (its recent high: someone just left) is left out, its next member's
+ * cost being reserved in the Worker's projected load already.
  */
 const fluctuatingRest = (
   snapshot: ClusterSnapshot,
@@ -351,11 +342,11 @@ const fluctuatingRest = (
   let sum = 0
   eachOtherHintless(snapshot, m, worker, (o, share) => {
     if (o.size.transports < fluctuatingMin || o.size.publishers * 2 < o.size.transports) return
-    const p = projectionIn(snapshot, options, cache, o)
+    const p = projectionFor(snapshot, options, cache, o)
+    if (Math.ceil(p.transports) > o.size.transports) return
     let fanOut = 0
-    for (const kind of ["audio", "video"] as const) {
-      const perMember = p.transports > 0 ? p.media[kind] / p.transports : 0
-      fanOut += share.transports * perMember * kindCosts(options.costs, kind).consumer
+    for (const kind of kinds) {
+      fanOut += share.transports * perMemberMedia(p, kind) * kindCosts(options.costs, kind).consumer
     }
     sum += transportCost(options, p, false).perMember + fanOut
   })
