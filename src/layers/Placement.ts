@@ -15,9 +15,10 @@
  *
  * This Node can refuse too: its CPUs may run Workers its `NodeHost` started for other apps,
  * which its snapshot leaves out (they are that host's to scale down, not this instance's). When
- * a plan to start a Worker here fails, the core decides again on a view of the snapshot where
- * this Node starts no Worker (`noStartsOn`): the transport goes to a Worker this instance runs
- * here, or to another Node.
+ * they take every CPU for the settings (`WorkerService.workers` lists them), or a plan to start
+ * a Worker here is refused all the same (a start under way), the core decides on a view of the
+ * snapshot where this Node starts no Worker (`noStartsOn`): the transport goes to a Worker this
+ * instance runs here, or to another Node.
  *
  * @module
  */
@@ -59,7 +60,7 @@ interface MafaldaSettings {
   readonly workerKey: SettingsKey
 }
 
-/** How many times a placement is decided again after another Node failed to start its Worker. */
+/** How many times a placement is decided again after a Node (another, or this one) failed to start its Worker. */
 export const maxReplans = 2
 
 type CarryOut = (
@@ -173,10 +174,15 @@ const make = (policy: PolicyOptions) =>
         replans: number,
         fullHere: boolean
       ): Effect.Effect<A, E | WorkerServiceError> =>
-        Effect.suspend(() => {
+        Effect.flatMap(workers.workers, (running) => {
           let carried = false
           let failed: StartFailed | undefined
-          const view: View = fullHere ? (s, settings) => noStartsOn(s, node, settings) : (s) => s
+          // Workers this Node runs, its NodeHost's for other apps included: when they take
+          // every CPU for these settings, no plan should start one here (nor be refused).
+          const taken = (settings: SettingsKey) =>
+            running.filter((w) => w.settings === settings).length >= workers.cpus
+          const view: View = (s, settings) =>
+            fullHere || taken(settings) ? noStartsOn(s, node, settings) : s
           const carry: CarryOut = (settings, plan) => {
             carried = true
             if (previous !== undefined && plan.worker === null && plan.node === previous.node) {
@@ -184,9 +190,12 @@ const make = (policy: PolicyOptions) =>
             }
             const once = carryOut(settings, plan)
             if (plan.worker !== null) return once
+            // Another Node's refusal (any failure of its start, `NodeCallError` mapped), or
+            // this Node's refusal to start a Worker (not a failure of the Router after it).
             return Effect.tapError(once, (e) =>
               Effect.sync(() => {
-                if (e._tag === "WorkerServiceError") failed = { node: plan.node, error: e }
+                if (e._tag === "WorkerServiceError" && (plan.node !== node || e.operation === "startWorker"))
+                  failed = { node: plan.node, error: e }
               })
             )
           }
@@ -201,7 +210,7 @@ const make = (policy: PolicyOptions) =>
                 Effect.annotateLogs(
                   Effect.logInfo(
                     here
-                      ? "This Node did not start a Worker (its CPUs run other apps' Workers): placing again"
+                      ? "This Node did not start a Worker: placing again without starting one here"
                       : `Node ${again.node} did not start a Worker: placing again`,
                     again.error
                   ),

@@ -165,12 +165,15 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
   })
 )
 
-const shell = ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
-  Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
-  Layer.provideMerge(peerLayer),
-  Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
-  Layer.provideMerge(layerSimulated({ node: local, cpus: 1, costs: policy.costs }))
-)
+/** The shell of `n0`, with `cpus` CPUs. */
+const shellOf = (cpus: number) =>
+  ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
+    Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
+    Layer.provideMerge(peerLayer),
+    Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
+    Layer.provideMerge(layerSimulated({ node: local, cpus, costs: policy.costs }))
+  )
+const shell = shellOf(1)
 
 const room = MafaldaRouterId.make("m1")
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
@@ -315,36 +318,91 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
     }).pipe(Effect.provide(shell))
   )
 
-  it.scoped("fails with the refusal when no other Node can take it", () =>
+  it.scoped("still uses the Workers the app runs on this Node", () =>
     Effect.gen(function* () {
       const store = yield* SnapshotStore
       const local0 = yield* WorkerService
-      const { workers: peerWorkers, calls } = yield* Peer
-      // n1's one CPU is in use too (reported): nowhere to go.
-      yield* peerWorkers.startWorker({})
+      const { calls } = yield* Peer
+      // n0 has 2 CPUs: another app's Worker takes one, the app's first transport starts a
+      // Worker on the other; then every CPU runs a Worker, and the room's next transport
+      // joins the app's Worker there (a Node seen as starting no Worker still places on its
+      // own), without asking n1 for anything.
       yield* local0.startWorker({})
-      // The next sync brings it in.
-      while (HashMap.size(store.current().workers) === 0) yield* TestClock.adjust(100)
+      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
       const placement = yield* Placement
       yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
-      const [peerWorker] = HashMap.keys(store.current().workers)
-      yield* store.apply({
-        _tag: "LoadReported",
-        worker: peerWorker!,
-        load: 95,
-        at: yield* Clock.currentTimeMillis
-      })
-      const exit = yield* Effect.exit(placeOne(0))
-      expect(Exit.isFailure(exit)).toBe(true)
-      if (Exit.isFailure(exit)) {
-        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-        expect(error).toMatchObject({
-          _tag: "WorkerServiceError",
-          message: "1 Workers with these settings already run (one per CPU)"
-        })
-      }
+      yield* TestClock.setTime(10)
+      const first = yield* placeOne(0)
+      expect(lookup(store.current().workers, first.worker)?.node).toBe(local)
+      expect(yield* local0.workers).toHaveLength(2)
+      const next = yield* placeOne(1)
+      expect(next.router).toBe(first.router)
       expect(calls).toEqual([])
+    }).pipe(Effect.provide(shellOf(2)))
+  )
+
+  it.scoped("pipeToRouter into another Mafalda Router goes to another Node too", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const local0 = yield* WorkerService
+      const { calls } = yield* Peer
+      yield* local0.startWorker({})
+      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
+      const placement = yield* Placement
+      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
+      yield* TestClock.setTime(10)
+      const first = yield* placeOne(0)
+      expect(lookup(store.current().workers, first.worker)?.node).toBe(peer)
+      // A producer of the room on n1, piped into a Mafalda Router of other Router settings:
+      // its Router goes where its next transport would, on n1 (n0 starts no Worker).
+      const producer = ProducerId.make("p0")
+      yield* store.apply({
+        _tag: "ProducerCreated",
+        producer,
+        kind: "audio",
+        transport: TransportId.make("t0"),
+        at: 10
+      })
+      const other = MafaldaRouterId.make("m2")
+      yield* placement.createMafaldaRouter(other, {}, { mediaCodecs: [opus] })
+      const outcome = yield* placement.pipeToMafaldaRouter(producer, room, other)
+      if (outcome._tag !== "Piped") return expect.fail(`expected a pipe, got ${outcome._tag}`)
+      expect(lookup(store.current().workers, outcome.placement.worker)?.node).toBe(peer)
+      expect(calls.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter", "CreateRouter"])
+      expect((yield* local0.workers).length).toBe(1)
     }).pipe(Effect.provide(shell))
+  )
+
+  it.scoped(
+    "fails with NoCapacityError when no other Node can take it, asking no Node to start a Worker",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* SnapshotStore
+        const local0 = yield* WorkerService
+        const { workers: peerWorkers, calls } = yield* Peer
+        // n1's one CPU is in use too (reported): nowhere to go.
+        yield* peerWorkers.startWorker({})
+        yield* local0.startWorker({})
+        // The next sync brings it in.
+        while (HashMap.size(store.current().workers) === 0) yield* TestClock.adjust(100)
+        const placement = yield* Placement
+        yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
+        const [peerWorker] = HashMap.keys(store.current().workers)
+        yield* store.apply({
+          _tag: "LoadReported",
+          worker: peerWorker!,
+          load: 95,
+          at: yield* Clock.currentTimeMillis
+        })
+        const exit = yield* Effect.exit(placeOne(0))
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+          expect(error).toMatchObject({ _tag: "NoCapacityError" })
+        }
+        expect(calls).toEqual([])
+        expect(yield* local0.workers).toHaveLength(1)
+      }).pipe(Effect.provide(shell))
   )
 })
 
