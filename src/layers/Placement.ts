@@ -86,6 +86,8 @@ export const noStartsOn = (snapshot: ClusterSnapshot, id: NodeId, settings: Sett
   const n = lookup(snapshot.nodes, id)
   if (n === undefined || n.state !== "up") return snapshot
   const running = workersOn(snapshot, id, settings).length
+  // Already none to start in the snapshot (every CPU runs one of this instance's).
+  if (running >= n.cpus) return snapshot
   return running === 0
     ? setNode(snapshot, id, { ...n, state: "draining" })
     : setNode(snapshot, id, { ...n, cpus: running })
