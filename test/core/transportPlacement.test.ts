@@ -226,9 +226,15 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
           ])
       ).flat()
     ]
-    const at = (effective: number, publishers = 8) => {
+    const at = (effective: number, publishers = 8, cpus = 4) => {
       const make = (report: number) =>
-        cluster(...workerWithRouter("w1", "r1", "n1"), ev.load("w1", report, 1), room("m2", publishers))
+        build([
+          ev.nodeUp("n1", cpus),
+          ev.mafaldaRouter("m1"),
+          ...workerWithRouter("w1", "r1", "n1"),
+          ev.load("w1", report, 1),
+          ...room("m2", publishers)
+        ])
       const modeled = effectiveLoad(get(make(0).workers, wid("w1")))
       const s = make(effective - modeled)
       expect(effectiveLoad(get(s.workers, wid("w1")))).toBeCloseTo(effective, 9)
@@ -246,6 +252,8 @@ describe("decideTransportPlacement: steps on the receiving Node, in order", () =
     expect(fluctuatingMin).toBe(3)
     expect(decide(at(59.95 - oneMore))).toEqual(TransportPlacement.CreateWorker({ node: nid("n1") }))
     expect(decide(at(59.6 - oneMore))).toEqual(use("r1", "w1", "n1", true))
+    // It never turns the transport away: with no CPU left to start a Worker, w1 takes it.
+    expect(decide(at(59.95 - oneMore, 8, 1))).toEqual(use("r1", "w1", "n1", true))
     // m2 with one speaker: its members' growth is not counted.
     expect(decide(at(59.95 - oneMore, 1))).toEqual(use("r1", "w1", "n1", true))
   })
