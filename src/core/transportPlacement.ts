@@ -52,7 +52,8 @@
  * no better in `daily` and cost `mixed` a Worker). Without it, Workers filled to the watermark with small
  * meetings split each one that grew onto another Worker, with a pipe of each of its producers
  * both ways: the `daily` scenario (3,000 meetings of 3 to 12 without a hint, people staying
- * 10 min) ran 123 Workers and 8,590 pipes at its peak for a lower bound of 63 Workers.
+ * 10 min) ran 123 Workers and 8,590 pipes at its peak for a lower bound of 63 Workers; 93 and
+ * 2,672 with this rule.
  * Counting for holding the rest only, it never turns a transport away.
  *
  * A room planned over several Routers (`plannedRouters`) gives each at most its part
