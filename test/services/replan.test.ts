@@ -288,22 +288,29 @@ describe("a placement whose view of another Node's Workers is a report behind", 
   )
 })
 
+/**
+ * n0's WorkerService runs a Worker started as `NodeHost` starts one for another app's client
+ * (left out of this app's snapshot); the app knows n1 and opens the room. Returns that Worker.
+ */
+const foreignSetUp = Effect.gen(function* () {
+  const store = yield* SnapshotStore
+  const foreign = (yield* (yield* WorkerService).startWorker({})).id
+  while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
+  expect(HashMap.has(store.current().workers, foreign)).toBe(false)
+  yield* (yield* Placement).createMafaldaRouter(room, {}, { mediaCodecs: [] })
+  yield* TestClock.setTime(10)
+  return foreign
+})
+
 describe("a placement on this Node, whose CPUs run a Worker its NodeHost started for another app", () => {
   it.scoped("goes to another Node instead of failing on this Node's refusal to start a Worker", () =>
     Effect.gen(function* () {
       const store = yield* SnapshotStore
       const local0 = yield* WorkerService
       const { calls } = yield* Peer
-      // n0's one CPU runs a Worker started as `NodeHost` starts one for another app's client:
-      // through this Node's WorkerService, and left out of this app's snapshot.
-      const foreign = (yield* local0.startWorker({})).id
-      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
-      expect(HashMap.has(store.current().workers, foreign)).toBe(false)
-      const placement = yield* Placement
-      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
-      yield* TestClock.setTime(10)
-      // The core plans a Worker on n0 (its snapshot shows a free CPU), n0 refuses, and the core
-      // decides again where n0 starts none: a Worker on n1.
+      // n0's one CPU runs another app's Worker: the core's view has n0 start none (its
+      // snapshot alone would show a free CPU there, and n0 would refuse), so a Worker on n1.
+      const foreign = yield* foreignSetUp
       const placed = yield* placeOne(0)
       expect(placed.worker).not.toBe(foreign)
       expect(lookup(store.current().workers, placed.worker)?.node).toBe(peer)
@@ -327,11 +334,7 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
       // Worker on the other; then every CPU runs a Worker, and the room's next transport
       // joins the app's Worker there (a Node seen as starting no Worker still places on its
       // own), without asking n1 for anything.
-      yield* local0.startWorker({})
-      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
-      const placement = yield* Placement
-      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
-      yield* TestClock.setTime(10)
+      yield* foreignSetUp
       const first = yield* placeOne(0)
       expect(lookup(store.current().workers, first.worker)?.node).toBe(local)
       expect(yield* local0.workers).toHaveLength(2)
@@ -346,11 +349,8 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
       const store = yield* SnapshotStore
       const local0 = yield* WorkerService
       const { calls } = yield* Peer
-      yield* local0.startWorker({})
-      while (!HashMap.has(store.current().nodes, peer)) yield* Effect.yieldNow()
+      yield* foreignSetUp
       const placement = yield* Placement
-      yield* placement.createMafaldaRouter(room, {}, { mediaCodecs: [] })
-      yield* TestClock.setTime(10)
       const first = yield* placeOne(0)
       expect(lookup(store.current().workers, first.worker)?.node).toBe(peer)
       // A producer of the room on n1, piped into a Mafalda Router of other Router settings:
