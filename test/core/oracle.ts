@@ -63,8 +63,45 @@ export const oracleStanding = (
     cost,
     fits,
     preferred,
-    holds: preferred && projected + cost.rest <= options.watermark + e
+    holds:
+      preferred &&
+      projected + cost.rest <= options.watermark + e &&
+      (!cost.opens || projected + cost.rest + oneMoreEach(s, options, m, w) <= options.watermark + e)
   }
+}
+
+/**
+ * What one more member of each other room without a hint on the Worker would cost there at once
+ * (`fluctuatingRest`, as `transportPlacement.ts` documents it): rooms of 3 members or more, at
+ * least half of them publishing, at their projection; each member's transport, a consumer of
+ * each of the room's projected producers, its share of them, and a consumer of its producers
+ * on each of the room's transports on the Worker.
+ */
+const oneMoreEach = (
+  s: ClusterSnapshot,
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  w: ClusterWorker
+): number => {
+  let sum = 0
+  for (const r of HashMap.values(s.routers)) {
+    if (r.worker !== w.id) continue
+    for (const [room, share] of r.rooms) {
+      const o = lookup(s.mafaldaRouters, room)
+      if (room === m.id || share.transports === 0 || o === undefined || o.hint !== null) continue
+      if (o.size.transports < 3 || 2 * o.size.publishers < o.size.transports) continue
+      const p = projectRoom(o, s.now, options)
+      if (Math.ceil(p.transports) > o.size.transports) continue
+      let one = options.costs.transport
+      for (const kind of ["audio", "video"] as const) {
+        const each = p.transports > 0 ? p.media[kind] / p.transports : 0
+        const c = options.costs[kind]
+        one += p.media[kind] * c.consumer + each * c.producer + share.transports * each * c.consumer
+      }
+      sum += one
+    }
+  }
+  return sum * w.ratio
 }
 type Standing = ReturnType<typeof oracleStanding>
 
