@@ -167,6 +167,8 @@ interface InUseMemo {
   readonly rooms: Array<RoomShares | undefined | null>
   readonly uses: Array<boolean>
   count: number
+  /** The number of the last snapshot it was counted on (`snapshotNumber`): no need to look again. */
+  countedOn: number
 }
 
 // Memo of `routersInUse` across decisions, per Mafalda Router object (replaced on any change
@@ -181,12 +183,14 @@ const inUseMemo = new WeakMap<MafaldaRouter, InUseMemo>()
  * it registered once and no longer uses do not make it spread.
  */
 export const routersInUse = (snapshot: ClusterSnapshot, m: MafaldaRouter): number => {
+  const on = snapshotNumber(snapshot)
   let memo = inUseMemo.get(m)
   if (memo === undefined) {
     const ids = Array.from(m.routers)
-    memo = { ids, rooms: ids.map(() => null), uses: ids.map(() => false), count: 0 }
+    memo = { ids, rooms: ids.map(() => null), uses: ids.map(() => false), count: 0, countedOn: -1 }
     inUseMemo.set(m, memo)
-  }
+  } else if (memo.countedOn === on) return memo.count
+  memo.countedOn = on
   for (let i = 0; i < memo.ids.length; i++) {
     const rooms = lookup(snapshot.routers, memo.ids[i] as RouterId)?.rooms
     if (rooms === memo.rooms[i]) continue
