@@ -189,6 +189,28 @@ const placeOne = (n: number) =>
   )
 
 /**
+ * A producer of the room (`p0`, on its transport `t0`, made at `at`) piped into a Mafalda Router
+ * of other Router settings (`m2`: nothing to share), whose Router goes where its next transport
+ * would.
+ */
+const pipeIntoOtherRoom = (at: number) =>
+  Effect.gen(function* () {
+    const store = yield* SnapshotStore
+    const placement = yield* Placement
+    const producer = ProducerId.make("p0")
+    yield* store.apply({
+      _tag: "ProducerCreated",
+      producer,
+      kind: "audio",
+      transport: TransportId.make("t0"),
+      at
+    })
+    const other = MafaldaRouterId.make("m2")
+    yield* placement.createMafaldaRouter(other, {}, { mediaCodecs: [opus] })
+    return yield* placement.pipeToMafaldaRouter(producer, room, other)
+  })
+
+/**
  * The peer runs a Worker with the room's settings that its registry record leaves out (started
  * for another client: the report that lists it is still to come); `n0`'s one Worker holds the
  * room's first transport and reports itself full. Returns that hidden Worker.
@@ -243,22 +265,11 @@ describe("a placement whose view of another Node's Workers is a report behind", 
   it.scoped("pipeToRouter into another Mafalda Router lands there too", () =>
     Effect.gen(function* () {
       const store = yield* SnapshotStore
-      const placement = yield* Placement
       const { calls } = yield* Peer
       const hidden = yield* setUp
       // A producer of the room on n0, piped into a Mafalda Router of other Router settings
       // (nothing to share): its Router goes where its next transport would, on n1.
-      const producer = ProducerId.make("p0")
-      yield* store.apply({
-        _tag: "ProducerCreated",
-        producer,
-        kind: "audio",
-        transport: TransportId.make("t0"),
-        at: 30
-      })
-      const other = MafaldaRouterId.make("m2")
-      yield* placement.createMafaldaRouter(other, {}, { mediaCodecs: [opus] })
-      const outcome = yield* placement.pipeToMafaldaRouter(producer, room, other)
+      const outcome = yield* pipeIntoOtherRoom(30)
       if (outcome._tag !== "Piped") return expect.fail(`expected a pipe, got ${outcome._tag}`)
       expect(outcome.placement.worker).toBe(hidden)
       expect(lookup(store.current().routers, outcome.pipe.to)?.worker).toBe(hidden)
@@ -350,22 +361,11 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
       const local0 = yield* WorkerService
       const { calls } = yield* Peer
       yield* foreignSetUp
-      const placement = yield* Placement
       const first = yield* placeOne(0)
       expect(lookup(store.current().workers, first.worker)?.node).toBe(peer)
       // A producer of the room on n1, piped into a Mafalda Router of other Router settings:
       // its Router goes where its next transport would, on n1 (n0 starts no Worker).
-      const producer = ProducerId.make("p0")
-      yield* store.apply({
-        _tag: "ProducerCreated",
-        producer,
-        kind: "audio",
-        transport: TransportId.make("t0"),
-        at: 10
-      })
-      const other = MafaldaRouterId.make("m2")
-      yield* placement.createMafaldaRouter(other, {}, { mediaCodecs: [opus] })
-      const outcome = yield* placement.pipeToMafaldaRouter(producer, room, other)
+      const outcome = yield* pipeIntoOtherRoom(10)
       if (outcome._tag !== "Piped") return expect.fail(`expected a pipe, got ${outcome._tag}`)
       expect(lookup(store.current().workers, outcome.placement.worker)?.node).toBe(peer)
       expect(calls.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter", "CreateRouter"])
