@@ -19,7 +19,14 @@ import {
   type TreeHop,
   workerOfRouter
 } from "../../src/core/index.js"
-import { projectedLoad, projectRoom, roomGrowthOn } from "../../src/core/projection.js"
+import {
+  projectedLoad,
+  projectRoom,
+  roomGrowthOn,
+  routerPart,
+  transportCost
+} from "../../src/core/projection.js"
+import { growingWithinMillis, outgrowShare, spreadShare } from "../../src/core/transportPlacement.js"
 import { contains, count } from "./helpers.js"
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -66,8 +73,40 @@ export const oracleStanding = (
     holds:
       preferred &&
       projected + cost.rest <= options.watermark + e &&
+      (!cost.outgrows || projected + cost.rest + othersGrowing(s, options, m, w) <= options.watermark + e) &&
       (!cost.opens || projected + cost.rest + oneMoreEach(s, options, m, w) <= options.watermark + e)
   }
+}
+
+/**
+ * What the other rooms without a hint growing on the Worker still expect (`growingRest`, as
+ * `transportPlacement.ts` documents it): rooms with transports there that reached their recent
+ * high within `growingWithinMillis`, at it and planned on one Router, each `outgrowShare` of its
+ * size more at a member's cost, up to `spreadShare` of the watermark.
+ */
+const othersGrowing = (
+  s: ClusterSnapshot,
+  options: PolicyOptions,
+  m: MafaldaRouter,
+  w: ClusterWorker
+): number => {
+  let sum = 0
+  for (const r of HashMap.values(s.routers)) {
+    if (r.worker !== w.id) continue
+    for (const [room, share] of r.rooms) {
+      const o = lookup(s.mafaldaRouters, room)
+      if (room === m.id || share.transports === 0 || o === undefined || o.hint !== null) continue
+      if (s.now - o.peakAt > growingWithinMillis) continue
+      const p = projectRoom(o, s.now, options)
+      if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
+        continue
+      sum += Math.min(
+        Math.ceil(o.size.transports * outgrowShare) * transportCost(options, p, false).perMember,
+        options.watermark * spreadShare
+      )
+    }
+  }
+  return sum * w.ratio
 }
 
 /**
