@@ -13,6 +13,7 @@ import {
   type NodeId,
   type PolicyOptions,
   placementCost,
+  type RoomShare,
   type RouterId,
   type StreamTree,
   type TransportRequest,
@@ -78,6 +79,23 @@ export const oracleStanding = (
   }
 }
 
+/** The other rooms without a hint that have transports on the Worker's Routers, with their share there. */
+const otherHintless = (
+  s: ClusterSnapshot,
+  m: MafaldaRouter,
+  w: ClusterWorker
+): Array<{ readonly o: MafaldaRouter; readonly share: RoomShare }> => {
+  const out: Array<{ readonly o: MafaldaRouter; readonly share: RoomShare }> = []
+  for (const r of HashMap.values(s.routers)) {
+    if (r.worker !== w.id) continue
+    for (const [room, share] of r.rooms) {
+      const o = lookup(s.mafaldaRouters, room)
+      if (room !== m.id && share.transports > 0 && o !== undefined && o.hint === null) out.push({ o, share })
+    }
+  }
+  return out
+}
+
 /**
  * What the other rooms without a hint growing on the Worker still expect (`growingRest`, as
  * `transportPlacement.ts` documents it): rooms with transports there that reached their recent
@@ -91,20 +109,15 @@ const othersGrowing = (
   w: ClusterWorker
 ): number => {
   let sum = 0
-  for (const r of HashMap.values(s.routers)) {
-    if (r.worker !== w.id) continue
-    for (const [room, share] of r.rooms) {
-      const o = lookup(s.mafaldaRouters, room)
-      if (room === m.id || share.transports === 0 || o === undefined || o.hint !== null) continue
-      if (s.now - o.peakAt > growingWithinMillis) continue
-      const p = projectRoom(o, s.now, options)
-      if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
-        continue
-      sum += Math.min(
-        Math.ceil(o.size.transports * outgrowShare) * transportCost(options, p, false).perMember,
-        options.watermark * spreadShare
-      )
-    }
+  for (const { o } of otherHintless(s, m, w)) {
+    if (s.now - o.peakAt > growingWithinMillis) continue
+    const p = projectRoom(o, s.now, options)
+    if (Math.ceil(p.transports) > o.size.transports || Math.ceil(p.transports) > routerPart(options, p))
+      continue
+    sum += Math.min(
+      Math.ceil(o.size.transports * outgrowShare) * transportCost(options, p, false).perMember,
+      options.watermark * spreadShare
+    )
   }
   return sum * w.ratio
 }
@@ -123,22 +136,17 @@ const oneMoreEach = (
   w: ClusterWorker
 ): number => {
   let sum = 0
-  for (const r of HashMap.values(s.routers)) {
-    if (r.worker !== w.id) continue
-    for (const [room, share] of r.rooms) {
-      const o = lookup(s.mafaldaRouters, room)
-      if (room === m.id || share.transports === 0 || o === undefined || o.hint !== null) continue
-      if (o.size.transports < 3 || 2 * o.size.publishers < o.size.transports) continue
-      const p = projectRoom(o, s.now, options)
-      if (Math.ceil(p.transports) > o.size.transports) continue
-      let one = options.costs.transport
-      for (const kind of ["audio", "video"] as const) {
-        const each = p.transports > 0 ? p.media[kind] / p.transports : 0
-        const c = options.costs[kind]
-        one += p.media[kind] * c.consumer + each * c.producer + share.transports * each * c.consumer
-      }
-      sum += one
+  for (const { o, share } of otherHintless(s, m, w)) {
+    if (o.size.transports < 3 || 2 * o.size.publishers < o.size.transports) continue
+    const p = projectRoom(o, s.now, options)
+    if (Math.ceil(p.transports) > o.size.transports) continue
+    let one = options.costs.transport
+    for (const kind of ["audio", "video"] as const) {
+      const each = p.transports > 0 ? p.media[kind] / p.transports : 0
+      const c = options.costs[kind]
+      one += p.media[kind] * c.consumer + each * c.producer + share.transports * each * c.consumer
     }
+    sum += one
   }
   return sum * w.ratio
 }
