@@ -78,8 +78,8 @@ interface StartFailed {
 }
 
 /**
- * The snapshot as a placement of Workers with `settings` sees it once this Node refused to start
- * one: it starts none (its CPUs are taken by Workers the snapshot leaves out), and the Workers it
+ * The snapshot as a placement of Workers with `settings` sees it when this Node can start none
+ * (its CPUs taken by Workers the snapshot leaves out, or a start of it refused): the Workers it
  * runs stay usable.
  */
 export const noStartsOn = (snapshot: ClusterSnapshot, id: NodeId, settings: SettingsKey): ClusterSnapshot => {
