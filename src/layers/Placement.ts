@@ -15,14 +15,15 @@
  *
  * This Node can refuse too: its CPUs may run Workers its `NodeHost` started for other apps,
  * which its snapshot leaves out (they are that host's to scale down, not this instance's). When
- * they take every CPU for the settings (`WorkerService.workers` lists them), or a plan to start
- * a Worker here is refused all the same (a start under way), the core decides on a view of the
- * snapshot where this Node starts no Worker (`noStartsOn`): the transport goes to a Worker this
- * instance runs here, or to another Node.
+ * they take every CPU for the settings or the Node's cap on Worker processes
+ * (`WorkerService.startRefusal` says so), or a plan to start a Worker here is refused all the
+ * same (a start under way), the core decides on a view of the snapshot where this Node starts
+ * no Worker (`noStartsOn`): the transport goes to a Worker this instance runs here, or to
+ * another Node.
  *
  * @module
  */
-import { Effect, Either, FiberRef, HashMap, Layer, Schedule } from "effect"
+import { Effect, Either, FiberRef, HashMap, Layer, Option, Schedule } from "effect"
 import type { InvalidEvent } from "../core/applyEvent.js"
 import { decideConsumerPlacement } from "../core/consumerPlacement.js"
 import type {
@@ -69,7 +70,7 @@ type CarryOut = (
 ) => Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent>
 
 /** How a placement sees the snapshot (see `replanning`). */
-type View = (snapshot: ClusterSnapshot, settings: SettingsKey) => ClusterSnapshot
+type View = (snapshot: ClusterSnapshot) => ClusterSnapshot
 
 /** A Worker start a plan asked of a Node (another one, or this one), failed. */
 interface StartFailed {
@@ -163,28 +164,28 @@ const make = (policy: PolicyOptions) =>
      * one (`WorkerServiceError`; the cluster's `Delegation` then asked that Node for its
      * Workers), the snapshot is synced at once and `attempt` runs again, at most `maxReplans`
      * times: the core decides on the Workers the Node has. When this Node failed to start one,
-     * `attempt` runs again on a view where this Node starts none (`noStartsOn`, through `view`).
+     * `attempt` runs again on a view where this Node starts none (`noStartsOn`, through `view`);
+     * so it does from the first round when this Node would refuse to start a Worker with
+     * `settings` (`WorkerService.startRefusal`: its CPUs for them, or its cap on Worker
+     * processes, taken by Workers the snapshot may leave out, its NodeHost's for other apps
+     * included); a `NoCapacityError` of that round then says why this Node started none.
      * A decision that would start a Worker on the Node that refused again, or no longer places
      * anywhere (`NoCapacityError` before carrying out anything), learnt nothing new: it fails at
      * once with the Node's failure, as before.
      */
     const replanning = <A, E extends { readonly _tag: string }>(
+      settings: SettingsKey,
       attempt: (carry: CarryOut, view: View) => Effect.Effect<A, E>
-    ): Effect.Effect<A, E | WorkerServiceError> => {
+    ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
       const round = (
         previous: StartFailed | undefined,
         replans: number,
         fullHere: boolean
-      ): Effect.Effect<A, E | WorkerServiceError> =>
-        Effect.flatMap(workers.workers, (running) => {
+      ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> =>
+        Effect.flatMap(fullHere ? Effect.succeedNone : workers.startRefusal(settings), (refusal) => {
           let carried = false
           let failed: StartFailed | undefined
-          // Workers this Node runs, its NodeHost's for other apps included: when they take
-          // every CPU for these settings, no plan should start one here (nor be refused).
-          const taken = (settings: SettingsKey) =>
-            running.filter((w) => w.settings === settings).length >= workers.cpus
-          const view: View = (s, settings) =>
-            fullHere || taken(settings) ? noStartsOn(s, node, settings) : s
+          const view: View = (s) => (fullHere || Option.isSome(refusal) ? noStartsOn(s, node, settings) : s)
           const carry: CarryOut = (settings, plan) => {
             carried = true
             if (previous !== undefined && plan.worker === null && plan.node === previous.node) {
@@ -201,43 +202,52 @@ const make = (policy: PolicyOptions) =>
               })
             )
           }
-          return Effect.catchAll(attempt(carry, view), (e): Effect.Effect<A, E | WorkerServiceError> => {
-            if (previous !== undefined && !carried && e._tag === "NoCapacityError") {
-              return Effect.fail(previous.error)
-            }
-            if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
-              const again = failed
-              const here = again.node === node
-              return Effect.zipRight(
-                Effect.annotateLogs(
-                  Effect.logInfo(
-                    here
-                      ? "This Node did not start a Worker: placing again without starting one here"
-                      : `Node ${again.node} did not start a Worker: placing again`,
-                    again.error
+          return Effect.catchAll(
+            attempt(carry, view),
+            (e): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
+              if (previous !== undefined && !carried && e._tag === "NoCapacityError") {
+                return Effect.fail(previous.error)
+              }
+              if (Option.isSome(refusal) && !carried && e instanceof NoCapacityError) {
+                return Effect.fail(
+                  new NoCapacityError({
+                    message: `${e.message} (this Node starts no Worker: ${refusal.value.message})`
+                  })
+                )
+              }
+              if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
+                const again = failed
+                const here = again.node === node
+                return Effect.zipRight(
+                  Effect.annotateLogs(
+                    Effect.logInfo(
+                      here
+                        ? "This Node did not start a Worker: placing again without starting one here"
+                        : `Node ${again.node} did not start a Worker: placing again`,
+                      again.error
+                    ),
+                    { node: again.node }
                   ),
-                  { node: again.node }
-                ),
-                Effect.zipRight(here ? Effect.void : syncNow, round(again, replans + 1, fullHere || here))
-              )
+                  Effect.zipRight(here ? Effect.void : syncNow, round(again, replans + 1, fullHere || here))
+                )
+              }
+              return Effect.fail(e)
             }
-            return Effect.fail(e)
-          })
+          )
         })
       return round(undefined, 0, false)
     }
 
     // A relocation's new transport is placed away from its old Worker (see relocation.ts).
     const placeLocked = (mafaldaRouter: MafaldaRouterId, settings: MafaldaSettings) =>
-      replanning((carry, view) =>
+      replanning(settings.workerKey, (carry, view) =>
         Effect.flatMap(
           Effect.flatMap(FiberRef.get(placementConstraint), (constraint) =>
             Observe.transportPlan(mafaldaRouter, node, () =>
-              planTransportPlacement(
-                view(constrainSnapshot(read(), constraint), settings.workerKey),
-                policy,
-                { node, mafaldaRouter }
-              )
+              planTransportPlacement(view(constrainSnapshot(read(), constraint)), policy, {
+                node,
+                mafaldaRouter
+              })
             )
           ),
           (plan) =>
@@ -343,9 +353,9 @@ const make = (policy: PolicyOptions) =>
         yield* settingsFor(from)
         const toSettings = yield* settingsFor(to)
         return yield* locks.pipes(producer)(
-          replanning((carry, view) =>
+          replanning(toSettings.workerKey, (carry, view) =>
             Effect.gen(function* () {
-              const decision = decidePipeToRouter(view(read(), toSettings.workerKey), policy, {
+              const decision = decidePipeToRouter(view(read()), policy, {
                 producer,
                 from,
                 to,

@@ -18,6 +18,7 @@ import {
   ExecutionStrategy,
   Exit,
   Layer,
+  Option,
   PubSub,
   Runtime,
   Scope,
@@ -60,6 +61,19 @@ const pipeKey = (producer: string, to: string): string => `${producer}\u0000${to
 
 const notFound = (operation: string, what: string) =>
   new WorkerServiceError({ operation, message: `${what} not found` })
+
+/**
+ * Why a Node would refuse to start one more Worker (`startWorker`), or undefined: `withKey`
+ * Workers with its settings and `all` in all (starts under way counted) against `cpus` per
+ * set of settings and `maxProcesses` overall; `WorkerService.startRefusal` answers with it.
+ */
+const startRefusal = (
+  withKey: number,
+  all: number,
+  cpus: number,
+  maxProcesses: number
+): WorkerServiceError | undefined =>
+  withKey >= cpus ? tooMany(cpus) : all >= maxProcesses ? tooManyProcesses(maxProcesses) : undefined
 
 const tooMany = (cpus: number) =>
   new WorkerServiceError({
@@ -134,8 +148,8 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
     const startWorker = (settings: WorkerSettings): Effect.Effect<WorkerInfo, WorkerServiceError> =>
       Effect.suspend(() => {
         const key = workerSettingsKey(settings)
-        if (countWith(key) >= cpus) return Effect.fail(tooMany(cpus))
-        if (countAll() >= maxProcesses) return Effect.fail(tooManyProcesses(maxProcesses))
+        const refusal = startRefusal(countWith(key), countAll(), cpus, maxProcesses)
+        if (refusal !== undefined) return Effect.fail(refusal)
         starting.set(key, (starting.get(key) ?? 0) + 1)
         return Effect.gen(function* () {
           const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
@@ -304,6 +318,8 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       node,
       cpus,
       startWorker,
+      startRefusal: (key) =>
+        Effect.sync(() => Option.fromNullable(startRefusal(countWith(key), countAll(), cpus, maxProcesses))),
       closeWorker,
       createRouter,
       closeRouter,
@@ -405,16 +421,23 @@ const makeSimulated = (options: SimulatedOptions) =>
         notices.unsafeOffer(WorkerNotice.WorkerDied({ worker: id, reason: died, at: now }))
     }
 
+    const maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY
+    const refusalFor = (key: string): WorkerServiceError | undefined => {
+      let n = 0
+      for (const w of workers.values()) if (w.info.settings === key) n++
+      return startRefusal(n, workers.size, cpus, maxProcesses)
+    }
+
     const service: WorkerServiceShape = {
       node,
       cpus,
+      startRefusal: (key) => Effect.sync(() => Option.fromNullable(refusalFor(key))),
       startWorker: (settings) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.suspend(() => {
+            const refusal = refusalFor(workerSettingsKey(settings))
+            if (refusal !== undefined) return Effect.fail(refusal)
             const key = workerSettingsKey(settings)
-            let n = 0
-            for (const w of workers.values()) if (w.info.settings === key) n++
-            if (n >= cpus) return Effect.fail(tooMany(cpus))
             counter++
             const info: WorkerInfo = {
               id: WorkerId.make(`${node}/sim-worker-${counter}`),

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Context, Data, type Effect, type Queue, Schema, type Scope, type Stream } from "effect"
+import { Context, Data, type Effect, type Option, type Queue, Schema, type Scope, type Stream } from "effect"
 import { NodeId, ProducerId, RouterId, SettingsKey, WorkerId } from "../core/Ids.js"
 import type { WorkerServiceError } from "./errors.js"
 import type { RouterSettings, WorkerSettings } from "./SettingsKeys.js"
@@ -60,8 +60,17 @@ export interface WorkerServiceShape {
   readonly node: NodeId
   /** CPUs of the Node: the most Workers per set of settings. */
   readonly cpus: number
-  /** Starts a Worker with these settings. Fails when `cpus` Workers with them already run. */
+  /**
+   * Starts a Worker with these settings. Fails when `cpus` Workers with them already run or
+   * are starting, or when the Node's cap on Worker processes (if any) is reached.
+   */
   readonly startWorker: (settings: WorkerSettings) => Effect.Effect<WorkerInfo, WorkerServiceError>
+  /**
+   * Why `startWorker` with settings of this key would be refused now, or `None` when it would
+   * be admitted: the check it makes first. An admitted start may still fail (its process does
+   * not come up, or another start takes the last CPU meanwhile).
+   */
+  readonly startRefusal: (settings: SettingsKey) => Effect.Effect<Option.Option<WorkerServiceError>>
   /** Closes a Worker (and its Routers) and waits for its process to exit. Unknown ids are ignored. */
   readonly closeWorker: (worker: WorkerId) => Effect.Effect<void>
   /** Creates a Router on a Worker. Fails when the Worker already has one with these settings. */

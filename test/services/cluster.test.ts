@@ -3,7 +3,7 @@
  * serialised placements and pipes, Worker death, scale-down.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, HashMap, Layer, TestClock } from "effect"
+import { Effect, Either, HashMap, Layer, Option, TestClock } from "effect"
 import { MafaldaRouterId, ProducerId, type RouterId, TransportId } from "../../src/core/Ids.js"
 import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
@@ -44,6 +44,31 @@ describe("settings keys", () => {
     expect(workerSettingsKey({ rtcMinPort: 1 })).not.toBe(workerSettingsKey({ rtcMinPort: 2 }))
     expect(routerSettingsKey({})).toBe(routerSettingsKey({ mediaCodecs: [] }))
   })
+})
+
+describe("WorkerService.startRefusal (simulated Workers)", () => {
+  it.scoped("is what startWorker would fail with: a CPU per set of settings, and the cap on processes", () =>
+    Effect.gen(function* () {
+      const ws = yield* WorkerService
+      const a = workerSettingsKey({})
+      const b = workerSettingsKey({ logLevel: "warn" })
+      expect(Option.isNone(yield* ws.startRefusal(a))).toBe(true)
+      yield* ws.startWorker({})
+      // One per CPU with these settings (2 CPUs): one more of them, or one of others, may start.
+      expect(Option.isNone(yield* ws.startRefusal(a))).toBe(true)
+      yield* ws.startWorker({})
+      const perCpu = yield* ws.startRefusal(a)
+      const refused = yield* Effect.flip(ws.startWorker({}))
+      expect(Option.getOrThrow(perCpu)).toEqual(refused)
+      expect(refused.message).toMatch(/one per CPU/)
+      // Three processes at most: one of other settings, then none at all.
+      expect(Option.isNone(yield* ws.startRefusal(b))).toBe(true)
+      yield* ws.startWorker({ logLevel: "warn" })
+      const capped = yield* ws.startRefusal(b)
+      expect(Option.getOrThrow(capped).message).toMatch(/3 Worker processes already run/)
+      expect(yield* Effect.flip(ws.startWorker({ logLevel: "warn" }))).toEqual(Option.getOrThrow(capped))
+    }).pipe(Effect.provide(layerSimulated({ cpus: 2, maxProcesses: 3 })))
+  )
 })
 
 describe("TrackerService over simulated Workers", () => {

@@ -166,12 +166,38 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
 )
 
 /** The shell of `n0`, with `cpus` CPUs. */
-const shellOf = (cpus: number) =>
+/** Starts asked of n0's `WorkerService`, admitted or refused. */
+class OwnStarts extends Context.Tag("test/replan/OwnStarts")<OwnStarts, { asked: number }>() {}
+
+/** n0's Workers (`cpus`, at most `maxProcesses` processes), counting the starts asked of them. */
+const localWorkers = (cpus: number, maxProcesses?: number): Layer.Layer<WorkerService | OwnStarts> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const built = yield* Layer.build(
+        layerSimulated({ node: local, cpus, maxProcesses, costs: policy.costs })
+      )
+      const workers = Context.get(built, WorkerService)
+      const starts = { asked: 0 }
+      const counted: WorkerServiceShape = {
+        ...workers,
+        startWorker: (settings) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              starts.asked += 1
+            }),
+            workers.startWorker(settings)
+          )
+      }
+      return Context.make(WorkerService, counted).pipe(Context.add(OwnStarts, starts))
+    })
+  )
+
+const shellOf = (cpus: number, maxProcesses?: number) =>
   ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
     Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
     Layer.provideMerge(peerLayer),
     Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
-    Layer.provideMerge(layerSimulated({ node: local, cpus, costs: policy.costs }))
+    Layer.provideMerge(localWorkers(cpus, maxProcesses))
   )
 const shell = shellOf(1)
 
@@ -374,6 +400,24 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
   )
 
   it.scoped(
+    "goes to another Node when the other app's Worker takes this Node's cap on Worker processes",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* SnapshotStore
+        const starts = yield* OwnStarts
+        const { calls } = yield* Peer
+        // n0 has 2 CPUs but runs at most 1 Worker process, taken by the other app's Worker:
+        // n0 is asked for no start (it would refuse), the transport goes to a Worker on n1.
+        yield* foreignSetUp
+        expect(starts.asked).toBe(1)
+        const placed = yield* placeOne(0)
+        expect(lookup(store.current().workers, placed.worker)?.node).toBe(peer)
+        expect(starts.asked).toBe(1)
+        expect(calls.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+      }).pipe(Effect.provide(shellOf(2, 1)))
+  )
+
+  it.scoped(
     "fails with NoCapacityError when no other Node can take it, asking no Node to start a Worker",
     () =>
       Effect.gen(function* () {
@@ -399,6 +443,10 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
         if (Exit.isFailure(exit)) {
           const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
           expect(error).toMatchObject({ _tag: "NoCapacityError" })
+          // It says why this Node started none.
+          expect((error as { message: string }).message).toMatch(
+            /this Node starts no Worker: 1 Workers with these settings already run/
+          )
         }
         expect(calls).toEqual([])
         expect(yield* local0.workers).toHaveLength(1)
