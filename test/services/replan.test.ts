@@ -165,7 +165,6 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
   })
 )
 
-/** The shell of `n0`, with `cpus` CPUs. */
 /** Starts asked of n0's `WorkerService`, admitted or refused. */
 class OwnStarts extends Context.Tag("test/replan/OwnStarts")<OwnStarts, { asked: number }>() {}
 
@@ -192,6 +191,7 @@ const localWorkers = (cpus: number, maxProcesses?: number): Layer.Layer<WorkerSe
     })
   )
 
+/** The shell of `n0`, with `cpus` CPUs (and at most `maxProcesses` Worker processes). */
 const shellOf = (cpus: number, maxProcesses?: number) =>
   ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
     Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
