@@ -157,14 +157,38 @@ export const roomShareOn = (
 /** What the rooms have on a Router (`ClusterRouter.rooms`): an immutable map. */
 type RoomShares = ClusterRouter["rooms"]
 
+// A number per object (snapshot, Mafalda Router, map of a Router's rooms), never reused: the
+// memos below keep the numbers of the objects they were worked out from, not the objects, so
+// that they hold on to nothing of an older snapshot (a memo kept with a current object would
+// otherwise keep the objects it was checked against, and their own memos, alive in a chain).
+const objectNumbers = new WeakMap<object, number>()
+let objectsNumbered = 0
+
+const objectNumber = (o: object): number => {
+  let n = objectNumbers.get(o)
+  if (n === undefined) {
+    n = ++objectsNumbered
+    objectNumbers.set(o, n)
+  }
+  return n
+}
+
+const snapshotNumber = (snapshot: ClusterSnapshot): number => objectNumber(snapshot)
+
+/** `InUseMemo.rooms` of a Router gone, and of one not counted yet; `RoomTerm.m` of a room unknown. */
+const goneRouter = -1
+const notCounted = -2
+const unknownRoom = -1
+
 /**
  * How room `m`'s Routers in use were last counted (`routersInUse`): its registered Routers,
- * the rooms each had then (undefined for one gone; null before the first count) and whether
- * the room had something on it, and how many did.
+ * the number (`objectNumber`) of the map of rooms each had then (`goneRouter` for one gone,
+ * `notCounted` before the first count) and whether the room had something on it, and how many
+ * did.
  */
 interface InUseMemo {
   readonly ids: ReadonlyArray<RouterId>
-  readonly rooms: Array<RoomShares | undefined | null>
+  readonly rooms: Array<number>
   readonly uses: Array<boolean>
   count: number
   /** The number of the last snapshot it was counted on (`snapshotNumber`): no need to look again. */
@@ -187,16 +211,17 @@ export const routersInUse = (snapshot: ClusterSnapshot, m: MafaldaRouter): numbe
   let memo = inUseMemo.get(m)
   if (memo === undefined) {
     const ids = Array.from(m.routers)
-    memo = { ids, rooms: ids.map(() => null), uses: ids.map(() => false), count: 0, countedOn: -1 }
+    memo = { ids, rooms: ids.map(() => notCounted), uses: ids.map(() => false), count: 0, countedOn: -1 }
     inUseMemo.set(m, memo)
   } else if (memo.countedOn === on) return memo.count
   memo.countedOn = on
   for (let i = 0; i < memo.ids.length; i++) {
     const rooms = lookup(snapshot.routers, memo.ids[i] as RouterId)?.rooms
-    if (rooms === memo.rooms[i]) continue
+    const number = rooms === undefined ? goneRouter : objectNumber(rooms)
+    if (number === memo.rooms[i]) continue
     const uses = rooms !== undefined && lookup(rooms, m.id) !== undefined
     memo.count += (uses ? 1 : 0) - (memo.uses[i] ? 1 : 0)
-    memo.rooms[i] = rooms
+    memo.rooms[i] = number
     memo.uses[i] = uses
   }
   return memo.count
@@ -210,8 +235,8 @@ export const routersInUse = (snapshot: ClusterSnapshot, m: MafaldaRouter): numbe
  */
 interface RoomTerm {
   readonly options: PolicyOptions
-  /** Undefined for a room the snapshot does not know: no growth. */
-  readonly m: MafaldaRouter | undefined
+  /** The number (`objectNumber`) of the Mafalda Router object, or `unknownRoom` for a room the snapshot does not know: no growth. */
+  readonly m: number
   readonly held: boolean
   /** `plannedRouters` of the room's projection. */
   readonly planned: number
@@ -238,12 +263,12 @@ const roomTerm = (
   const routers = HashSet.size(m.routers) <= planned ? planned : Math.max(routersInUse(snapshot, m), planned)
   const toCome = Math.max(0, Math.ceil(projection.transports) - m.size.transports)
   const growth = shareGrowth(share, projection, options, routers, toCome)
-  return { options, m, held: holds(m, snapshot.now), planned, routers, growth }
+  return { options, m: objectNumber(m), held: holds(m, snapshot.now), planned, routers, growth }
 }
 
-const unknownRoom = (options: PolicyOptions): RoomTerm => ({
+const unknownRoomTerm = (options: PolicyOptions): RoomTerm => ({
   options,
-  m: undefined,
+  m: unknownRoom,
   held: false,
   planned: 0,
   routers: 0,
@@ -262,7 +287,7 @@ const termHolds = (
 ): boolean => {
   if (term.options !== options) return false
   const m = lookup(snapshot.mafaldaRouters, room)
-  if (m !== term.m) return false
+  if ((m === undefined ? unknownRoom : objectNumber(m)) !== term.m) return false
   if (m === undefined) return true
   if (holds(m, snapshot.now) !== term.held) return false
   if (HashSet.size(m.routers) <= term.planned) return true
@@ -296,20 +321,6 @@ const routerMemo = new WeakMap<RoomShares, RouterMemo>()
 // elsewhere than in this share: valid as a Router's terms are (`termHolds`).
 const termMemo = new WeakMap<RoomShare, RoomTerm>()
 
-// A number per snapshot object, never reused: what `RouterMemo` notes it was checked on,
-// without holding on to the snapshot.
-const snapshotNumbers = new WeakMap<ClusterSnapshot, number>()
-let snapshotsNumbered = 0
-
-const snapshotNumber = (snapshot: ClusterSnapshot): number => {
-  let n = snapshotNumbers.get(snapshot)
-  if (n === undefined) {
-    n = ++snapshotsNumbered
-    snapshotNumbers.set(snapshot, n)
-  }
-  return n
-}
-
 /** The growth still to come on a Router with these rooms, over every room (see `RouterMemo`). */
 const allRoomsGrowth = (
   snapshot: ClusterSnapshot,
@@ -340,12 +351,12 @@ const allRoomsGrowth = (
     let term = termMemo.get(share)
     if (term === undefined || !termHolds(snapshot, options, room, term)) {
       const m = lookup(snapshot.mafaldaRouters, room)
-      term = m === undefined ? unknownRoom(options) : roomTerm(snapshot, options, cache, m, share)
+      term = m === undefined ? unknownRoomTerm(options) : roomTerm(snapshot, options, cache, m, share)
       termMemo.set(share, term)
     }
     ids.push(room)
     terms.push(term)
-    if (term.m !== undefined) growth += term.growth
+    if (term.m !== unknownRoom) growth += term.growth
   }
   routerMemo.set(shares, { options, ids, terms, growth, checkedOn })
   return growth
