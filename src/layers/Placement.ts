@@ -160,82 +160,92 @@ const make = (policy: PolicyOptions) =>
 
     /**
      * Runs `attempt`: a decision of the core on the current snapshot, carried out through
-     * `carry`. When a plan of it asked another Node for a Worker and the Node failed to start
-     * one (`WorkerServiceError`; the cluster's `Delegation` then asked that Node for its
-     * Workers), the snapshot is synced at once and `attempt` runs again, at most `maxReplans`
-     * times: the core decides on the Workers the Node has. When this Node failed to start one,
-     * `attempt` runs again on a view where this Node starts none (`noStartsOn`, through `view`);
-     * so it does from the first round when this Node would refuse to start a Worker with
+     * `carry`. When a plan of it asked a Node for a Worker and the Node failed to start one
+     * (`WorkerServiceError`: another Node's refusal, `NodeCallError` mapped, the cluster's
+     * `Delegation` then asked that Node for its Workers; or this Node's refusal), the snapshot
+     * is synced at once (another Node) and `attempt` runs again, at most `maxReplans` times, on
+     * a view where every Node that refused during this placement starts none (`noStartsOn`,
+     * through `view`): the core decides on the Workers those Nodes have, or on other Nodes. So
+     * it does from the first round for this Node when it would refuse to start a Worker with
      * `settings` (`WorkerService.startRefusal`: its CPUs for them, or its cap on Worker
      * processes, taken by Workers the snapshot may leave out, its NodeHost's for other apps
      * included); a `NoCapacityError` of that round then says why this Node started none.
-     * A decision that would start a Worker on the Node that refused again, or no longer places
-     * anywhere (`NoCapacityError` before carrying out anything), learnt nothing new: it fails at
-     * once with the Node's failure, as before.
+     * A decision that would start a Worker on a Node that refused, or that no longer places
+     * anywhere after a refusal (`NoCapacityError` before carrying out anything), learnt nothing
+     * new: it fails at once with the last refusal.
      */
     const replanning = <A, E extends { readonly _tag: string }>(
       settings: SettingsKey,
       attempt: (carry: CarryOut, view: View) => Effect.Effect<A, E>
     ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
       const round = (
-        previous: StartFailed | undefined,
-        replans: number,
-        fullHere: boolean
+        refused: ReadonlyArray<StartFailed>,
+        replans: number
       ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> =>
-        Effect.flatMap(fullHere ? Effect.succeedNone : workers.startRefusal(settings), (refusal) => {
-          let carried = false
-          let failed: StartFailed | undefined
-          const view: View = (s) => (fullHere || Option.isSome(refusal) ? noStartsOn(s, node, settings) : s)
-          const carry: CarryOut = (settings, plan) => {
-            carried = true
-            if (previous !== undefined && plan.worker === null && plan.node === previous.node) {
-              return Effect.fail(previous.error)
+        Effect.flatMap(
+          refused.some((r) => r.node === node) ? Effect.succeedNone : workers.startRefusal(settings),
+          (refusal) => {
+            let carried = false
+            let failed: StartFailed | undefined
+            const view: View = (s) => {
+              let seen = Option.isSome(refusal) ? noStartsOn(s, node, settings) : s
+              for (const r of refused) seen = noStartsOn(seen, r.node, settings)
+              return seen
             }
-            const once = carryOut(settings, plan)
-            if (plan.worker !== null) return once
-            // Another Node's refusal (any failure of its start, `NodeCallError` mapped), or
-            // this Node's refusal to start a Worker (not a failure of the Router after it).
-            return Effect.tapError(once, (e) =>
-              Effect.sync(() => {
-                if (e._tag === "WorkerServiceError" && (plan.node !== node || e.operation === "startWorker"))
-                  failed = { node: plan.node, error: e }
-              })
+            const carry: CarryOut = (settings, plan) => {
+              carried = true
+              const before = plan.worker === null ? refused.find((r) => r.node === plan.node) : undefined
+              if (before !== undefined) return Effect.fail(before.error)
+              const once = carryOut(settings, plan)
+              if (plan.worker !== null) return once
+              // Another Node's refusal (any failure of its start, `NodeCallError` mapped), or
+              // this Node's refusal to start a Worker (not a failure of the Router after it).
+              return Effect.tapError(once, (e) =>
+                Effect.sync(() => {
+                  if (
+                    e._tag === "WorkerServiceError" &&
+                    (plan.node !== node || e.operation === "startWorker")
+                  )
+                    failed = { node: plan.node, error: e }
+                })
+              )
+            }
+            return Effect.catchAll(
+              attempt(carry, view),
+              (e): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
+                const last = refused[refused.length - 1]
+                if (last !== undefined && !carried && e._tag === "NoCapacityError") {
+                  return Effect.fail(last.error)
+                }
+                if (Option.isSome(refusal) && !carried && e instanceof NoCapacityError) {
+                  return Effect.fail(
+                    new NoCapacityError({
+                      message: `${e.message} (this Node starts no Worker: ${refusal.value.message})`
+                    })
+                  )
+                }
+                if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
+                  const again = failed
+                  const here = again.node === node
+                  return Effect.zipRight(
+                    Effect.annotateLogs(
+                      Effect.logInfo(
+                        here
+                          ? "This Node did not start a Worker: placing again without starting one here"
+                          : `Node ${again.node} did not start a Worker: placing again`,
+                        again.error
+                      ),
+                      { node: again.node }
+                    ),
+                    Effect.zipRight(here ? Effect.void : syncNow, round([...refused, again], replans + 1))
+                  )
+                }
+                return Effect.fail(e)
+              }
             )
           }
-          return Effect.catchAll(
-            attempt(carry, view),
-            (e): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
-              if (previous !== undefined && !carried && e._tag === "NoCapacityError") {
-                return Effect.fail(previous.error)
-              }
-              if (Option.isSome(refusal) && !carried && e instanceof NoCapacityError) {
-                return Effect.fail(
-                  new NoCapacityError({
-                    message: `${e.message} (this Node starts no Worker: ${refusal.value.message})`
-                  })
-                )
-              }
-              if (failed !== undefined && failed.error === (e as unknown) && replans < maxReplans) {
-                const again = failed
-                const here = again.node === node
-                return Effect.zipRight(
-                  Effect.annotateLogs(
-                    Effect.logInfo(
-                      here
-                        ? "This Node did not start a Worker: placing again without starting one here"
-                        : `Node ${again.node} did not start a Worker: placing again`,
-                      again.error
-                    ),
-                    { node: again.node }
-                  ),
-                  Effect.zipRight(here ? Effect.void : syncNow, round(again, replans + 1, fullHere || here))
-                )
-              }
-              return Effect.fail(e)
-            }
-          )
-        })
-      return round(undefined, 0, false)
+        )
+      return round([], 0)
     }
 
     // A relocation's new transport is placed away from its old Worker (see relocation.ts).

@@ -48,7 +48,7 @@ import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
 import { NodeCallError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
 import type { WorkerServiceError } from "../../src/services/errors.js"
-import { type NodeRecord, NodeRegistry } from "../../src/services/NodeRegistry.js"
+import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { Placement } from "../../src/services/Placement.js"
 import { SnapshotStore } from "../../src/services/SnapshotStore.js"
 import { WorkerService, type WorkerServiceShape } from "../../src/services/WorkerService.js"
@@ -66,6 +66,7 @@ const policy = Either.getOrThrow(
 
 const local = NodeId.make("n0")
 const peer = NodeId.make("n1")
+const third = NodeId.make("n2")
 
 type Call =
   | { readonly call: "StartWorker"; readonly refused?: string }
@@ -89,10 +90,10 @@ class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
 const asNodeError = (e: WorkerServiceError) =>
   new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
 
-/** `n1`: `NodeClients` (its client only) and `NodeRegistry` (its record only), and `Peer`. */
-const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedContext(
+/** One other Node, simulated: its client, what the registry lists of it, and `PeerShape`. */
+const makePeer = (id: NodeId, cpus: number, maxProcesses?: number) =>
   Effect.gen(function* () {
-    const built = yield* Layer.build(layerSimulated({ node: peer, cpus: 1, costs: policy.costs }))
+    const built = yield* Layer.build(layerSimulated({ node: id, cpus, maxProcesses, costs: policy.costs }))
     const workers = Context.get(built, WorkerService)
     const calls: Array<Call> = []
     const unreported = new Set<WorkerId>()
@@ -120,8 +121,8 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
           const listed = all.filter((w) => !unlisted.has(w.id))
           calls.push({ call: "NodeInfo", workers: listed.map((w) => w.id) })
           const info: NodeInfo = {
-            node: peer,
-            cpus: 1,
+            node: id,
+            cpus,
             announcedIp: "127.0.0.1",
             state: "up",
             workers: listed,
@@ -142,28 +143,48 @@ const peerLayer: Layer.Layer<NodeClients | NodeRegistry | Peer> = Layer.scopedCo
       Notices: unexpected("Notices")
     } as unknown as NodeClient
     // Reported at time 0: `registryEvents` reports no load, and closes no Worker it left out.
-    const records = Effect.map(
-      workers.workers,
-      (all): ReadonlyArray<NodeRecord> => [
-        peerRecord(
-          peer,
-          1,
-          all.filter((w) => !unreported.has(w.id))
-        )
-      ]
+    const record = Effect.map(workers.workers, (all) =>
+      peerRecord(
+        id,
+        cpus,
+        all.filter((w) => !unreported.has(w.id))
+      )
     )
-    const registry = listingRegistry(records)
-    const clients = NodeClients.of({
-      get: (node) =>
-        node === peer ? Effect.succeed(client) : Effect.die(new Error(`no client of Node ${node} expected`)),
-      drop: () => Effect.void
-    })
-    return Context.make(NodeClients, clients).pipe(
-      Context.add(NodeRegistry, registry),
-      Context.add(Peer, { workers, calls, unreported, unlisted })
-    )
+    const shape: PeerShape = { workers, calls, unreported, unlisted }
+    return { id, client, record, shape }
   })
-)
+
+/** `n2`, a third Node, when the test has one. */
+class ThirdPeer extends Context.Tag("test/replan/ThirdPeer")<ThirdPeer, PeerShape>() {}
+
+/**
+ * The other Nodes: `NodeClients` (their clients only) and `NodeRegistry` (their records only),
+ * `Peer` (`n1`, one CPU unless said) and, with `third`, `ThirdPeer` (`n2`, one CPU).
+ */
+const peersLayer = (
+  options: { readonly peerCpus?: number; readonly peerMaxProcesses?: number; readonly third?: boolean } = {}
+): Layer.Layer<NodeClients | NodeRegistry | Peer | ThirdPeer> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const first = yield* makePeer(peer, options.peerCpus ?? 1, options.peerMaxProcesses)
+      const peers = options.third === true ? [first, yield* makePeer(third, 1)] : [first]
+      const registry = listingRegistry(Effect.forEach(peers, (p) => p.record))
+      const clients = NodeClients.of({
+        get: (node) => {
+          const p = peers.find((p) => p.id === node)
+          return p !== undefined
+            ? Effect.succeed(p.client)
+            : Effect.die(new Error(`no client of Node ${node} expected`))
+        },
+        drop: () => Effect.void
+      })
+      return Context.make(NodeClients, clients).pipe(
+        Context.add(NodeRegistry, registry),
+        Context.add(Peer, first.shape),
+        Context.add(ThirdPeer, (peers[1] ?? first).shape)
+      )
+    })
+  )
 
 /** Starts asked of n0's `WorkerService`, admitted or refused. */
 class OwnStarts extends Context.Tag("test/replan/OwnStarts")<OwnStarts, { asked: number }>() {}
@@ -191,11 +212,14 @@ const localWorkers = (cpus: number, maxProcesses?: number): Layer.Layer<WorkerSe
     })
   )
 
-/** The shell of `n0`, with `cpus` CPUs (and at most `maxProcesses` Worker processes). */
-const shellOf = (cpus: number, maxProcesses?: number) =>
+/**
+ * The shell of `n0`, with `cpus` CPUs (and at most `maxProcesses` Worker processes), and the
+ * other Nodes (`peersLayer`).
+ */
+const shellOf = (cpus: number, maxProcesses?: number, peers: Parameters<typeof peersLayer>[0] = {}) =>
   ClusterLayer.layer({ policy, scaleDownInterval: "1 day" }).pipe(
     Layer.provideMerge(ClusterDelegation.layer({ syncMillis: 100 })),
-    Layer.provideMerge(peerLayer),
+    Layer.provideMerge(peersLayer(peers)),
     Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
     Layer.provideMerge(localWorkers(cpus, maxProcesses))
   )
@@ -451,6 +475,29 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
         expect(calls).toEqual([])
         expect(yield* local0.workers).toHaveLength(1)
       }).pipe(Effect.provide(shell))
+  )
+})
+
+describe("a placement after another Node refused a start its Workers do not explain", () => {
+  it.scoped("goes to a third Node instead of asking the Node that refused again", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const { workers: peerWorkers, calls } = yield* Peer
+      const { calls: thirdCalls } = yield* ThirdPeer
+      // n1 has 2 CPUs but runs at most 1 Worker process, taken by a Worker of other settings
+      // (listed): the snapshot shows a CPU free there for the room's settings, and n1 refuses.
+      // n0's one CPU runs another app's Worker; n2 is empty.
+      yield* peerWorkers.startWorker({ logLevel: "warn" })
+      yield* foreignSetUp
+      expect(HashMap.has(store.current().nodes, third)).toBe(true)
+      const placed = yield* placeOne(0)
+      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
+      expect(calls).toEqual([
+        { call: "StartWorker", refused: "1 Worker processes already run (maxWorkerProcesses)" },
+        { call: "NodeInfo", workers: [expect.any(String)] }
+      ])
+      expect(thirdCalls.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+    }).pipe(Effect.provide(shellOf(1, undefined, { peerCpus: 2, peerMaxProcesses: 1, third: true })))
   )
 })
 
