@@ -79,9 +79,10 @@ interface StartFailed {
 }
 
 /**
- * The snapshot as a placement of Workers with `settings` sees it when this Node can start none
- * (its CPUs for them or its cap on Worker processes taken, by Workers the snapshot may leave
- * out, or a start of it refused): the Workers it runs stay usable.
+ * The snapshot as a placement of Workers with `settings` sees it when Node `id` can start none
+ * (this Node: its CPUs for them or its cap on Worker processes taken, by Workers the snapshot
+ * may leave out; any Node: a start of it refused during the placement): the Workers it runs
+ * stay usable.
  */
 export const noStartsOn = (snapshot: ClusterSnapshot, id: NodeId, settings: SettingsKey): ClusterSnapshot => {
   const n = lookup(snapshot.nodes, id)
