@@ -235,7 +235,10 @@ export const routersInUse = (snapshot: ClusterSnapshot, m: MafaldaRouter): numbe
  */
 interface RoomTerm {
   readonly options: PolicyOptions
-  /** The number (`objectNumber`) of the Mafalda Router object, or `unknownRoom` for a room the snapshot does not know: no growth. */
+  /**
+   * The number (`objectNumber`) of the room's Mafalda Router object, or `unknownRoom` for a
+   * room the snapshot does not know: no growth.
+   */
   readonly m: number
   readonly held: boolean
   /** `plannedRouters` of the room's projection. */
