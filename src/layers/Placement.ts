@@ -359,59 +359,66 @@ const make = (policy: PolicyOptions) =>
         store.receives(producer, router) ? Effect.succeed(noPipes) : ensureSlow(producer, router)
       )
 
+    /**
+     * Decides and carries out, under the placement lock of the destination's Worker settings
+     * (like every other placement: a decision must not be carried out on a snapshot another
+     * placement has changed since), then makes the pipe after the lock, under the producer's.
+     */
     const pipeToMafaldaRouter: PlacementShape["pipeToMafaldaRouter"] = (producer, from, to) =>
       Effect.gen(function* () {
         yield* settingsFor(from)
         const toSettings = yield* settingsFor(to)
         return yield* locks.pipes(producer)(
-          replanning(toSettings.workerKey, (carry, view) =>
-            Effect.gen(function* () {
-              const decision = decidePipeToRouter(view(read()), policy, {
-                producer,
-                from,
-                to,
-                node
-              })
-              switch (decision._tag) {
-                case "Reject":
-                  switch (decision.reason) {
-                    case "UnknownProducer":
-                      return yield* Effect.fail(noProducer(producer, decision.message))
-                    case "NoRoom":
-                    case "UnknownNode":
-                      yield* Observe.placementRejected(to, decision.message, "pipeToRouter")
-                      return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
-                    default:
-                      return yield* Effect.fail(
-                        new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
-                      )
-                  }
-                case "Share": {
-                  if (decision.register) {
-                    yield* store.apply({
-                      _tag: "RouterRegistered",
-                      mafaldaRouter: to,
-                      router: decision.router,
-                      at: yield* now
-                    })
-                  }
-                  const worker = lookup(read().routers, decision.router)?.worker
-                  return PipeToRouterOutcome.Shared({
-                    router: decision.router,
-                    added: decision.register,
-                    worker: worker as NonNullable<typeof worker>
+          Effect.gen(function* () {
+            const placed = yield* locks.placement(toSettings.workerKey)(
+              replanning(toSettings.workerKey, (carry, view) =>
+                Effect.gen(function* () {
+                  const decision = decidePipeToRouter(view(read()), policy, {
+                    producer,
+                    from,
+                    to,
+                    node
                   })
-                }
-                case "Pipe": {
-                  const placement = yield* locks.placement(toSettings.workerKey)(
-                    carry(toSettings, decision.plan)
-                  )
-                  const pipe = yield* makePipe(producer, decision.from, placement.router, true)
-                  return PipeToRouterOutcome.Piped({ pipe, placement })
-                }
-              }
-            })
-          )
+                  switch (decision._tag) {
+                    case "Reject":
+                      switch (decision.reason) {
+                        case "UnknownProducer":
+                          return yield* Effect.fail(noProducer(producer, decision.message))
+                        case "NoRoom":
+                        case "UnknownNode":
+                          yield* Observe.placementRejected(to, decision.message, "pipeToRouter")
+                          return yield* Effect.fail(new NoCapacityError({ message: decision.message }))
+                        default:
+                          return yield* Effect.fail(
+                            new MafaldaRouterClosedError({ mafaldaRouter: to, message: decision.message })
+                          )
+                      }
+                    case "Share": {
+                      if (decision.register) {
+                        yield* store.apply({
+                          _tag: "RouterRegistered",
+                          mafaldaRouter: to,
+                          router: decision.router,
+                          at: yield* now
+                        })
+                      }
+                      const worker = lookup(read().routers, decision.router)?.worker
+                      return PipeToRouterOutcome.Shared({
+                        router: decision.router,
+                        added: decision.register,
+                        worker: worker as NonNullable<typeof worker>
+                      })
+                    }
+                    case "Pipe":
+                      return { from: decision.from, placement: yield* carry(toSettings, decision.plan) }
+                  }
+                })
+              )
+            )
+            if ("_tag" in placed) return placed
+            const pipe = yield* makePipe(producer, placed.from, placed.placement.router, true)
+            return PipeToRouterOutcome.Piped({ pipe, placement: placed.placement })
+          })
         )
       })
 

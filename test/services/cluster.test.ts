@@ -3,7 +3,7 @@
  * serialised placements and pipes, Worker death, scale-down.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, HashMap, Layer, Option, TestClock } from "effect"
+import { Deferred, Effect, Either, Fiber, HashMap, Layer, Option, TestClock } from "effect"
 import { MafaldaRouterId, ProducerId, type RouterId, TransportId } from "../../src/core/Ids.js"
 import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
@@ -170,5 +170,79 @@ describe("The cluster services over simulated Workers", () => {
       expect(HashMap.size((yield* store.snapshot).workers)).toBe(0)
       expect(yield* ws.workers).toHaveLength(0)
     }).pipe(Effect.provide(live))
+  )
+})
+
+describe("pipeToMafaldaRouter and a transport placed at the same time", () => {
+  // One CPU: both need a Router of m2's settings on its one Worker.
+  const onePolicy = Either.getOrThrow(
+    makePolicyOptions({
+      watermark: 20,
+      idleGraceMillis: 100_000,
+      warmWorkers: 0,
+      costs: { transport: 1, producer: 2, consumer: 1, pipe: 1 }
+    })
+  )
+  const oneCpu = ClusterLayer.layer({ policy: onePolicy, scaleDownInterval: "1 day" }).pipe(
+    Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
+    Layer.provideMerge(layerSimulated({ cpus: 1, costs: onePolicy.costs }))
+  )
+  const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+
+  it.scoped("share the Router the first one made: the pipe is decided under the placement lock", () =>
+    Effect.gen(function* () {
+      const placement = yield* Placement
+      const store = yield* SnapshotStore
+      const m1 = MafaldaRouterId.make("m1")
+      const m2 = MafaldaRouterId.make("m2")
+      yield* placement.createMafaldaRouter(m1, {}, { mediaCodecs: [] })
+      // Other Router settings: m2 cannot share m1's Router.
+      yield* placement.createMafaldaRouter(m2, {}, { mediaCodecs: [opus] })
+      yield* placement.placeTransport(
+        m1,
+        "webrtc",
+        () => Effect.succeed({ id: "t0" }),
+        (t) => t.id
+      )
+      yield* store.apply({
+        _tag: "ProducerCreated",
+        producer: ProducerId.make("p0"),
+        kind: "audio",
+        transport: TransportId.make("t0"),
+        at: 1
+      })
+      // A transport of m1 holds the placement lock until `gate` opens; a transport of m2 and
+      // a pipe of p0 into m2 wait behind it, the transport first.
+      const gate = yield* Deferred.make<void>()
+      const held = yield* Effect.fork(
+        placement.placeTransport(
+          m1,
+          "webrtc",
+          () => Effect.as(Deferred.await(gate), { id: "t1" }),
+          (t) => t.id
+        )
+      )
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+      const transport = yield* Effect.fork(
+        placement.placeTransport(
+          m2,
+          "webrtc",
+          () => Effect.succeed({ id: "t2" }),
+          (t) => t.id
+        )
+      )
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+      const pipe = yield* Effect.fork(placement.pipeToMafaldaRouter(ProducerId.make("p0"), m1, m2))
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(held)
+      const placed = yield* Fiber.join(transport)
+      // Decided before the transport made m2's Router, the pipe would make another one on the
+      // same Worker and fail (one Router per Worker and settings).
+      const outcome = yield* Fiber.join(pipe)
+      if (outcome._tag !== "Piped") return expect.fail(`expected a pipe, got ${outcome._tag}`)
+      expect(outcome.placement.router).toBe(placed.router)
+      expect(outcome.pipe.to).toBe(placed.router)
+    }).pipe(Effect.provide(oneCpu))
   )
 })
