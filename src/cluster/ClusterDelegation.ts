@@ -120,6 +120,12 @@ const make = (options: ClusterDelegationOptions) =>
       WorkerId,
       { readonly node: NodeId; readonly settings: SettingsKey; readonly at: number }
     >()
+    /**
+     * Workers a Node told died (`WorkerDied` notices), with their Node: its registry record
+     * may still list one until its next report, and a sync would offer it again as started
+     * (the snapshot no longer has it). Kept until the Node's record no longer lists it.
+     */
+    const died = new Map<WorkerId, NodeId>()
 
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
@@ -157,6 +163,7 @@ const make = (options: ClusterDelegationOptions) =>
           // Recorded with the next sync: no placement on it meanwhile (the registry would
           // tell only after its next report and a grace period).
           noticed.push({ _tag: "WorkerDied", worker: notice.worker, at })
+          died.set(notice.worker, session.node)
           for (const [id, entry] of Array.from(session.objects)) {
             if (entry.worker !== notice.worker) continue
             session.objects.delete(id)
@@ -264,9 +271,16 @@ const make = (options: ClusterDelegationOptions) =>
           if (HashMap.has(snapshot.workers, worker) || at - startedAt > startedHereMillis)
             startedHere.delete(worker)
         }
+        if (records !== undefined) {
+          for (const [worker, node] of Array.from(died)) {
+            const record = records.find((r) => r.node === node)
+            if (record === undefined || !record.workers.some((w) => w.worker === worker)) died.delete(worker)
+          }
+        }
         const nodes = (records === undefined ? [] : registryEvents(snapshot, records, self, at)).filter(
           (e) =>
-            e._tag !== "WorkerStarted" || ((startingOn.get(e.node) ?? 0) === 0 && !startedHere.has(e.worker))
+            e._tag !== "WorkerStarted" ||
+            ((startingOn.get(e.node) ?? 0) === 0 && !startedHere.has(e.worker) && !died.has(e.worker))
         )
         // The Workers a Node listed after refusing a start, which neither the snapshot nor the
         // registry's report has yet: started when the Node listed them (no load known yet,
@@ -276,7 +290,8 @@ const make = (options: ClusterDelegationOptions) =>
         const reported = new Set(nodes.flatMap((e) => (e._tag === "WorkerStarted" ? [e.worker] : [])))
         const fresh: Array<ClusterEvent> = []
         for (const [worker, l] of Array.from(listed)) {
-          if (HashMap.has(snapshot.workers, worker) || at - l.at > listedMillis) listed.delete(worker)
+          if (HashMap.has(snapshot.workers, worker) || at - l.at > listedMillis || died.has(worker))
+            listed.delete(worker)
           else if (!reported.has(worker) && !startedHere.has(worker)) {
             fresh.push({ _tag: "WorkerStarted", worker, node: l.node, settings: l.settings, at: l.at })
             listed.delete(worker)
