@@ -79,8 +79,9 @@ export const toMediasoupError = (e: unknown): Error => {
   return new Error(`the Node did not answer: ${messageOf(e)}`)
 }
 
+/** A failure of the Node API, with mediasoup's error kind as its cause (see `toMediasoupError`). */
 const toWorkerError = (operation: string) => (e: unknown) =>
-  new WorkerServiceError({ operation, message: messageOf(e) })
+  new WorkerServiceError({ operation, message: messageOf(e), cause: toMediasoupError(e) })
 
 interface Session extends RemoteSession {
   readonly objects: Map<string, { readonly object: RemoteObject; readonly worker?: WorkerId }>

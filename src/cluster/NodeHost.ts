@@ -143,8 +143,16 @@ const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A
 /** `WorkerService`'s refusal of a second Router with the same settings on one Worker: that Router's id. */
 const sameSettingsTaken = /already has Router (\S+) with these settings/
 
+/**
+ * `WorkerService`'s failure as the Node API's, named after mediasoup's error kind (a TypeError
+ * for Worker settings mediasoup refuses, say).
+ */
 const fromWorkerError = (e: WorkerServiceError) =>
-  new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
+  new NodeCallError({
+    operation: e.operation,
+    errorName: e.cause instanceof Error ? e.cause.name : "Error",
+    message: e.message
+  })
 
 /** A failure of a call to another Node, as one of this Node's errors. */
 const remote = (operation: string) => (e: unknown) =>

@@ -79,6 +79,15 @@ describe.skipIf(!redisAvailable)("Mafalda Nodes in separate processes", () => {
         const workersOfB = (yield* nb.client.NodeInfo()).workers.map((w) => w.pid)
         workerPids.push(...workersOfA, ...workersOfB)
         expect(workersOfA).toHaveLength(1)
+        // Worker settings mediasoup refuses: its TypeError, named as such across the processes.
+        const wrong = yield* Effect.flip(
+          nc.client.StartWorker({ settings: { rtcMinPort: 40010, rtcMaxPort: 40000 } })
+        )
+        expect(wrong).toMatchObject({
+          _tag: "NodeCallError",
+          operation: "startWorker",
+          errorName: "TypeError"
+        })
 
         // A producer with real RTP on A, piped to B across the processes, consumed on B.
         const ssrc = 0x5eed1234
