@@ -5,21 +5,16 @@
  * it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, HashMap, Layer, Queue, Stream } from "effect"
-import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
-import { NodeClients } from "../../src/cluster/NodeClients.js"
+import { Effect, Either, HashMap, Queue, Stream } from "effect"
 import { applyEvent } from "../../src/core/applyEvent.js"
 import type { ClusterEvent } from "../../src/core/ClusterEvent.js"
 import { MafaldaRouterId, NodeId, RouterId, WorkerId } from "../../src/core/Ids.js"
 import { defaultPolicyOptions } from "../../src/core/PolicyOptions.js"
 import { type ClusterSnapshot, emptySnapshot } from "../../src/core/Snapshot.js"
-import { layerSimulated } from "../../src/layers/WorkerService.js"
 import type { NodeNotice } from "../../src/rpc/NodeRpcs.js"
 import type { NodeClient } from "../../src/rpc/transport.js"
-import { Delegation } from "../../src/services/Delegation.js"
-import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { workerSettingsKey } from "../../src/services/SettingsKeys.js"
-import { listingRegistry, peerRecord } from "../support/simulatedPeers.js"
+import { delegationTo, peerRecord } from "../support/simulatedPeers.js"
 
 const peer = NodeId.make("n1")
 const dead = WorkerId.make("n1/worker-1")
@@ -53,19 +48,7 @@ describe("a Worker another Node told died while its registry record still lists 
             tuple: { localAddress: "127.0.0.1", localPort: 40000, protocol: "udp" }
           })
       } as unknown as NodeClient
-      const built = yield* Layer.build(
-        ClusterDelegation.layer({}).pipe(
-          Layer.provide(
-            Layer.succeed(
-              NodeClients,
-              NodeClients.of({ get: () => Effect.succeed(client), drop: () => Effect.void })
-            )
-          ),
-          Layer.provide(Layer.succeed(NodeRegistry, listingRegistry(records))),
-          Layer.provide(layerSimulated({ node: "n0", cpus: 1 }))
-        )
-      )
-      const delegation = Context.get(built, Delegation)
+      const delegation = yield* delegationTo(client, records)
       let snapshot = emptySnapshot
       const sync = Effect.map(
         delegation.peerEvents(() => snapshot),

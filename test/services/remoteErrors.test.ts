@@ -5,18 +5,13 @@
  * `WorkerServiceError`, which the Mafalda Router's errors turn back into it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Stream } from "effect"
-import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
-import { NodeClients } from "../../src/cluster/NodeClients.js"
+import { Effect, Stream } from "effect"
 import { MafaldaRouterId, NodeId } from "../../src/core/Ids.js"
-import { layerSimulated } from "../../src/layers/WorkerService.js"
 import { toMediasoupError } from "../../src/router/errors.js"
 import { NodeCallError } from "../../src/rpc/NodeRpcs.js"
 import type { NodeClient } from "../../src/rpc/transport.js"
-import { Delegation } from "../../src/services/Delegation.js"
-import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { routerSettingsKey, workerSettingsKey } from "../../src/services/SettingsKeys.js"
-import { listingRegistry, peerRecord } from "../support/simulatedPeers.js"
+import { delegationTo, peerRecord } from "../support/simulatedPeers.js"
 
 const peer = NodeId.make("n1")
 
@@ -31,21 +26,7 @@ describe("a Node API failure of one of mediasoup's kinds", () => {
           ),
         NodeInfo: () => Effect.fail(new Error("not listed"))
       } as unknown as NodeClient
-      const built = yield* Layer.build(
-        ClusterDelegation.layer({}).pipe(
-          Layer.provide(
-            Layer.succeed(
-              NodeClients,
-              NodeClients.of({ get: () => Effect.succeed(client), drop: () => Effect.void })
-            )
-          ),
-          Layer.provide(
-            Layer.succeed(NodeRegistry, listingRegistry(Effect.succeed([peerRecord(peer, 1, [])])))
-          ),
-          Layer.provide(layerSimulated({ node: "n0", cpus: 1 }))
-        )
-      )
-      const delegation = Context.get(built, Delegation)
+      const delegation = yield* delegationTo(client, Effect.succeed([peerRecord(peer, 1, [])]))
       const error = yield* Effect.flip(
         delegation.carryOut(
           {

@@ -15,11 +15,13 @@
  * @module
  */
 import { Context, Effect, Layer, Queue, Stream } from "effect"
+import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { NodeClients } from "../../src/cluster/NodeClients.js"
 import { NodeId, type ProducerId, type RouterId, type WorkerId } from "../../src/core/Ids.js"
 import type { Costs } from "../../src/core/PolicyOptions.js"
 import { layerSimulated } from "../../src/layers/WorkerService.js"
 import type { NodeClient } from "../../src/rpc/transport.js"
+import { Delegation } from "../../src/services/Delegation.js"
 import { type NodeGone, type NodeRecord, NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { WorkerService, type WorkerServiceShape } from "../../src/services/WorkerService.js"
 
@@ -189,4 +191,26 @@ export const layer = (
         Context.add(SimulatedPeers, { services, calls })
       )
     })
+  )
+
+/**
+ * This process' cluster `Delegation` (`ClusterDelegation`, over a simulated own Node `n0`)
+ * talking to one other Node through `client` (every Node's client), with the registry listing
+ * `records`; built in the caller's scope.
+ */
+export const delegationTo = (client: NodeClient, records: Effect.Effect<ReadonlyArray<NodeRecord>>) =>
+  Effect.map(
+    Layer.build(
+      ClusterDelegation.layer({}).pipe(
+        Layer.provide(
+          Layer.succeed(
+            NodeClients,
+            NodeClients.of({ get: () => Effect.succeed(client), drop: () => Effect.void })
+          )
+        ),
+        Layer.provide(Layer.succeed(NodeRegistry, listingRegistry(records))),
+        Layer.provide(layerSimulated({ node: "n0", cpus: 1 }))
+      )
+    ),
+    (built) => Context.get(built, Delegation)
   )
