@@ -127,6 +127,8 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       for (const k of starting.values()) n += k
       return n
     }
+    const refusalFor = (key: string): WorkerServiceError | undefined =>
+      startRefusal(countWith(key), countAll(), cpus, maxProcesses)
 
     const forget = (id: WorkerId) => {
       workers.delete(id)
@@ -148,7 +150,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
     const startWorker = (settings: WorkerSettings): Effect.Effect<WorkerInfo, WorkerServiceError> =>
       Effect.suspend(() => {
         const key = workerSettingsKey(settings)
-        const refusal = startRefusal(countWith(key), countAll(), cpus, maxProcesses)
+        const refusal = refusalFor(key)
         if (refusal !== undefined) return Effect.fail(refusal)
         starting.set(key, (starting.get(key) ?? 0) + 1)
         return Effect.gen(function* () {
@@ -318,8 +320,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
       node,
       cpus,
       startWorker,
-      startRefusal: (key) =>
-        Effect.sync(() => Option.fromNullable(startRefusal(countWith(key), countAll(), cpus, maxProcesses))),
+      startRefusal: (key) => Effect.sync(() => Option.fromNullable(refusalFor(key))),
       closeWorker,
       createRouter,
       closeRouter,
@@ -435,9 +436,9 @@ const makeSimulated = (options: SimulatedOptions) =>
       startWorker: (settings) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.suspend(() => {
-            const refusal = refusalFor(workerSettingsKey(settings))
-            if (refusal !== undefined) return Effect.fail(refusal)
             const key = workerSettingsKey(settings)
+            const refusal = refusalFor(key)
+            if (refusal !== undefined) return Effect.fail(refusal)
             counter++
             const info: WorkerInfo = {
               id: WorkerId.make(`${node}/sim-worker-${counter}`),
