@@ -171,9 +171,9 @@ const make = (policy: PolicyOptions) =>
      * `settings` (`WorkerService.startRefusal`: its CPUs for them, or its cap on Worker
      * processes, taken by Workers the snapshot may leave out, its NodeHost's for other apps
      * included); a `NoCapacityError` of that round then says why this Node started none.
-     * A decision that would start a Worker on a Node that refused, or that no longer places
-     * anywhere after a refusal (`NoCapacityError` before carrying out anything), learnt nothing
-     * new: it fails at once with the last refusal.
+     * (The view keeps the core from planning a start on a Node that refused.) A decision that
+     * no longer places anywhere after a refusal (`NoCapacityError` before carrying out
+     * anything) learnt nothing new: it fails at once with the last refusal.
      */
     const replanning = <A, E extends { readonly _tag: string }>(
       settings: SettingsKey,
@@ -195,8 +195,6 @@ const make = (policy: PolicyOptions) =>
             }
             const carry: CarryOut = (settings, plan) => {
               carried = true
-              const before = plan.worker === null ? refused.find((r) => r.node === plan.node) : undefined
-              if (before !== undefined) return Effect.fail(before.error)
               const once = carryOut(settings, plan)
               if (plan.worker !== null) return once
               // Another Node's refusal (any failure of its start, `NodeCallError` mapped), or
