@@ -72,10 +72,20 @@ type CarryOut = (
 /** How a placement sees the snapshot (see `replanning`). */
 type View = (snapshot: ClusterSnapshot) => ClusterSnapshot
 
-/** A Worker start a plan asked of a Node (another one, or this one), failed. */
-interface StartFailed {
+/**
+ * A plan a Node (another one, or this one) did not carry out: a Worker start it refused, or
+ * (another Node) anything at all, as it is draining (`NoCapacityError` from `Delegation`).
+ */
+interface Refused {
   readonly node: NodeId
-  readonly error: WorkerServiceError
+  readonly error: WorkerServiceError | NoCapacityError
+  readonly draining: boolean
+}
+
+/** The snapshot as a placement sees it when Node `id` is draining: nothing placed there. */
+export const drainingIn = (snapshot: ClusterSnapshot, id: NodeId): ClusterSnapshot => {
+  const n = lookup(snapshot.nodes, id)
+  return n === undefined || n.state !== "up" ? snapshot : setNode(snapshot, id, { ...n, state: "draining" })
 }
 
 /**
@@ -163,10 +173,12 @@ const make = (policy: PolicyOptions) =>
      * Runs `attempt`: a decision of the core on the current snapshot, carried out through
      * `carry`. When a plan of it asked a Node for a Worker and the Node failed to start one
      * (`WorkerServiceError`: another Node's refusal, `NodeCallError` mapped, the cluster's
-     * `Delegation` then asked that Node for its Workers; or this Node's refusal), the snapshot
-     * is synced at once (another Node) and `attempt` runs again, at most `maxReplans` times, on
-     * a view where every Node that refused during this placement starts none (`noStartsOn`,
-     * through `view`): the core decides on the Workers those Nodes have, or on other Nodes. So
+     * `Delegation` then asked that Node for its Workers; or this Node's refusal), or another
+     * Node refused anything the plan asked as it is draining (its registry record not saying so
+     * yet), the snapshot is synced at once (another Node) and `attempt` runs again, at most
+     * `maxReplans` times, on a view where every Node that refused a start during this placement
+     * starts none (`noStartsOn`) and every Node found draining takes nothing (`drainingIn`),
+     * through `view`: the core decides on the Workers those Nodes have, or on other Nodes. So
      * it does from the first round for this Node when it would refuse to start a Worker with
      * `settings` (`WorkerService.startRefusal`: its CPUs for them, or its cap on Worker
      * processes, taken by Workers the snapshot may leave out, its NodeHost's for other apps
@@ -180,32 +192,37 @@ const make = (policy: PolicyOptions) =>
       attempt: (carry: CarryOut, view: View) => Effect.Effect<A, E>
     ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> => {
       const round = (
-        refused: ReadonlyArray<StartFailed>,
+        refused: ReadonlyArray<Refused>,
         replans: number
       ): Effect.Effect<A, E | WorkerServiceError | NoCapacityError> =>
         Effect.flatMap(
           refused.some((r) => r.node === node) ? Effect.succeedNone : workers.startRefusal(settings),
           (refusal) => {
             let carried = false
-            let failed: StartFailed | undefined
+            let failed: Refused | undefined
             const view: View = (s) => {
               let seen = Option.isSome(refusal) ? noStartsOn(s, node, settings) : s
-              for (const r of refused) seen = noStartsOn(seen, r.node, settings)
+              for (const r of refused)
+                seen = r.draining ? drainingIn(seen, r.node) : noStartsOn(seen, r.node, settings)
               return seen
             }
             const carry: CarryOut = (settings, plan) => {
               carried = true
               const once = carryOut(settings, plan)
-              if (plan.worker !== null) return once
-              // Another Node's refusal (any failure of its start, `NodeCallError` mapped), or
-              // this Node's refusal to start a Worker (not a failure of the Router after it).
               return Effect.tapError(once, (e) =>
                 Effect.sync(() => {
-                  if (
+                  // Another Node draining since the snapshot last heard of it: whatever the
+                  // plan asked of it (`Delegation` answers NoCapacityError).
+                  if (e._tag === "NoCapacityError" && plan.node !== node)
+                    failed = { node: plan.node, error: e, draining: true }
+                  // Another Node's refusal to start a Worker (any failure of its start,
+                  // `NodeCallError` mapped), or this Node's (not a failure of the Router after it).
+                  else if (
+                    plan.worker === null &&
                     e._tag === "WorkerServiceError" &&
                     (plan.node !== node || e.operation === "startWorker")
                   )
-                    failed = { node: plan.node, error: e }
+                    failed = { node: plan.node, error: e, draining: false }
                 })
               )
             }
@@ -231,7 +248,9 @@ const make = (policy: PolicyOptions) =>
                       Effect.logInfo(
                         here
                           ? "This Node did not start a Worker: placing again without starting one here"
-                          : `Node ${again.node} did not start a Worker: placing again`,
+                          : again.draining
+                            ? `Node ${again.node} is draining: placing again without it`
+                            : `Node ${again.node} did not start a Worker: placing again`,
                         again.error
                       ),
                       { node: again.node }

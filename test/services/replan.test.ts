@@ -45,7 +45,7 @@ import * as TrackerLayer from "../../src/layers/TrackerService.js"
 import { layerSimulated } from "../../src/layers/WorkerService.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import { NodeCallError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
+import { NodeCallError, NodeDrainingError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
 import type { WorkerServiceError } from "../../src/services/errors.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
@@ -69,6 +69,7 @@ const peer = NodeId.make("n1")
 const third = NodeId.make("n2")
 
 type Call =
+  | { readonly call: "StartWorker" | "CreateRouter"; readonly draining: true }
   | { readonly call: "StartWorker"; readonly refused?: string }
   | { readonly call: "CreateRouter"; readonly worker: WorkerId; readonly router: RouterId }
   | { readonly call: "NodeInfo"; readonly workers: ReadonlyArray<WorkerId> }
@@ -82,6 +83,8 @@ interface PeerShape {
   readonly unreported: Set<WorkerId>
   /** Workers its `NodeInfo` leaves out (still starting there, say). */
   readonly unlisted: Set<WorkerId>
+  /** Draining (its registry record not saying so): it refuses starts and Routers as `NodeHost` does. */
+  readonly draining: { value: boolean }
 }
 
 class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
@@ -98,23 +101,36 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number) =>
     const calls: Array<Call> = []
     const unreported = new Set<WorkerId>()
     const unlisted = new Set<WorkerId>()
+    const draining = { value: false }
     const unexpected = (what: string) => () => Effect.die(new Error(`${what} was not expected`))
+    const refuseWhenDraining = (call: "StartWorker" | "CreateRouter") =>
+      Effect.suspend(() => {
+        if (!draining.value) return Effect.void
+        calls.push({ call, draining: true })
+        return Effect.fail(new NodeDrainingError({ node: id }))
+      })
     const client = {
       StartWorker: ({ settings }: { settings: never }) =>
-        workers.startWorker(settings).pipe(
-          Effect.tapBoth({
-            onFailure: (e) => Effect.sync(() => calls.push({ call: "StartWorker", refused: e.message })),
-            onSuccess: () => Effect.sync(() => calls.push({ call: "StartWorker" }))
-          }),
-          Effect.mapError(asNodeError)
+        Effect.zipRight(
+          refuseWhenDraining("StartWorker"),
+          workers.startWorker(settings).pipe(
+            Effect.tapBoth({
+              onFailure: (e) => Effect.sync(() => calls.push({ call: "StartWorker", refused: e.message })),
+              onSuccess: () => Effect.sync(() => calls.push({ call: "StartWorker" }))
+            }),
+            Effect.mapError(asNodeError)
+          )
         ),
       CreateRouter: ({ worker, settings }: { worker: WorkerId; settings: never }) =>
-        workers.createRouter(worker, settings).pipe(
-          Effect.tap((info) =>
-            Effect.sync(() => calls.push({ call: "CreateRouter", worker, router: info.id }))
-          ),
-          Effect.map((info) => ({ ...info, rtpCapabilities: {} })),
-          Effect.mapError(asNodeError)
+        Effect.zipRight(
+          refuseWhenDraining("CreateRouter"),
+          workers.createRouter(worker, settings).pipe(
+            Effect.tap((info) =>
+              Effect.sync(() => calls.push({ call: "CreateRouter", worker, router: info.id }))
+            ),
+            Effect.map((info) => ({ ...info, rtpCapabilities: {} })),
+            Effect.mapError(asNodeError)
+          )
         ),
       NodeInfo: () =>
         Effect.map(workers.workers, (all) => {
@@ -150,7 +166,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number) =>
         all.filter((w) => !unreported.has(w.id))
       )
     )
-    const shape: PeerShape = { workers, calls, unreported, unlisted }
+    const shape: PeerShape = { workers, calls, unreported, unlisted, draining }
     return { id, client, record, shape }
   })
 
@@ -498,6 +514,57 @@ describe("a placement after another Node refused a start its Workers do not expl
       ])
       expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
     }).pipe(Effect.provide(shellOf(1, undefined, { peerCpus: 2, peerMaxProcesses: 1, third: true })))
+  )
+})
+
+describe("a placement on another Node that started draining after the snapshot last heard of it", () => {
+  it.scoped("goes to a third Node instead of failing", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const { calls, draining } = yield* Peer
+      const thirdCalls = (yield* ThirdPeer)?.calls
+      // n0's one CPU runs another app's Worker; n1 drains, its registry record still up; n2 is
+      // empty. The core plans a start on n1 (the first Node up with a CPU free), n1 refuses.
+      yield* foreignSetUp
+      expect(HashMap.has(store.current().nodes, third)).toBe(true)
+      draining.value = true
+      const placed = yield* placeOne(0)
+      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
+      expect(calls).toEqual([{ call: "StartWorker", draining: true }])
+      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+    }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
+  )
+
+  it.scoped("goes to a third Node when the plan used a Worker the draining Node runs", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const { workers: peerWorkers, calls, draining } = yield* Peer
+      const thirdCalls = (yield* ThirdPeer)?.calls
+      // n1 runs a Worker with the room's settings (listed): the core plans a Router on it.
+      const running = (yield* peerWorkers.startWorker({})).id
+      yield* foreignSetUp
+      while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
+      draining.value = true
+      const placed = yield* placeOne(0)
+      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
+      expect(calls).toEqual([{ call: "CreateRouter", draining: true }])
+      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+    }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
+  )
+
+  it.scoped("fails with NoCapacityError saying so when no other Node can take it", () =>
+    Effect.gen(function* () {
+      const { calls, draining } = yield* Peer
+      yield* foreignSetUp
+      draining.value = true
+      const exit = yield* Effect.exit(placeOne(0))
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toMatchObject({ _tag: "NoCapacityError", message: `Node ${peer} is draining` })
+      }
+      expect(calls).toEqual([{ call: "StartWorker", draining: true }])
+    }).pipe(Effect.provide(shell))
   )
 })
 
