@@ -116,7 +116,8 @@ export const agent = (options: {
       node: workers.node,
       address: options.address,
       announcedIp: options.announcedIp,
-      cpus: workers.cpus
+      cpus: workers.cpus,
+      ...(workers.maxProcesses === undefined ? {} : { maxWorkerProcesses: workers.maxProcesses })
     }
     const register = Effect.gen(function* () {
       yield* registry.register(registration)

@@ -59,11 +59,18 @@ export const registryEvents = (
       _tag: "NodeUp",
       node: record.node,
       cpus: record.cpus,
+      ...(record.maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses: record.maxWorkerProcesses }),
       address: record.address,
       at
     })
     if (known === undefined || known.state === "down") events.push(up())
     else if (record.state === "up" && known.state === "draining") events.push(up())
+    // Registered again with other CPUs or another cap on Worker processes.
+    else if (
+      known.state === "up" &&
+      (known.cpus !== record.cpus || known.maxWorkerProcesses !== record.maxWorkerProcesses)
+    )
+      events.push(up())
     if (record.state === "draining" && known?.state !== "draining") {
       events.push({ _tag: "NodeDraining", node: record.node, at })
     }

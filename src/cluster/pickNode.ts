@@ -106,6 +106,8 @@ export const pickNode = (
     }
     const limit = Math.min(record.cpus, request.maxWorkersPerNode ?? record.cpus)
     if (same >= limit) continue
+    // Its cap on Worker processes, whatever their settings.
+    if (record.maxWorkerProcesses !== undefined && total >= record.maxWorkerProcesses) continue
     const idle = total < record.cpus
     const ratio = total / record.cpus
     if (

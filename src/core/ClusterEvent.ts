@@ -23,6 +23,8 @@ const At = Schema.Number
 export const NodeUp = Schema.TaggedStruct("NodeUp", {
   node: NodeId,
   cpus: Schema.Int.pipe(Schema.positive()),
+  /** Its cap on Worker processes, whatever their settings (`ClusterNode.maxWorkerProcesses`). */
+  maxWorkerProcesses: Schema.optional(Schema.Int.pipe(Schema.positive())),
   address: Schema.String,
   at: At
 })

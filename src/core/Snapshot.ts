@@ -40,6 +40,11 @@ export type NodeState = typeof NodeState.Type
 export const ClusterNode = Schema.Struct({
   id: NodeId,
   cpus: Schema.Int.pipe(Schema.positive()),
+  /**
+   * The most Worker processes the Node runs, whatever their settings (its
+   * `maxWorkerProcesses`); absent: no cap but one Worker per CPU and set of settings.
+   */
+  maxWorkerProcesses: Schema.optional(Schema.Int.pipe(Schema.positive())),
   state: NodeState,
   /** Where other Nodes and clients reach it (host or URL); informative for the core. */
   address: Schema.String,
@@ -326,7 +331,12 @@ const pair = <K extends readonly [number, string]>(first: K[0], second: K[1]): K
 }
 const loadKey = (w: ClusterWorker): LoadKey => pair<LoadKey>(w.load + w.reserved, w.id)
 const spareKey = (n: ClusterNode): SpareKey => pair<SpareKey>(n.workers.length / n.cpus, n.id)
-const hasSpare = (n: ClusterNode): boolean => n.state === "up" && n.workers.length < n.cpus
+const hasSpare = (n: ClusterNode): boolean =>
+  n.state === "up" && n.workers.length < n.cpus && underProcessCap(n)
+
+/** Whether Node `n` may start one more Worker process as far as its cap on them goes. */
+export const underProcessCap = (n: ClusterNode): boolean =>
+  n.maxWorkerProcesses === undefined || n.workers.length < n.maxWorkerProcesses
 
 const updateLoadTree = (
   s: ClusterSnapshot,

@@ -475,6 +475,7 @@ const applyAt = (snapshot: ClusterSnapshot, event: ClusterEvent, costs: Costs): 
       const node = {
         id: event.node,
         cpus: event.cpus,
+        ...(event.maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses: event.maxWorkerProcesses }),
         address: event.address,
         state: "up" as const,
         workers: n?.workers ?? []

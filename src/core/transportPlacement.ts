@@ -113,6 +113,7 @@ import {
   nodesWithSpareCpu,
   type RoomShare,
   routerIdOn,
+  underProcessCap,
   workerOfRouter,
   workersOn,
   workersUnder
@@ -418,7 +419,9 @@ const canStartWorker = (
   m: MafaldaRouter,
   options: PolicyOptions
 ): boolean =>
-  node.state === "up" && workersOn(snapshot, node.id, m.workerSettings).length < workerLimit(node, options)
+  node.state === "up" &&
+  underProcessCap(node) &&
+  workersOn(snapshot, node.id, m.workerSettings).length < workerLimit(node, options)
 
 /** Uses the Worker for room `m`: its Router with the room's settings, or a new one. */
 const onWorker = (m: MafaldaRouter, worker: ClusterWorker): TransportPlacement => {

@@ -29,7 +29,14 @@ export const layer: Layer.Layer<
     const notices = yield* ClusterNotices
     const at = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
     yield* store
-      .apply({ _tag: "NodeUp", node: workers.node, cpus: workers.cpus, address: LOCAL_ADDRESS, at })
+      .apply({
+        _tag: "NodeUp",
+        node: workers.node,
+        cpus: workers.cpus,
+        ...(workers.maxProcesses === undefined ? {} : { maxWorkerProcesses: workers.maxProcesses }),
+        address: LOCAL_ADDRESS,
+        at
+      })
       .pipe(Effect.orDie)
 
     // Subscribe now (not when the fibers start), so nothing published from here on is missed.

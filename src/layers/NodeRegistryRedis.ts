@@ -61,6 +61,7 @@ const toRecord = (entry: unknown) =>
       address: info.address,
       announcedIp: info.announcedIp,
       cpus: info.cpus,
+      ...(info.maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses: info.maxWorkerProcesses }),
       state: fields.get("state"),
       workers,
       registeredAt: Number(fields.get("registeredAt")),
@@ -123,7 +124,12 @@ const make = (options: NodeRegistryOptions) =>
           const wasAlive = (yield* redis.command(["EXISTS", keys.lease(p, r.node)])) === 1
           yield* redis.script(registerScript, [
             r.node,
-            JSON.stringify({ address: r.address, announcedIp: r.announcedIp, cpus: r.cpus }),
+            JSON.stringify({
+              address: r.address,
+              announcedIp: r.announcedIp,
+              cpus: r.cpus,
+              maxWorkerProcesses: r.maxWorkerProcesses
+            }),
             leaseMillis
           ])
           if (!wasAlive) yield* republish(r.node)

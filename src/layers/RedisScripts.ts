@@ -222,6 +222,7 @@ end
 local start = nil
 for _, c in ipairs(candidates) do
   local cpus = tonumber(c.info.cpus)
+  local cap = tonumber(c.info.maxWorkerProcesses)
   local same = 0
   local total = #c.workers
   local pending = 0
@@ -240,7 +241,7 @@ for _, c in ipairs(candidates) do
   end
   local limit = cpus
   if maxWorkers ~= nil and maxWorkers < limit then limit = maxWorkers end
-  if same < limit then
+  if same < limit and (cap == nil or total < cap) then
     local idle = total < cpus
     local ratio = total / cpus
     if start == nil or (idle and not start.idle) or

@@ -319,6 +319,7 @@ const makeMediasoup = (options: WorkerServiceOptions) =>
     const service: WorkerServiceShape = {
       node,
       cpus,
+      maxProcesses: options.maxProcesses,
       startWorker,
       startRefusal: (key) => Effect.sync(() => Option.fromNullable(refusalFor(key))),
       closeWorker,
@@ -432,6 +433,7 @@ const makeSimulated = (options: SimulatedOptions) =>
     const service: WorkerServiceShape = {
       node,
       cpus,
+      maxProcesses: options.maxProcesses,
       startRefusal: (key) => Effect.sync(() => Option.fromNullable(refusalFor(key))),
       startWorker: (settings) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>

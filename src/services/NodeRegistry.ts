@@ -48,7 +48,9 @@ export const NodeRegistration = Schema.Struct({
   address: Schema.String,
   /** The IP that media (PipeTransports) is announced on. */
   announcedIp: Schema.String,
-  cpus: Schema.Int.pipe(Schema.positive())
+  cpus: Schema.Int.pipe(Schema.positive()),
+  /** Its cap on Worker processes whatever their settings (`maxWorkerProcesses`), if any. */
+  maxWorkerProcesses: Schema.optional(Schema.Int.pipe(Schema.positive()))
 })
 export type NodeRegistration = typeof NodeRegistration.Type
 

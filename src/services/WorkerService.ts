@@ -60,6 +60,8 @@ export interface WorkerServiceShape {
   readonly node: NodeId
   /** CPUs of the Node: the most Workers per set of settings. */
   readonly cpus: number
+  /** The Node's cap on Worker processes whatever their settings (`maxWorkerProcesses`); undefined: none. */
+  readonly maxProcesses?: number | undefined
   /**
    * Starts a Worker with these settings. Fails when `cpus` Workers with them already run or
    * are starting, or when the Node's cap on Worker processes (if any) is reached.

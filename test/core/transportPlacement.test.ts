@@ -450,6 +450,23 @@ describe("decideTransportPlacement: delegation to another Node", () => {
     expect(decide(s, "nb")).toEqual(TransportPlacement.CreateWorker({ node: nid("nb") }))
   })
 
+  it("a Node at its cap on Worker processes starts none, whatever its CPUs", () => {
+    // nb: 4 CPUs, at most 2 Worker processes, both of other settings; nc: emptier, no cap.
+    const capped = (cap: number) =>
+      build([
+        ...full,
+        { _tag: "NodeUp", node: nid("nb"), cpus: 4, maxWorkerProcesses: cap, address: "nb.local", at: 0 },
+        ev.nodeUp("nc", 4),
+        ev.workerStarted("xb1", "nb", WS2),
+        ev.workerStarted("xb2", "nb", WS2)
+      ])
+    expect(decide(capped(2))).toEqual(TransportPlacement.Delegate({ node: nid("nc") }))
+    expect(decide(capped(2), "nb")).toEqual(TransportPlacement.Delegate({ node: nid("nc") }))
+    // Under its cap, the fuller Node starts it.
+    expect(decide(capped(3))).toEqual(TransportPlacement.Delegate({ node: nid("nb") }))
+    expect(decide(capped(3), "nb")).toEqual(TransportPlacement.CreateWorker({ node: nid("nb") }))
+  })
+
   it("the Node delegated to then places the transport itself", () => {
     const s = build([...full, ev.nodeUp("nb", 4), ...usedWorker("wb", "rb", "nb", 10)])
     const d = decide(s)

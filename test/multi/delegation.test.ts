@@ -90,6 +90,26 @@ describe("registryEvents", () => {
     expect(lookup(s2.nodes, NodeId.make("c"))?.state).toBe("up")
     expect(lookup(s2.nodes, NodeId.make("d"))?.cpus).toBe(4)
 
+    // d registers again with a cap on Worker processes: the snapshot learns it.
+    const capped = registryEvents(
+      s2,
+      [record("b"), record("c"), record("d", { cpus: 4, maxWorkerProcesses: 2 })],
+      self,
+      3500
+    )
+    expect(capped).toContainEqual({
+      _tag: "NodeUp",
+      node: NodeId.make("d"),
+      cpus: 4,
+      maxWorkerProcesses: 2,
+      address: record("d").address,
+      at: 3500
+    })
+    expect(lookup(apply(s2, capped).nodes, NodeId.make("d"))).toMatchObject({
+      cpus: 4,
+      maxWorkerProcesses: 2
+    })
+
     // b is gone from the registry (evicted or left): it leaves the snapshot with its Worker.
     const s3 = apply(s2, registryEvents(s2, [record("c"), record("d")], self, 4000))
     expect(lookup(s3.nodes, NodeId.make("b"))).toBeUndefined()

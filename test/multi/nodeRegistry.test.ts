@@ -25,8 +25,14 @@ const T = SettingsKey.make("w-other")
 const n = (id: string) => NodeId.make(id)
 const w = (id: string) => WorkerId.make(id)
 
-const register = (registry: NodeRegistryShape, id: string, cpus = 2) =>
-  registry.register({ node: n(id), address: `127.0.0.1:${1000 + id.length}`, announcedIp: "127.0.0.1", cpus })
+const register = (registry: NodeRegistryShape, id: string, cpus = 2, maxWorkerProcesses?: number) =>
+  registry.register({
+    node: n(id),
+    address: `127.0.0.1:${1000 + id.length}`,
+    announcedIp: "127.0.0.1",
+    cpus,
+    ...(maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses })
+  })
 
 const pickId = (
   registry: NodeRegistryShape,
@@ -121,6 +127,29 @@ const conformance = (
         })
       ))
 
+    test("keeps a Node's cap on Worker processes in its record and starts none past it", () =>
+      provide(
+        "cap",
+        Effect.gen(function* () {
+          const registry = yield* NodeRegistry
+          // a: 2 CPUs, at most 1 Worker process, running one with T; b: no cap.
+          yield* register(registry, "a", 2, 1)
+          yield* register(registry, "b", 4)
+          const record = yield* registry.node(n("a"))
+          expect(Option.map(record, (r) => r.maxWorkerProcesses)).toEqual(Option.some(1))
+          expect(Option.map(yield* registry.node(n("b")), (r) => r.maxWorkerProcesses)).toEqual(
+            Option.some(undefined)
+          )
+          yield* registry.report(n("a"), [{ worker: w("a1"), settings: T, load: 10 }])
+          // a is fuller (1 of 2 CPUs) but at its cap: b starts it.
+          expect(yield* pickId(registry, { cost: 30, watermark: 60 })).toBe("b/new")
+          // Without a Worker, a may start one, and then no second (a pending one counts).
+          yield* registry.report(n("a"), [])
+          expect(yield* pickId(registry, { cost: 30, watermark: 60, exclude: [n("b")] })).toBe("a/new")
+          expect(yield* pickId(registry, { cost: 30, watermark: 60, exclude: [n("b")] })).toBeNull()
+        })
+      ))
+
     test("never picks a draining Node, and evicts a Node whose lease runs out", () =>
       provide(
         "lease",
@@ -206,6 +235,7 @@ describe.skipIf(!redisAvailable)("Redis", () => {
       })
       const node = fc.record({
         cpus: fc.integer({ min: 1, max: 4 }),
+        cap: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
         workers: fc.array(worker, { maxLength: 4 }),
         draining: fc.boolean()
       })
@@ -227,7 +257,7 @@ describe.skipIf(!redisAvailable)("Redis", () => {
         const model: Array<{ record: NodeRecord; reservations: Map<string, number> }> = []
         for (const [i, spec] of sample.nodes.entries()) {
           const id = ids[i]!
-          yield* register(registry, id, spec.cpus)
+          yield* register(registry, id, spec.cpus, spec.cap)
           const workers = spec.workers.map((x, j) => ({
             worker: w(`${id}-w${j}`),
             settings: x.settings,

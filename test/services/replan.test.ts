@@ -94,7 +94,7 @@ const asNodeError = (e: WorkerServiceError) =>
   new NodeCallError({ operation: e.operation, errorName: "Error", message: e.message })
 
 /** One other Node, simulated: its client, what the registry lists of it, and `PeerShape`. */
-const makePeer = (id: NodeId, cpus: number, maxProcesses?: number) =>
+const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord = false) =>
   Effect.gen(function* () {
     const built = yield* Layer.build(layerSimulated({ node: id, cpus, maxProcesses, costs: policy.costs }))
     const workers = Context.get(built, WorkerService)
@@ -163,7 +163,8 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number) =>
       peerRecord(
         id,
         cpus,
-        all.filter((w) => !unreported.has(w.id))
+        all.filter((w) => !unreported.has(w.id)),
+        capInRecord ? maxProcesses : undefined
       )
     )
     const shape: PeerShape = { workers, calls, unreported, unlisted, draining }
@@ -178,11 +179,22 @@ class ThirdPeer extends Context.Tag("test/replan/ThirdPeer")<ThirdPeer, PeerShap
  * `Peer` (`n1`, one CPU unless said) and `ThirdPeer` (`n2`, one CPU, with `third`; else undefined).
  */
 const peersLayer = (
-  options: { readonly peerCpus?: number; readonly peerMaxProcesses?: number; readonly third?: boolean } = {}
+  options: {
+    readonly peerCpus?: number
+    readonly peerMaxProcesses?: number
+    /** n1's registry record gives its cap on Worker processes (a Node of this version does; an older one does not). */
+    readonly peerCapInRecord?: boolean
+    readonly third?: boolean
+  } = {}
 ): Layer.Layer<NodeClients | NodeRegistry | Peer | ThirdPeer> =>
   Layer.scopedContext(
     Effect.gen(function* () {
-      const first = yield* makePeer(peer, options.peerCpus ?? 1, options.peerMaxProcesses)
+      const first = yield* makePeer(
+        peer,
+        options.peerCpus ?? 1,
+        options.peerMaxProcesses,
+        options.peerCapInRecord
+      )
       const peers = options.third === true ? [first, yield* makePeer(third, 1)] : [first]
       const registry = listingRegistry(Effect.forEach(peers, (p) => p.record))
       const clients = NodeClients.of({
@@ -494,26 +506,43 @@ describe("a placement on this Node, whose CPUs run a Worker its NodeHost started
   )
 })
 
+/**
+ * n1 has 2 CPUs but runs at most 1 Worker process, taken by a Worker of other settings
+ * (listed): the snapshot shows a CPU free there for the room's settings. n0's one CPU runs
+ * another app's Worker; n2 is empty. Places the room's first transport, which lands on n2;
+ * returns the calls n1 answered.
+ */
+const besideCappedPeer = Effect.gen(function* () {
+  const store = yield* SnapshotStore
+  const { workers: peerWorkers, calls } = yield* Peer
+  const thirdCalls = (yield* ThirdPeer)?.calls
+  yield* peerWorkers.startWorker({ logLevel: "warn" })
+  yield* foreignSetUp
+  while (HashMap.size(store.current().workers) === 0) yield* TestClock.adjust(100)
+  expect(HashMap.has(store.current().nodes, third)).toBe(true)
+  const placed = yield* placeOne(0)
+  expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
+  expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+  return calls
+})
+const cappedPeer = { peerCpus: 2, peerMaxProcesses: 1, third: true }
+
 describe("a placement after another Node refused a start its Workers do not explain", () => {
   it.scoped("goes to a third Node instead of asking the Node that refused again", () =>
     Effect.gen(function* () {
-      const store = yield* SnapshotStore
-      const { workers: peerWorkers, calls } = yield* Peer
-      const thirdCalls = (yield* ThirdPeer)?.calls
-      // n1 has 2 CPUs but runs at most 1 Worker process, taken by a Worker of other settings
-      // (listed): the snapshot shows a CPU free there for the room's settings, and n1 refuses.
-      // n0's one CPU runs another app's Worker; n2 is empty.
-      yield* peerWorkers.startWorker({ logLevel: "warn" })
-      yield* foreignSetUp
-      expect(HashMap.has(store.current().nodes, third)).toBe(true)
-      const placed = yield* placeOne(0)
-      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
-      expect(calls).toEqual([
+      // n1's record does not give its cap (a Node of an earlier version): n1 refuses once.
+      expect(yield* besideCappedPeer).toEqual([
         { call: "StartWorker", refused: "1 Worker processes already run (maxWorkerProcesses)" },
         { call: "NodeInfo", workers: [expect.any(String)] }
       ])
-      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
-    }).pipe(Effect.provide(shellOf(1, undefined, { peerCpus: 2, peerMaxProcesses: 1, third: true })))
+    }).pipe(Effect.provide(shellOf(1, undefined, cappedPeer)))
+  )
+
+  it.scoped("asks that Node nothing when its registry record gives the cap", () =>
+    Effect.gen(function* () {
+      expect(yield* besideCappedPeer).toEqual([])
+      expect(lookup((yield* SnapshotStore).current().nodes, peer)?.maxWorkerProcesses).toBe(1)
+    }).pipe(Effect.provide(shellOf(1, undefined, { ...cappedPeer, peerCapInRecord: true })))
   )
 })
 

@@ -81,12 +81,14 @@ export const peerRecord = (
   workers: ReadonlyArray<{
     readonly id: WorkerId
     readonly settings: NodeRecord["workers"][number]["settings"]
-  }>
+  }>,
+  maxWorkerProcesses?: number
 ): NodeRecord => ({
   node,
   address: `${node}:4000`,
   announcedIp: "127.0.0.1",
   cpus,
+  ...(maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses }),
   state: "up",
   workers: workers.map((w) => ({ worker: w.id, settings: w.settings, load: 0 })),
   registeredAt: 0,
