@@ -473,7 +473,8 @@ export function* workersUnder(
 }
 
 /**
- * The `up` Nodes with a CPU not running any Worker, fullest first (ties: smaller id). A Node
+ * The `up` Nodes with a CPU not running any Worker and under their cap on Worker processes
+ * (`underProcessCap`), fullest first (ties: smaller id). A Node
  * whose CPUs all run Workers of other settings may still start one of yours: see
  * `transportPlacement`, which looks at those only when this yields nothing.
  */

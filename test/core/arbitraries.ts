@@ -128,7 +128,13 @@ export const options: fc.Arbitrary<PolicyOptions> = optionsInput.map((input) =>
 // --- Commands --------------------------------------------------------------------------
 
 export type Command =
-  | { readonly tag: "NodeUp"; readonly node: number; readonly cpus: number }
+  | {
+      readonly tag: "NodeUp"
+      readonly node: number
+      readonly cpus: number
+      /** Its cap on Worker processes, if any. */
+      readonly cap: number | undefined
+    }
   | { readonly tag: "NodeDraining"; readonly node: number }
   | { readonly tag: "NodeDown"; readonly node: number }
   | { readonly tag: "NodeLeft"; readonly node: number }
@@ -207,7 +213,8 @@ export const commandArbs = {
   nodeUp: fc.record({
     tag: fc.constant("NodeUp" as const),
     node: nodeIdx,
-    cpus: fc.integer({ min: 1, max: 4 })
+    cpus: fc.integer({ min: 1, max: 4 }),
+    cap: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined, freq: 3 })
   }),
   nodeDraining: fc.record({ tag: fc.constant("NodeDraining" as const), node: nodeIdx }),
   nodeDown: fc.record({ tag: fc.constant("NodeDown" as const), node: nodeIdx }),
@@ -474,7 +481,7 @@ export class Sim {
     switch (c.tag) {
       case "NodeUp": {
         const n = lookup(s.nodes, nid(`n${c.node}`))
-        if (n === undefined || n.state !== "up") this.emit(ev.nodeUp(`n${c.node}`, c.cpus, at))
+        if (n === undefined || n.state !== "up") this.emit(ev.nodeUp(`n${c.node}`, c.cpus, at, c.cap))
         return
       }
       case "NodeDraining":

@@ -51,10 +51,11 @@ export const RS2 = SettingsKey.make("rs-other")
 // --- Events ----------------------------------------------------------------------------
 
 export const ev = {
-  nodeUp: (node: string, cpus = 4, at = 0): ClusterEvent => ({
+  nodeUp: (node: string, cpus = 4, at = 0, maxWorkerProcesses?: number): ClusterEvent => ({
     _tag: "NodeUp",
     node: nid(node),
     cpus,
+    ...(maxWorkerProcesses === undefined ? {} : { maxWorkerProcesses }),
     address: `${node}.local`,
     at
   }),
@@ -580,7 +581,12 @@ export const indexViolations = (s: ClusterSnapshot, watermark: number): Array<st
       out.push(`workersUnder(${key}, ${watermark}) = [${actual}], data says [${expected}]`)
   }
   const spare = [...HashMap.values(s.nodes)]
-    .filter((n) => n.state === "up" && count(n.workers) < n.cpus)
+    .filter(
+      (n) =>
+        n.state === "up" &&
+        count(n.workers) < n.cpus &&
+        (n.maxWorkerProcesses === undefined || count(n.workers) < n.maxWorkerProcesses)
+    )
     .sort((a, b) => count(b.workers) / b.cpus - count(a.workers) / a.cpus || byId(a.id, b.id))
     .map((n) => n.id)
   const actual = [...nodesWithSpareCpu(s)].map((n) => n.id)

@@ -222,7 +222,13 @@ export const oracleCanStart = (
   m: MafaldaRouter
 ) => {
   const n = lookup(s.nodes, node)
-  return n !== undefined && n.state === "up" && liveWorkers(s, node, m).length < oracleLimit(s, options, node)
+  return (
+    n !== undefined &&
+    n.state === "up" &&
+    // Its cap on Worker processes counts every Worker it has, of any settings.
+    (n.maxWorkerProcesses === undefined || count(n.workers) < n.maxWorkerProcesses) &&
+    liveWorkers(s, node, m).length < oracleLimit(s, options, node)
+  )
 }
 
 export type OracleTransport =
