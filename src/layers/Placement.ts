@@ -136,20 +136,31 @@ const make = (policy: PolicyOptions) =>
     ): Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent> =>
       Effect.gen(function* () {
         if (plan.node !== node) {
-          // The core's `Delegate`: made on that Node (embedded: NoCapacityError).
-          const made = yield* delegation.carryOut(plan, settings)
-          // A sync may have recorded the Worker started there first (its Node reported it before
-          // these events came back, or listed it when it refused another start of this Node's,
-          // see `replanning`): what the snapshot holds is not recorded twice.
-          yield* Effect.suspend(() => {
-            const known = store.current()
-            return store.apply(
-              ...made.events.filter(
-                (e) => e._tag !== "WorkerStarted" || !HashMap.has(known.workers, e.worker)
+          // The core's `Delegate`: made on that Node (embedded: NoCapacityError). A Router made
+          // there for this plan is closed there again when it cannot be recorded (an event
+          // refused, or the placement interrupted once it was made): else that Node would hold
+          // it for this app, unknown to its scale-down, until the connection ends.
+          return yield* Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(restore(delegation.carryOut(plan, settings)), (made) =>
+              // A sync may have recorded the Worker started there first (its Node reported it
+              // before these events came back, or listed it when it refused another start of
+              // this Node's, see `replanning`): what the snapshot holds is not recorded twice.
+              Effect.suspend(() => {
+                const known = store.current()
+                return store.apply(
+                  ...made.events.filter(
+                    (e) => e._tag !== "WorkerStarted" || !HashMap.has(known.workers, e.worker)
+                  )
+                )
+              }).pipe(
+                restore,
+                Effect.onError(() =>
+                  plan.router === null ? delegation.closeRouter(plan.node, made.router) : Effect.void
+                ),
+                Effect.as({ router: made.router, worker: made.worker, added: made.added })
               )
             )
-          })
-          return { router: made.router, worker: made.worker, added: made.added }
+          )
         }
         let worker = plan.worker
         if (worker === null) {

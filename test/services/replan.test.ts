@@ -73,6 +73,7 @@ type Call =
   | { readonly call: "StartWorker"; readonly refused?: string }
   | { readonly call: "CreateRouter"; readonly worker: WorkerId; readonly router: RouterId }
   | { readonly call: "NodeInfo"; readonly workers: ReadonlyArray<WorkerId> }
+  | { readonly call: "CloseRouter"; readonly router: RouterId }
 
 interface PeerShape {
   /** The peer's Workers. */
@@ -85,6 +86,8 @@ interface PeerShape {
   readonly unlisted: Set<WorkerId>
   /** Draining (its registry record not saying so): it refuses starts and Routers as `NodeHost` does. */
   readonly draining: { value: boolean }
+  /** Run after it made a Router and before it answers (what happens meanwhile on the app's side). */
+  readonly beforeRouterAnswer: { effect: Effect.Effect<void> }
 }
 
 class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
@@ -102,6 +105,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
     const unreported = new Set<WorkerId>()
     const unlisted = new Set<WorkerId>()
     const draining = { value: false }
+    const beforeRouterAnswer = { effect: Effect.void }
     const unexpected = (what: string) => () => Effect.die(new Error(`${what} was not expected`))
     const refuseWhenDraining = (call: "StartWorker" | "CreateRouter") =>
       Effect.suspend(() => {
@@ -128,9 +132,15 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
             Effect.tap((info) =>
               Effect.sync(() => calls.push({ call: "CreateRouter", worker, router: info.id }))
             ),
+            Effect.tap(() => beforeRouterAnswer.effect),
             Effect.map((info) => ({ ...info, rtpCapabilities: {} })),
             Effect.mapError(asNodeError)
           )
+        ),
+      CloseRouter: ({ router }: { router: RouterId }) =>
+        Effect.zipRight(
+          Effect.sync(() => calls.push({ call: "CloseRouter", router })),
+          workers.closeRouter(router)
         ),
       NodeInfo: () =>
         Effect.map(workers.workers, (all) => {
@@ -167,7 +177,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
         capInRecord ? maxProcesses : undefined
       )
     )
-    const shape: PeerShape = { workers, calls, unreported, unlisted, draining }
+    const shape: PeerShape = { workers, calls, unreported, unlisted, draining, beforeRouterAnswer }
     return { id, client, record, shape }
   })
 
@@ -593,6 +603,29 @@ describe("a placement on another Node that started draining after the snapshot l
         expect(error).toMatchObject({ _tag: "NoCapacityError", message: `Node ${peer} is draining` })
       }
       expect(calls).toEqual([{ call: "StartWorker", draining: true }])
+    }).pipe(Effect.provide(shell))
+  )
+})
+
+describe("a Router made on another Node that the placement cannot record", () => {
+  it.scoped("is closed there again", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const { workers: peerWorkers, calls, beforeRouterAnswer } = yield* Peer
+      // n1 runs a Worker with the room's settings (listed); n0's one CPU runs another app's.
+      const running = (yield* peerWorkers.startWorker({})).id
+      yield* foreignSetUp
+      while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
+      // While n1 makes the Router, a sync learns that its Worker closed: the Router cannot be
+      // recorded on it.
+      beforeRouterAnswer.effect = Effect.flatMap(Clock.currentTimeMillis, (at) =>
+        Effect.orDie(store.apply({ _tag: "WorkerClosed", worker: running, at }))
+      )
+      const exit = yield* Effect.exit(placeOne(0))
+      expect(Exit.isFailure(exit)).toBe(true)
+      const made = calls.find((c) => c.call === "CreateRouter")
+      if (made?.call !== "CreateRouter" || !("router" in made)) return expect.fail("no Router made")
+      expect(calls).toEqual([made, { call: "CloseRouter", router: made.router }])
     }).pipe(Effect.provide(shell))
   )
 })
