@@ -751,63 +751,70 @@ const make = (options: NodeHostOptions) =>
         yield* refuseWhenDraining
         const router = yield* routerOf(request.to)
         const client = yield* clients.get(request.origin).pipe(Effect.mapError(remote("PipeFrom")))
-        const here = yield* openPipe(router, request.enableSrtp)
-        const made = Effect.gen(function* () {
-          const there = yield* client
-            .PipeOpen({ router: request.from, enableSrtp: request.enableSrtp })
-            .pipe(Effect.mapError(remote("PipeOpen")))
-          const handshake = Effect.gen(function* () {
-            const mine = pipeEnd(here)
-            yield* client
-              .PipeConnect({
-                transport: there.transport,
-                ip: mine.ip,
-                port: mine.port,
-                ...(mine.srtpParameters === undefined ? {} : { srtpParameters: mine.srtpParameters })
-              })
-              .pipe(Effect.mapError(remote("PipeConnect")))
-            yield* attempt("pipeTransport.connect", () =>
-              here.connect({
-                ip: there.ip,
-                port: there.port,
-                ...(there.srtpParameters === undefined ? {} : { srtpParameters: there.srtpParameters })
-              })
-            )
-            const consumed = yield* client
-              .PipeConsume({ transport: there.transport, producer: request.producer })
-              .pipe(Effect.mapError(remote("PipeConsume")))
-            const producer = yield* attempt("pipeTransport.produce", () =>
-              here.produce({
-                id: request.producer,
-                kind: consumed.kind,
-                rtpParameters: consumed.rtpParameters as types.RtpParameters,
-                paused: consumed.producerPaused
-              })
-            ).pipe(
-              Effect.mapError((e) =>
-                /already exists/.test(e.message)
-                  ? new NodeCallError({
-                      operation: e.operation,
-                      errorName: e.errorName,
-                      message: `the Worker of Router ${request.to} carries producer ${request.producer} already, in another Router (a mediasoup Worker carries a producer id once): ${e.message}`
-                    })
-                  : e
+        const made = (here: types.PipeTransport) =>
+          Effect.gen(function* () {
+            const there = yield* client
+              .PipeOpen({ router: request.from, enableSrtp: request.enableSrtp })
+              .pipe(Effect.mapError(remote("PipeOpen")))
+            const handshake = Effect.gen(function* () {
+              const mine = pipeEnd(here)
+              yield* client
+                .PipeConnect({
+                  transport: there.transport,
+                  ip: mine.ip,
+                  port: mine.port,
+                  ...(mine.srtpParameters === undefined ? {} : { srtpParameters: mine.srtpParameters })
+                })
+                .pipe(Effect.mapError(remote("PipeConnect")))
+              yield* attempt("pipeTransport.connect", () =>
+                here.connect({
+                  ip: there.ip,
+                  port: there.port,
+                  ...(there.srtpParameters === undefined ? {} : { srtpParameters: there.srtpParameters })
+                })
+              )
+              const consumed = yield* client
+                .PipeConsume({ transport: there.transport, producer: request.producer })
+                .pipe(Effect.mapError(remote("PipeConsume")))
+              const producer = yield* attempt("pipeTransport.produce", () =>
+                here.produce({
+                  id: request.producer,
+                  kind: consumed.kind,
+                  rtpParameters: consumed.rtpParameters as types.RtpParameters,
+                  paused: consumed.producerPaused
+                })
+              ).pipe(
+                Effect.mapError((e) =>
+                  /already exists/.test(e.message)
+                    ? new NodeCallError({
+                        operation: e.operation,
+                        errorName: e.errorName,
+                        message: `the Worker of Router ${request.to} carries producer ${request.producer} already, in another Router (a mediasoup Worker carries a producer id once): ${e.message}`
+                      })
+                    : e
+                )
+              )
+              return { consumed, producer }
+            })
+            // Half-way failures or interruption: the other end is told to close its
+            // PipeTransport (it would also close it unleased after a grace period).
+            return yield* handshake.pipe(
+              Effect.onError(() =>
+                client
+                  .Close({ what: "transport", id: there.transport })
+                  .pipe(Effect.ignore, Effect.forkIn(scope))
               )
             )
-            return { consumed, producer }
           })
-          // Half-way failures: the other end is told to close its PipeTransport (it would
-          // also close it unleased after a grace period).
-          return yield* handshake.pipe(
-            Effect.tapError(() =>
-              client
-                .Close({ what: "transport", id: there.transport })
-                .pipe(Effect.ignore, Effect.forkIn(scope))
+        // This end closes on any failure of the handshake, and on its interruption (the client
+        // gone, say): else it would stay open, unregistered, until its Router closes.
+        const { here, consumed, producer } = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(openPipe(router, request.enableSrtp), (here) =>
+            restore(made(here)).pipe(
+              Effect.onError(() => Effect.sync(() => here.close())),
+              Effect.map((r) => ({ here, ...r }))
             )
           )
-        })
-        const { consumed, producer } = yield* made.pipe(
-          Effect.tapError(() => Effect.sync(() => here.close()))
         )
         host(here, request.to, "pipe")
         const data: PipeData = {

@@ -1,0 +1,87 @@
+/**
+ * A Node's `PipeFrom` (the receiving side of the pipe handshake between Nodes) interrupted
+ * half-way, e.g. because the client that asked went away: the PipeTransport it opened on its
+ * Router closes, and the origin is told to close its end. Before, that end stayed open and
+ * unregistered until the Router closed.
+ *
+ * The real `NodeHost` of Node `b` over real mediasoup Workers, its handlers called as its RPC
+ * server calls them; the origin Node `a` is a client stub whose `PipeConnect` never answers.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer } from "effect"
+import { NodeClients } from "../../src/cluster/NodeClients.js"
+import * as NodeHostLayer from "../../src/cluster/NodeHost.js"
+import { NodeHost } from "../../src/cluster/NodeHost.js"
+import { NodeId, ProducerId, RouterId } from "../../src/core/Ids.js"
+import * as IndexLayer from "../../src/layers/IndexService.js"
+import * as RegistryLayer from "../../src/layers/NodeRegistry.js"
+import { layerMediasoup } from "../../src/layers/WorkerService.js"
+import type { NodeClient } from "../../src/rpc/transport.js"
+import { LocalMediasoup } from "../../src/services/LocalMediasoup.js"
+import { WorkerService } from "../../src/services/WorkerService.js"
+
+const origin = NodeId.make("a")
+
+/** The origin's client: `PipeOpen` answers, `PipeConnect` never does, `Close` is noted. */
+const originLayer = (connecting: Deferred.Deferred<void>, closed: Array<string>) =>
+  Layer.succeed(
+    NodeClients,
+    NodeClients.of({
+      get: () =>
+        Effect.succeed({
+          PipeOpen: () => Effect.succeed({ transport: "a-pipe", ip: "127.0.0.1", port: 40000 }),
+          PipeConnect: () => Effect.zipRight(Deferred.succeed(connecting, undefined), Effect.never),
+          Close: ({ id }: { id: string }) => Effect.sync(() => void closed.push(id))
+        } as unknown as NodeClient),
+      drop: () => Effect.void
+    })
+  )
+
+describe("PipeFrom interrupted during the handshake", () => {
+  it.live("closes the PipeTransport it opened and tells the origin to close its end", () =>
+    Effect.gen(function* () {
+      const connecting = yield* Deferred.make<void>()
+      const closed: Array<string> = []
+      yield* Effect.gen(function* () {
+        const workers = yield* WorkerService
+        const local = yield* LocalMediasoup
+        const host = yield* NodeHost
+        const worker = yield* workers.startWorker({})
+        const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+        const info = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
+        const router = local.router(info.id)!
+        const entry = host.handlers.unsafeMap.get("@effect/rpc/Rpc/PipeFrom") as {
+          readonly handler: (request: unknown, options: unknown) => Effect.Effect<unknown, unknown>
+        }
+        const fiber = yield* Effect.fork(
+          entry.handler(
+            {
+              producer: ProducerId.make("p1"),
+              origin,
+              from: RouterId.make("a-router"),
+              to: info.id,
+              enableSrtp: false
+            },
+            { clientId: 1, headers: {} }
+          )
+        )
+        yield* Deferred.await(connecting)
+        expect((yield* Effect.promise(() => router.dump())).transportIds).toHaveLength(1)
+        yield* Fiber.interrupt(fiber)
+        expect((yield* Effect.promise(() => router.dump())).transportIds).toEqual([])
+        // The origin is told to close its end (forked: give it a moment).
+        for (let i = 0; i < 50 && closed.length === 0; i++) yield* Effect.sleep(10)
+        expect(closed).toEqual(["a-pipe"])
+      }).pipe(
+        Effect.provide(
+          NodeHostLayer.layer({ announcedIp: "127.0.0.1" }).pipe(
+            Layer.provideMerge(layerMediasoup({ node: "b", cpus: 1 })),
+            Layer.provide(IndexLayer.layerMemory),
+            Layer.provide(RegistryLayer.layerMemory()),
+            Layer.provide(originLayer(connecting, closed))
+          )
+        )
+      )
+    })
+  )
+})
