@@ -364,7 +364,8 @@ const make = (options: NodeHostOptions) =>
     /** A Router of this process' own Mafalda instance: not made by `CreateRouter` (found there, or never asked for). */
     const isOwnRouter = (id: RouterId): boolean => routerHolds.get(id)?.own ?? true
 
-    const holdRouter = (id: RouterId, worker: WorkerId, client: Client, own: boolean) => {
+    /** The client holds the Router (see `routerHolds`); whether it held it already. */
+    const holdRouter = (id: RouterId, worker: WorkerId, client: Client, own: boolean): boolean => {
       let entry = routerHolds.get(id)
       if (entry === undefined) {
         const made = { holders: new Set<Client>(), own, letGo: keepFromOwnScaleDown(id, worker, own) }
@@ -375,7 +376,9 @@ const make = (options: NodeHostOptions) =>
           made.letGo()
         })
       }
+      const held = entry.holders.has(client)
       entry.holders.add(client)
+      return held
     }
 
     /** The client lets go of its hold on a pipe; the pipe closes when it was the last. */
@@ -452,8 +455,8 @@ const make = (options: NodeHostOptions) =>
             })
           })
         )
-        holdRouter(made.info.id, worker, client, made.own)
-        return made.info
+        const heldBefore = holdRouter(made.info.id, worker, client, made.own)
+        return { ...made.info, heldBefore }
       })
 
     const routerOf = (id: RouterId) =>

@@ -116,6 +116,8 @@ export interface RemotePlacement {
   readonly router: RouterId
   /** The Mafalda Router does not use the Router yet (the plan registers it). */
   readonly added: boolean
+  /** `CreateRouter` gave this process a hold on the Router it did not have (`DelegatedPlacement`). */
+  readonly newHold: boolean
   /** To apply, in order, to the snapshot the plan was made on. */
   readonly events: ReadonlyArray<ClusterEvent>
 }
@@ -140,9 +142,19 @@ export const carryOutRemotely = (
       worker = (yield* client.StartWorker({ settings: settings.worker as never })).id
       events.push(...placementEvents(plan, { worker }, yield* now))
     }
-    const router =
-      plan.router ?? (yield* client.CreateRouter({ worker, settings: settings.router as never })).id
+    const made =
+      plan.router === null
+        ? yield* client.CreateRouter({ worker, settings: settings.router as never })
+        : undefined
+    const router = made?.id ?? (plan.router as RouterId)
     events.push(...placementEvents({ ...plan, worker }, { worker, router }, yield* now))
-    const placed: RemotePlacement = { node: plan.node, worker, router, added: plan.register, events }
+    const placed: RemotePlacement = {
+      node: plan.node,
+      worker,
+      router,
+      added: plan.register,
+      newHold: made !== undefined && made.heldBefore !== true,
+      events
+    }
     return placed
   })

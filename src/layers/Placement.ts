@@ -74,7 +74,8 @@ type View = (snapshot: ClusterSnapshot) => ClusterSnapshot
 
 /**
  * A plan a Node (another one, or this one) did not carry out: a Worker start it refused, or
- * (another Node) anything at all, as it is draining (`NoCapacityError` from `Delegation`).
+ * (another Node) anything at all, as it is draining (`NoCapacityError` from the cluster's
+ * `Delegation`; the embedded one never carries out a plan on another Node).
  */
 interface Refused {
   readonly node: NodeId
@@ -136,10 +137,13 @@ const make = (policy: PolicyOptions) =>
     ): Effect.Effect<Placed, NoCapacityError | WorkerServiceError | InvalidEvent> =>
       Effect.gen(function* () {
         if (plan.node !== node) {
-          // The core's `Delegate`: made on that Node (embedded: NoCapacityError). A Router made
-          // there for this plan is closed there again when it cannot be recorded (an event
-          // refused, or the placement interrupted once it was made): else that Node would hold
-          // it for this app, unknown to its scale-down, until the connection ends.
+          // The core's `Delegate`: made on that Node (embedded: NoCapacityError). A hold on a
+          // Router there that this plan gave this process is let go again when the Router could
+          // not be recorded (its event refused, or the placement interrupted once it was made):
+          // else that Node would keep it for this app, unknown to its scale-down, until the
+          // connection ends. (Recorded, and only its registration refused, it stays: the
+          // snapshot has it, and scale-down closes it when unused. A hold it had before, on
+          // a Router the snapshot lost, is not this plan's to let go.)
           return yield* Effect.uninterruptibleMask((restore) =>
             Effect.flatMap(restore(delegation.carryOut(plan, settings)), (made) =>
               // A sync may have recorded the Worker started there first (its Node reported it
@@ -155,7 +159,11 @@ const make = (policy: PolicyOptions) =>
               }).pipe(
                 restore,
                 Effect.onError(() =>
-                  plan.router === null ? delegation.closeRouter(plan.node, made.router) : Effect.void
+                  Effect.suspend(() =>
+                    made.newHold && !HashMap.has(store.current().routers, made.router)
+                      ? delegation.closeRouter(plan.node, made.router)
+                      : Effect.void
+                  )
                 ),
                 Effect.as({ router: made.router, worker: made.worker, added: made.added })
               )
@@ -224,7 +232,7 @@ const make = (policy: PolicyOptions) =>
                 Effect.sync(() => {
                   // Another Node draining since the snapshot last heard of it: whatever the
                   // plan asked of it (`Delegation` answers NoCapacityError).
-                  if (e._tag === "NoCapacityError" && plan.node !== node)
+                  if (e._tag === "NoCapacityError" && plan.node !== node && delegation.delegates)
                     failed = { node: plan.node, error: e, draining: true }
                   // Another Node's refusal to start a Worker (any failure of its start,
                   // `NodeCallError` mapped), or this Node's (not a failure of the Router after it).

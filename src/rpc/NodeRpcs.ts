@@ -113,7 +113,13 @@ export const RouterData = Schema.Struct({
   id: RouterId,
   worker: WorkerId,
   settings: SettingsKey,
-  rtpCapabilities: RtpCapabilities
+  rtpCapabilities: RtpCapabilities,
+  /**
+   * `CreateRouter`: the asking client held this Router already (an earlier `CreateRouter` of
+   * its own), so that its `CloseRouter` would let go of what it has there too. Absent from a
+   * Node of an earlier version.
+   */
+  heldBefore: Schema.optional(Schema.Boolean)
 })
 export type RouterData = typeof RouterData.Type
 

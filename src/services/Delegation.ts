@@ -35,6 +35,12 @@ export interface DelegatedPlacement {
   readonly router: RouterId
   /** The Mafalda Router did not use the Router before (the plan registers it). */
   readonly added: boolean
+  /**
+   * The plan gave this process a hold on the Router there that it did not have (it asked for
+   * the Router, and the Node did not say this process held it already): `closeRouter` undoes
+   * just that.
+   */
+  readonly newHold: boolean
   readonly events: ReadonlyArray<ClusterEvent>
 }
 

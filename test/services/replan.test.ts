@@ -88,6 +88,8 @@ interface PeerShape {
   readonly draining: { value: boolean }
   /** Run after it made a Router and before it answers (what happens meanwhile on the app's side). */
   readonly beforeRouterAnswer: { effect: Effect.Effect<void> }
+  /** What its `CreateRouter` says of the app's hold on the Router before (`heldBefore`). */
+  readonly heldBefore: { value: boolean | undefined }
 }
 
 class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
@@ -106,6 +108,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
     const unlisted = new Set<WorkerId>()
     const draining = { value: false }
     const beforeRouterAnswer = { effect: Effect.void }
+    const heldBefore: { value: boolean | undefined } = { value: false }
     const unexpected = (what: string) => () => Effect.die(new Error(`${what} was not expected`))
     const refuseWhenDraining = (call: "StartWorker" | "CreateRouter") =>
       Effect.suspend(() => {
@@ -133,7 +136,11 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
               Effect.sync(() => calls.push({ call: "CreateRouter", worker, router: info.id }))
             ),
             Effect.tap(() => beforeRouterAnswer.effect),
-            Effect.map((info) => ({ ...info, rtpCapabilities: {} })),
+            Effect.map((info) => ({
+              ...info,
+              rtpCapabilities: {},
+              ...(heldBefore.value === undefined ? {} : { heldBefore: heldBefore.value })
+            })),
             Effect.mapError(asNodeError)
           )
         ),
@@ -177,7 +184,15 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
         capInRecord ? maxProcesses : undefined
       )
     )
-    const shape: PeerShape = { workers, calls, unreported, unlisted, draining, beforeRouterAnswer }
+    const shape: PeerShape = {
+      workers,
+      calls,
+      unreported,
+      unlisted,
+      draining,
+      beforeRouterAnswer,
+      heldBefore
+    }
     return { id, client, record, shape }
   })
 
@@ -607,25 +622,62 @@ describe("a placement on another Node that started draining after the snapshot l
   )
 })
 
+/**
+ * n1 runs a Worker with the room's settings (listed), n0's one CPU another app's: the room's
+ * first transport gets a Router made on n1's Worker, during which `meanwhile` runs on the app's
+ * side. Returns whether the placement failed and the calls n1 answered after the Router made.
+ */
+const routerMadeWhile = (
+  meanwhile: (store: SnapshotStore["Type"], worker: WorkerId) => Effect.Effect<void>
+) =>
+  Effect.gen(function* () {
+    const store = yield* SnapshotStore
+    const { workers: peerWorkers, calls, beforeRouterAnswer } = yield* Peer
+    const running = (yield* peerWorkers.startWorker({})).id
+    yield* foreignSetUp
+    while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
+    beforeRouterAnswer.effect = meanwhile(store, running)
+    const exit = yield* Effect.exit(placeOne(0))
+    const made = calls.find((c) => c.call === "CreateRouter")
+    if (made?.call !== "CreateRouter" || !("router" in made)) return yield* Effect.die("no Router made")
+    return { failed: Exit.isFailure(exit), router: made.router, after: calls.slice(calls.indexOf(made) + 1) }
+  })
+
+/** A sync learns meanwhile that the Worker closed: the Router cannot be recorded on it. */
+const workerClosed = (store: SnapshotStore["Type"], worker: WorkerId) =>
+  Effect.flatMap(Clock.currentTimeMillis, (at) =>
+    Effect.orDie(store.apply({ _tag: "WorkerClosed", worker, at }))
+  )
+
 describe("a Router made on another Node that the placement cannot record", () => {
-  it.scoped("is closed there again", () =>
+  it.scoped("is let go there again", () =>
     Effect.gen(function* () {
-      const store = yield* SnapshotStore
-      const { workers: peerWorkers, calls, beforeRouterAnswer } = yield* Peer
-      // n1 runs a Worker with the room's settings (listed); n0's one CPU runs another app's.
-      const running = (yield* peerWorkers.startWorker({})).id
-      yield* foreignSetUp
-      while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
-      // While n1 makes the Router, a sync learns that its Worker closed: the Router cannot be
-      // recorded on it.
-      beforeRouterAnswer.effect = Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        Effect.orDie(store.apply({ _tag: "WorkerClosed", worker: running, at }))
+      const { failed, router, after } = yield* routerMadeWhile(workerClosed)
+      expect(failed).toBe(true)
+      expect(after).toEqual([{ call: "CloseRouter", router }])
+    }).pipe(Effect.provide(shell))
+  )
+
+  it.scoped("is not let go when the app held it there already (a Router its snapshot lost)", () =>
+    Effect.gen(function* () {
+      const { heldBefore } = yield* Peer
+      heldBefore.value = true
+      const { failed, after } = yield* routerMadeWhile(workerClosed)
+      expect(failed).toBe(true)
+      expect(after).toEqual([])
+    }).pipe(Effect.provide(shell))
+  )
+
+  it.scoped("stays, in the snapshot, when only its registration is refused (the room closed meanwhile)", () =>
+    Effect.gen(function* () {
+      const { failed, router, after } = yield* routerMadeWhile((store) =>
+        Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          Effect.orDie(store.apply({ _tag: "MafaldaRouterClosed", mafaldaRouter: room, at }))
+        )
       )
-      const exit = yield* Effect.exit(placeOne(0))
-      expect(Exit.isFailure(exit)).toBe(true)
-      const made = calls.find((c) => c.call === "CreateRouter")
-      if (made?.call !== "CreateRouter" || !("router" in made)) return expect.fail("no Router made")
-      expect(calls).toEqual([made, { call: "CloseRouter", router: made.router }])
+      expect(failed).toBe(true)
+      expect(after).toEqual([])
+      expect(lookup((yield* SnapshotStore).current().routers, router)).toBeDefined()
     }).pipe(Effect.provide(shell))
   )
 })

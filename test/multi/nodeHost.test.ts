@@ -1,11 +1,13 @@
 /**
- * A Node's `PipeFrom` (the receiving side of the pipe handshake between Nodes) interrupted
- * half-way, e.g. because the client that asked went away: the PipeTransport it opened on its
- * Router closes, and the origin is told to close its end. Before, that end stayed open and
- * unregistered until the Router closed.
+ * A Node's `NodeHost`, its handlers called as its RPC server calls them (the real host over
+ * real mediasoup Workers; the origin Node `a` of a pipe is a client stub):
  *
- * The real `NodeHost` of Node `b` over real mediasoup Workers, its handlers called as its RPC
- * server calls them; the origin Node `a` is a client stub whose `PipeConnect` never answers.
+ * - `PipeFrom` (the receiving side of the pipe handshake between Nodes) interrupted half-way,
+ *   e.g. because the client that asked went away: the PipeTransport it opened on its Router
+ *   closes, and the origin is told to close its end. Before, that end stayed open and
+ *   unregistered until the Router closed.
+ * - `CreateRouter` says whether the asking client held the Router already (`heldBefore`), so
+ *   that an app lets go only of a hold its placement gave it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
@@ -37,6 +39,25 @@ const originLayer = (connecting: Deferred.Deferred<void>, closed: Array<string>)
     })
   )
 
+/** Node `b`'s host, over one CPU of real Workers, with the origin's client of `originLayer`. */
+const hostLayer = (connecting: Deferred.Deferred<void>, closed: Array<string>) =>
+  NodeHostLayer.layer({ announcedIp: "127.0.0.1" }).pipe(
+    Layer.provideMerge(layerMediasoup({ node: "b", cpus: 1 })),
+    Layer.provide(IndexLayer.layerMemory),
+    Layer.provide(RegistryLayer.layerMemory()),
+    Layer.provide(originLayer(connecting, closed))
+  )
+
+/** The host's handler of `rpc`, called as its RPC server calls it. */
+const handlerOf = (host: NodeHost["Type"], rpc: string) =>
+  (
+    host.handlers.unsafeMap.get(`@effect/rpc/Rpc/${rpc}`) as {
+      readonly handler: (request: unknown, options: unknown) => Effect.Effect<unknown, unknown>
+    }
+  ).handler
+
+const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
+
 describe("PipeFrom interrupted during the handshake", () => {
   it.live("closes the PipeTransport it opened and tells the origin to close its end", () =>
     Effect.gen(function* () {
@@ -47,14 +68,10 @@ describe("PipeFrom interrupted during the handshake", () => {
         const local = yield* LocalMediasoup
         const host = yield* NodeHost
         const worker = yield* workers.startWorker({})
-        const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
         const info = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
         const router = local.router(info.id)!
-        const entry = host.handlers.unsafeMap.get("@effect/rpc/Rpc/PipeFrom") as {
-          readonly handler: (request: unknown, options: unknown) => Effect.Effect<unknown, unknown>
-        }
         const fiber = yield* Effect.fork(
-          entry.handler(
+          handlerOf(host, "PipeFrom")(
             {
               producer: ProducerId.make("p1"),
               origin,
@@ -72,16 +89,32 @@ describe("PipeFrom interrupted during the handshake", () => {
         // The origin is told to close its end (forked: give it a moment).
         for (let i = 0; i < 50 && closed.length === 0; i++) yield* Effect.sleep(10)
         expect(closed).toEqual(["a-pipe"])
-      }).pipe(
-        Effect.provide(
-          NodeHostLayer.layer({ announcedIp: "127.0.0.1" }).pipe(
-            Layer.provideMerge(layerMediasoup({ node: "b", cpus: 1 })),
-            Layer.provide(IndexLayer.layerMemory),
-            Layer.provide(RegistryLayer.layerMemory()),
-            Layer.provide(originLayer(connecting, closed))
+      }).pipe(Effect.provide(hostLayer(connecting, closed)))
+    })
+  )
+})
+
+describe("CreateRouter", () => {
+  it.live("says whether the asking client held the Router already", () =>
+    Effect.gen(function* () {
+      const connecting = yield* Deferred.make<void>()
+      yield* Effect.gen(function* () {
+        const host = yield* NodeHost
+        const worker = yield* (yield* WorkerService).startWorker({})
+        const create = (clientId: number) =>
+          Effect.map(
+            handlerOf(host, "CreateRouter")(
+              { worker: worker.id, settings: { mediaCodecs: [opus] } },
+              { clientId, headers: {} }
+            ),
+            (made) => made as { readonly id: string; readonly heldBefore?: boolean }
           )
-        )
-      )
+        const first = yield* create(1)
+        expect(first.heldBefore).toBe(false)
+        // The same Router for the same settings: held by client 1 already, not by client 2.
+        expect(yield* create(1)).toMatchObject({ id: first.id, heldBefore: true })
+        expect(yield* create(2)).toMatchObject({ id: first.id, heldBefore: false })
+      }).pipe(Effect.provide(hostLayer(connecting, [])))
     })
   )
 })
