@@ -376,8 +376,15 @@ const make = (options: ClusterDelegationOptions) =>
           })
         const pick = (...keys: ReadonlyArray<string>) =>
           Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]))
+        // A Node that started draining since the last sync refuses: `Placement` places again.
         const call = (operation: string, effect: Effect.Effect<unknown, unknown>) =>
-          effect.pipe(Effect.mapError(toWorkerError(`${operation} on Node ${request.node}`)))
+          effect.pipe(
+            Effect.mapError((e) =>
+              tagOf(e) === "NodeDrainingError"
+                ? new NoCapacityError({ message: `Node ${request.node} is draining` })
+                : toWorkerError(`${operation} on Node ${request.node}`)(e)
+            )
+          )
         let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]
         if (request.kind === "webrtc") {
           if (o.webRtcServer !== undefined) return yield* unsupported("a WebRtcServer")

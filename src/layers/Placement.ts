@@ -304,7 +304,13 @@ const make = (policy: PolicyOptions) =>
         )
       )
 
-    /** Places, creates on the chosen Router and records, all under the placement lock. */
+    /**
+     * Places, creates on the chosen Router and records, all under the placement lock. A Router
+     * of another Node that refuses the object as that Node is draining (`NoCapacityError` from
+     * the cluster's `Delegation`: it started since the last sync) is a fact learnt from that
+     * Node: recorded (`NodeDraining`), and the placement decided again, at most `maxReplans`
+     * times (the plans that make a Router or Worker there are re-planned by `replanning`).
+     */
     const placeAndCreate = <A, E>(
       mafaldaRouter: MafaldaRouterId,
       create: (router: RouterId) => Effect.Effect<A, E>,
@@ -313,10 +319,26 @@ const make = (policy: PolicyOptions) =>
       Effect.flatMap(settingsFor(mafaldaRouter), (settings) =>
         locks.placement(settings.workerKey)(
           Effect.gen(function* () {
-            const placed = yield* placeLocked(mafaldaRouter, settings)
-            const made = yield* create(placed.router)
-            yield* record(made, placed.router)
-            return { ...placed, transport: made }
+            for (let replans = 0; ; replans++) {
+              const placed = yield* placeLocked(mafaldaRouter, settings)
+              const made = yield* Effect.either(create(placed.router))
+              if (Either.isRight(made)) {
+                yield* record(made.right, placed.router)
+                return { ...placed, transport: made.right }
+              }
+              const there = workerOfRouter(read(), placed.router)?.node
+              const draining =
+                delegation.delegates &&
+                there !== undefined &&
+                there !== node &&
+                (made.left as { readonly _tag?: unknown })._tag === "NoCapacityError"
+              if (!draining || replans >= maxReplans) return yield* Effect.fail(made.left)
+              yield* Effect.annotateLogs(
+                Effect.logInfo(`Node ${there} is draining: placing again without it`, made.left),
+                { node: there }
+              )
+              yield* store.record({ _tag: "NodeDraining", node: there, at: yield* now })
+            }
           })
         )
       )

@@ -2,13 +2,14 @@
  * A Node API call that failed with one of mediasoup's error kinds on the other Node (its
  * `errorName`, a TypeError for Worker settings mediasoup refuses, say) reaches the app as that
  * kind, as it would on its own Node: `ClusterDelegation` keeps it as the cause of its
- * `WorkerServiceError`, which the Mafalda Router's errors turn back into it.
+ * `WorkerServiceError`, which the Mafalda Router's errors turn back into it. A Node that
+ * refuses as it is draining is told apart: `NoCapacityError` ("Node … is draining").
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import { MafaldaRouterId, NodeId } from "../../src/core/Ids.js"
+import { MafaldaRouterId, NodeId, RouterId, WorkerId } from "../../src/core/Ids.js"
 import { toMediasoupError } from "../../src/router/errors.js"
-import { NodeCallError } from "../../src/rpc/NodeRpcs.js"
+import { NodeCallError, NodeDrainingError } from "../../src/rpc/NodeRpcs.js"
 import type { NodeClient } from "../../src/rpc/transport.js"
 import { routerSettingsKey, workerSettingsKey } from "../../src/services/SettingsKeys.js"
 import { delegationTo, peerRecord } from "../support/simulatedPeers.js"
@@ -46,6 +47,29 @@ describe("a Node API failure of one of mediasoup's kinds", () => {
       const seen = toMediasoupError(error)
       expect(seen.constructor).toBe(TypeError)
       expect(seen.message).toBe("wrong settings")
+    })
+  )
+})
+
+describe("a Node draining since the app's last sync", () => {
+  it.scoped("refuses a transport as NoCapacityError, which Placement places again (replan.test.ts)", () =>
+    Effect.gen(function* () {
+      const client = {
+        Notices: () => Stream.never,
+        CreateWebRtcTransport: () => Effect.fail(new NodeDrainingError({ node: peer }))
+      } as unknown as NodeClient
+      const delegation = yield* delegationTo(client, Effect.succeed([peerRecord(peer, 1, [])]))
+      const error = yield* Effect.flip(
+        delegation.createTransport({
+          node: peer,
+          worker: WorkerId.make("n1-w"),
+          router: RouterId.make("n1-r"),
+          mafaldaRouter: MafaldaRouterId.make("m1"),
+          kind: "webrtc",
+          options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
+        })
+      )
+      expect(error).toMatchObject({ _tag: "NoCapacityError", message: `Node ${peer} is draining` })
     })
   )
 })

@@ -39,7 +39,7 @@ import {
   type WorkerId
 } from "../../src/core/Ids.js"
 import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
-import { lookup } from "../../src/core/Snapshot.js"
+import { lookup, workerOfRouter } from "../../src/core/Snapshot.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
 import * as TrackerLayer from "../../src/layers/TrackerService.js"
 import { layerSimulated } from "../../src/layers/WorkerService.js"
@@ -47,7 +47,7 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
 import { NodeCallError, NodeDrainingError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
-import type { WorkerServiceError } from "../../src/services/errors.js"
+import { NoCapacityError, type WorkerServiceError } from "../../src/services/errors.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { Placement } from "../../src/services/Placement.js"
 import { SnapshotStore } from "../../src/services/SnapshotStore.js"
@@ -602,6 +602,38 @@ describe("a placement on another Node that started draining after the snapshot l
       const placed = yield* placeOne(0)
       expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
       expect(calls).toEqual([{ call: "CreateRouter", draining: true }])
+      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+    }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
+  )
+
+  it.scoped("a transport on the room's Router there goes to a third Node instead of failing", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const placement = yield* Placement
+      const { draining } = yield* Peer
+      const thirdCalls = (yield* ThirdPeer)?.calls
+      // The room's first transport on n1 (n0's CPU runs another app's Worker), then n1 drains.
+      yield* foreignSetUp
+      const first = yield* placeOne(0)
+      expect(workerOfRouter(store.current(), first.router)?.node).toBe(peer)
+      draining.value = true
+      // Its Router there refuses the next transport as the cluster's Delegation says so
+      // (`createTransport`: NodeDrainingError as NoCapacityError, see remoteErrors.test.ts).
+      const tried: Array<RouterId> = []
+      const next = yield* placement.placeTransport(
+        room,
+        "webrtc",
+        (router) => {
+          tried.push(router)
+          return workerOfRouter(store.current(), router)?.node === peer
+            ? Effect.fail(new NoCapacityError({ message: `Node ${peer} is draining` }))
+            : Effect.succeed({ id: "t1" })
+        },
+        (t) => t.id
+      )
+      expect(tried).toEqual([first.router, next.router])
+      expect(workerOfRouter(store.current(), next.router)?.node).toBe(third)
+      expect(lookup(store.current().nodes, peer)?.state).toBe("draining")
       expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
     }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
   )
