@@ -1,6 +1,8 @@
 /**
  * Lingering peak users in `churn`: how many of the participants present at the bound's peak
- * are still present later, and optimistic no-move floors on the Workers they keep in use.
+ * are still present later, and optimistic no-move floors on the Workers they keep in use; then
+ * what an idealized online repacker without foresight (rooms whole, no seats reserved, moves
+ * instant) moves to keep the Workers in use within 1.5x the bound from its peak on.
  *
  *   node --import tsx bench/churnLinger.ts [policy]      (default policy: mafalda)
  *
@@ -345,6 +347,139 @@ console.log(
         at710.sort((x, y) => x - y),
         0.5
       ).toFixed(2)}`
+    )
+  }
+}
+
+// --- An online repacker without foresight -----------------------------------------------------
+// What moving people costs when it is the only tool: rooms packed as they are now (no seats
+// reserved for a size hint), each room whole on one Worker, Workers filled fullest first up to
+// `fill` x the watermark (a room opens where `headroom` more members would fit); a room that outgrows
+// its Worker moves whole; at every sample from the bound's
+// peak on, while more Workers are in use than `target` x the bound, the Worker with the fewest
+// people is emptied (its rooms moved whole, fullest Worker first). Moves are counted per person.
+// Optimistic: moves are instant and free of CPU, and the bound is known at each sample.
+{
+  const cap = opts.watermark
+  for (const [target, headroom, fill] of [
+    [1.5, 0, 1],
+    [1.3, 0, 1],
+    [1.5, 2, 1],
+    [1.5, 0, 0.8],
+    [1.5, 0, 0.67],
+    [1.5, 1, 0.67],
+    [1.5, 0, 0.5]
+  ] as const) {
+    interface Bin {
+      load: number
+      people: number
+      rooms: Set<number>
+    }
+    const bins: Bin[] = []
+    const roomBin = new Map<number, Bin>()
+    const present = new Map<number, number>() // room -> members present
+    let moves = 0
+    let growthMoves = 0
+    let overWatermark = 0
+    const fits = (b: Bin, extra: number) => b.load + extra <= cap + 1e-9
+    // Rooms are put (opened, or moved) where the Worker stays under `fill` x the watermark;
+    // they grow on it up to the watermark.
+    const fitsFill = (b: Bin, extra: number) => b.load + extra <= fill * cap + 1e-9
+    const fullestFor = (extra: number, except?: Bin) =>
+      bins
+        .filter((b) => b !== except && b.people > 0 && fitsFill(b, extra))
+        .sort((x, y) => y.load - x.load)[0]
+    const put = (room: number, into: Bin | undefined): Bin => {
+      const n = present.get(room) ?? 0
+      const b = into ?? { load: 0, people: 0, rooms: new Set<number>() }
+      if (into === undefined) bins.push(b)
+      b.load += roomLoad(n)
+      b.people += n
+      b.rooms.add(room)
+      roomBin.set(room, b)
+      return b
+    }
+    const take = (room: number) => {
+      const b = roomBin.get(room)!
+      const n = present.get(room) ?? 0
+      b.load -= roomLoad(n)
+      b.people -= n
+      b.rooms.delete(room)
+      roomBin.delete(room)
+      return n
+    }
+    const events = all
+      .flatMap((r) => [
+        { t: r.join, room: r.room, d: 1 },
+        ...(Number.isFinite(r.leave) ? [{ t: r.leave, room: r.room, d: -1 }] : [])
+      ])
+      .sort((x, y) => x.t - y.t || x.d - y.d)
+    let i = 0
+    let maxRatio = 0
+    let maxAt = 0
+    for (const p of series) {
+      for (; i < events.length && events[i]!.t <= p.t; i++) {
+        const e = events[i]!
+        const n = present.get(e.room) ?? 0
+        const b = roomBin.get(e.room)
+        if (e.d < 0) {
+          take(e.room)
+          present.set(e.room, n - 1)
+          if (n - 1 > 0) put(e.room, b)
+          continue
+        }
+        if (b !== undefined) {
+          take(e.room)
+          present.set(e.room, n + 1)
+          if (fits(b, roomLoad(n + 1))) put(e.room, b)
+          else {
+            growthMoves += n
+            put(e.room, fullestFor(roomLoad(n + 1), b))
+          }
+        } else {
+          // A room (re)opens where `headroom` more members would still fit.
+          present.set(e.room, n + 1)
+          put(e.room, fullestFor(roomLoad(n + 1 + headroom)))
+        }
+      }
+      for (let k = bins.length - 1; k >= 0; k--) if (bins[k]!.people === 0) bins.splice(k, 1)
+      const bound = p.lowerBoundAtWatermark
+      if (p.t >= peakT && bound >= floorBound) {
+        while (bins.length > Math.floor(target * bound)) {
+          const emptiest = [...bins].sort((x, y) => x.people - y.people || x.load - y.load)[0]!
+          // Its rooms, largest first, onto the other Workers (fullest first); else it stays.
+          const rest = bins.filter((b) => b !== emptiest)
+          const trial = rest.map((b) => ({ b, load: b.load }))
+          const rooms = [...emptiest.rooms].sort((x, y) => (present.get(y) ?? 0) - (present.get(x) ?? 0))
+          const plan: Array<[number, Bin]> = []
+          let ok = true
+          for (const room of rooms) {
+            const l = roomLoad(present.get(room) ?? 0)
+            const to = trial.filter((x) => x.load + l <= fill * cap + 1e-9).sort((x, y) => y.load - x.load)[0]
+            if (to === undefined) {
+              ok = false
+              break
+            }
+            to.load += l
+            plan.push([room, to.b])
+          }
+          if (!ok) break
+          for (const [room, to] of plan) {
+            moves += take(room)
+            put(room, to)
+          }
+          bins.splice(bins.indexOf(emptiest), 1)
+        }
+        const ratio = bins.length / bound
+        if (ratio > maxRatio) {
+          maxRatio = ratio
+          maxAt = p.t
+        }
+      }
+      for (const b of bins) if (b.load > cap + 1e-9) overWatermark++
+    }
+    console.log(
+      `online repacker to ${target} x the bound (rooms put where ${headroom} more members fit under ${fill} x the watermark, no seats reserved, rooms whole): max Workers / bound ${maxRatio.toFixed(2)} (t=${maxAt}); people moved to empty Workers ${moves} = ${((100 * moves) / totalArrivals).toFixed(1)} % of joins, with rooms that outgrew their Worker ${growthMoves} more = ${((100 * growthMoves) / totalArrivals).toFixed(1)} %; samples with a Worker over the watermark: ${overWatermark}`
     )
   }
 }
