@@ -140,6 +140,36 @@ const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A
       })
   })
 
+/**
+ * `attempt` for a call that makes an object the caller then keeps (a transport): when the
+ * caller is interrupted meanwhile (its client went away), mediasoup makes it all the same, and
+ * nobody would keep it: it is closed as soon as it exists.
+ */
+const attemptMaking = <A extends { close(): void }>(
+  operation: string,
+  f: () => Promise<A>
+): Effect.Effect<A, NodeCallError> =>
+  Effect.suspend(() => {
+    let made: A | undefined
+    let abandoned = false
+    const promise = (async () => f())()
+    promise.then(
+      (a) => {
+        made = a
+        if (abandoned) a.close()
+      },
+      () => {}
+    )
+    return attempt(operation, () => promise).pipe(
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          abandoned = true
+          made?.close()
+        })
+      )
+    )
+  })
+
 /** `WorkerService`'s refusal of a second Router with the same settings on one Worker: that Router's id. */
 const sameSettingsTaken = /already has Router (\S+) with these settings/
 
@@ -475,6 +505,22 @@ const make = (options: NodeHostOptions) =>
           : Effect.succeed(t)
       })
 
+    /**
+     * A producer or consumer mediasoup made on a transport that closed while the request was
+     * under way: mediasoup resolves it all the same, and it never emits `close`. Closed here
+     * and refused, so that nothing keeps it (the Index above all).
+     */
+    const unlessClosedMeanwhile = (
+      h: { readonly transport: types.Transport },
+      id: string,
+      made: { close(): void }
+    ): Effect.Effect<void, UnknownObjectError> =>
+      Effect.suspend(() => {
+        if (!h.transport.closed) return Effect.void
+        made.close()
+        return Effect.fail(new UnknownObjectError({ what: "transport", id }))
+      })
+
     const host = (
       transport: types.Transport,
       router: RouterId,
@@ -561,7 +607,7 @@ const make = (options: NodeHostOptions) =>
     // --- the pipe handshake, origin side ----------------------------------------------
 
     const openPipe = (router: types.Router, enableSrtp: boolean) =>
-      attempt("createPipeTransport", () =>
+      attemptMaking("createPipeTransport", () =>
         router.createPipeTransport({
           listenInfo: { protocol: "udp", ip: pipeListenIp, announcedAddress: announcedIp },
           enableSrtp
@@ -955,7 +1001,7 @@ const make = (options: NodeHostOptions) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
-            const t = yield* attempt("createWebRtcTransport", () =>
+            const t = yield* attemptMaking("createWebRtcTransport", () =>
               r.createWebRtcTransport({
                 ...compact(rest),
                 listenInfos: [...listenInfos] as types.TransportListenInfo[]
@@ -974,7 +1020,7 @@ const make = (options: NodeHostOptions) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
-            const t = yield* attempt("createPlainTransport", () =>
+            const t = yield* attemptMaking("createPlainTransport", () =>
               r.createPlainTransport({
                 ...compact(rest),
                 listenInfo: listenInfo as types.TransportListenInfo
@@ -1002,6 +1048,7 @@ const make = (options: NodeHostOptions) =>
                 ...(paused === undefined ? {} : { paused })
               })
             )
+            yield* unlessClosedMeanwhile(h, transport, producer)
             const id = ProducerId.make(producer.id)
             producers.set(id, producer)
             const location: ProducerLocation = {
@@ -1033,6 +1080,7 @@ const make = (options: NodeHostOptions) =>
                 ...(paused === undefined ? {} : { paused })
               })
             )
+            yield* unlessClosedMeanwhile(h, transport, consumer)
             keepConsumer(consumer)
             madeBy.set(consumer.id, clientId)
             const letGo = keepOwnPipe(ProducerId.make(producer), h.router)
