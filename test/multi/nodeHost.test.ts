@@ -16,10 +16,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
+import type { types } from "mediasoup"
 import { NodeClients } from "../../src/cluster/NodeClients.js"
 import * as NodeHostLayer from "../../src/cluster/NodeHost.js"
 import { NodeHost } from "../../src/cluster/NodeHost.js"
-import { NodeId, ProducerId, RouterId } from "../../src/core/Ids.js"
+import { NodeId, ProducerId, RouterId, type WorkerId } from "../../src/core/Ids.js"
 import * as IndexLayer from "../../src/layers/IndexService.js"
 import * as RegistryLayer from "../../src/layers/NodeRegistry.js"
 import { layerMediasoup } from "../../src/layers/WorkerService.js"
@@ -64,86 +65,110 @@ const handlerOf = (host: NodeHost["Type"], rpc: string) =>
 
 const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels: 2 } as const
 
+interface OnHost {
+  /** Calls the host's handler of `rpc` as client `clientId` (1 unless said). */
+  readonly call: (rpc: string, request: unknown, clientId?: number) => Effect.Effect<unknown, unknown>
+  readonly index: IndexService["Type"]
+  /** A Worker of the Node, and a Router on it (made through its `WorkerService`). */
+  readonly worker: WorkerId
+  readonly routerId: RouterId
+  readonly router: types.Router
+  /** The transports on that Router now. */
+  readonly transportsOnRouter: Effect.Effect<ReadonlyArray<string>>
+  /** Resolved when the origin's `PipeConnect` is called (it never answers). */
+  readonly connecting: Deferred.Deferred<void>
+}
+
+/** Runs `test` against Node `b`'s host; `closed` gets the transports the origin is told to close. */
+const onHost = <A>(test: (b: OnHost) => Effect.Effect<A, unknown, never>, closed: Array<string> = []) =>
+  Effect.gen(function* () {
+    const connecting = yield* Deferred.make<void>()
+    return yield* Effect.gen(function* () {
+      const host = yield* NodeHost
+      const workers = yield* WorkerService
+      const worker = yield* workers.startWorker({})
+      const info = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
+      const router = (yield* LocalMediasoup).router(info.id)!
+      return yield* test({
+        call: (rpc, request, clientId = 1) => handlerOf(host, rpc)(request, { clientId, headers: {} }),
+        index: yield* IndexService,
+        worker: worker.id,
+        routerId: info.id,
+        router,
+        transportsOnRouter: Effect.map(
+          Effect.promise(() => router.dump()),
+          (d) => d.transportIds
+        ),
+        connecting
+      })
+    }).pipe(Effect.provide(hostLayer(connecting, closed)))
+  })
+
+/** Polls `check` every 10 ms for up to half a second, until it holds. */
+const eventually = (check: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 50 && !(yield* check); i++) yield* Effect.sleep(10)
+  })
+
 describe("PipeFrom interrupted during the handshake", () => {
-  it.live("closes the PipeTransport it opened and tells the origin to close its end", () =>
-    Effect.gen(function* () {
-      const connecting = yield* Deferred.make<void>()
-      const closed: Array<string> = []
-      yield* Effect.gen(function* () {
-        const workers = yield* WorkerService
-        const local = yield* LocalMediasoup
-        const host = yield* NodeHost
-        const worker = yield* workers.startWorker({})
-        const info = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
-        const router = local.router(info.id)!
-        const fiber = yield* Effect.fork(
-          handlerOf(host, "PipeFrom")(
-            {
+  it.live("closes the PipeTransport it opened and tells the origin to close its end", () => {
+    const closed: Array<string> = []
+    return onHost(
+      (b) =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.fork(
+            b.call("PipeFrom", {
               producer: ProducerId.make("p1"),
               origin,
               from: RouterId.make("a-router"),
-              to: info.id,
+              to: b.routerId,
               enableSrtp: false
-            },
-            { clientId: 1, headers: {} }
+            })
           )
-        )
-        yield* Deferred.await(connecting)
-        expect((yield* Effect.promise(() => router.dump())).transportIds).toHaveLength(1)
-        yield* Fiber.interrupt(fiber)
-        expect((yield* Effect.promise(() => router.dump())).transportIds).toEqual([])
-        // The origin is told to close its end (forked: give it a moment).
-        for (let i = 0; i < 50 && closed.length === 0; i++) yield* Effect.sleep(10)
-        expect(closed).toEqual(["a-pipe"])
-      }).pipe(Effect.provide(hostLayer(connecting, closed)))
-    })
-  )
+          yield* Deferred.await(b.connecting)
+          expect(yield* b.transportsOnRouter).toHaveLength(1)
+          yield* Fiber.interrupt(fiber)
+          expect(yield* b.transportsOnRouter).toEqual([])
+          // The origin is told to close its end (forked: give it a moment).
+          yield* eventually(Effect.sync(() => closed.length > 0))
+          expect(closed).toEqual(["a-pipe"])
+        }),
+      closed
+    )
+  })
 })
 
 describe("CreateRouter", () => {
   it.live("says whether the asking client held the Router already", () =>
-    Effect.gen(function* () {
-      const connecting = yield* Deferred.make<void>()
-      yield* Effect.gen(function* () {
-        const host = yield* NodeHost
-        const worker = yield* (yield* WorkerService).startWorker({})
+    onHost((b) =>
+      Effect.gen(function* () {
         const create = (clientId: number) =>
           Effect.map(
-            handlerOf(host, "CreateRouter")(
-              { worker: worker.id, settings: { mediaCodecs: [opus] } },
-              { clientId, headers: {} }
-            ),
+            b.call("CreateRouter", { worker: b.worker, settings: { mediaCodecs: [opus] } }, clientId),
             (made) => made as { readonly id: string; readonly heldBefore?: boolean }
           )
+        // Its WorkerService made `b.router` already: the host's first client does not hold it.
         const first = yield* create(1)
-        expect(first.heldBefore).toBe(false)
+        expect(first).toMatchObject({ id: b.routerId, heldBefore: false })
         // The same Router for the same settings: held by client 1 already, not by client 2.
         expect(yield* create(1)).toMatchObject({ id: first.id, heldBefore: true })
         expect(yield* create(2)).toMatchObject({ id: first.id, heldBefore: false })
-      }).pipe(Effect.provide(hostLayer(connecting, [])))
-    })
+      })
+    )
   )
 })
 
 describe("Produce racing the close of its transport", () => {
   it.live("is refused and leaves no producer in the Index", () =>
-    Effect.gen(function* () {
-      const connecting = yield* Deferred.make<void>()
-      yield* Effect.gen(function* () {
-        const host = yield* NodeHost
-        const workers = yield* WorkerService
-        const index = yield* IndexService
-        const worker = yield* workers.startWorker({})
-        const router = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
-        const call = (rpc: string, request: unknown) =>
-          handlerOf(host, rpc)(request, { clientId: 1, headers: {} })
+    onHost((b) =>
+      Effect.gen(function* () {
         for (let round = 0; round < 3; round++) {
-          const transport = (yield* call("CreatePlainTransport", {
-            router: router.id,
+          const transport = (yield* b.call("CreatePlainTransport", {
+            router: b.routerId,
             listenInfo: { protocol: "udp", ip: "127.0.0.1" }
           })) as { readonly id: string }
           const produce = yield* Effect.fork(
-            call("Produce", {
+            b.call("Produce", {
               transport: transport.id,
               kind: "audio",
               rtpParameters: {
@@ -155,45 +180,33 @@ describe("Produce racing the close of its transport", () => {
           )
           // The request is under way (mediasoup waits for its Worker's answer): close now.
           yield* Effect.yieldNow()
-          yield* call("Close", { what: "transport", id: transport.id })
-          const exit = yield* Fiber.await(produce)
-          expect(exit).toMatchObject({ _tag: "Failure" })
+          yield* b.call("Close", { what: "transport", id: transport.id })
+          expect(yield* Fiber.await(produce)).toMatchObject({ _tag: "Failure" })
         }
         // The Index writes are queued: give them a moment.
         yield* Effect.sleep(100)
-        expect(yield* index.ofNode(NodeId.make("b"))).toEqual([])
-      }).pipe(Effect.provide(hostLayer(connecting, [])))
-    })
+        expect(yield* b.index.ofNode(NodeId.make("b"))).toEqual([])
+      })
+    )
   )
 })
 
 describe("CreatePlainTransport interrupted while mediasoup makes the transport", () => {
   it.live("closes it as soon as it exists", () =>
-    Effect.gen(function* () {
-      const connecting = yield* Deferred.make<void>()
-      yield* Effect.gen(function* () {
-        const host = yield* NodeHost
-        const workers = yield* WorkerService
-        const local = yield* LocalMediasoup
-        const worker = yield* workers.startWorker({})
-        const info = yield* workers.createRouter(worker.id, { mediaCodecs: [opus] })
-        const router = local.router(info.id)!
+    onHost((b) =>
+      Effect.gen(function* () {
         const create = yield* Effect.fork(
-          handlerOf(host, "CreatePlainTransport")(
-            { router: info.id, listenInfo: { protocol: "udp", ip: "127.0.0.1" } },
-            { clientId: 1, headers: {} }
-          )
+          b.call("CreatePlainTransport", {
+            router: b.routerId,
+            listenInfo: { protocol: "udp", ip: "127.0.0.1" }
+          })
         )
         // The request is under way (mediasoup waits for its Worker's answer): interrupt now.
         yield* Effect.yieldNow()
         yield* Fiber.interrupt(create)
-        let left = (yield* Effect.promise(() => router.dump())).transportIds
-        for (let i = 0; i < 50 && left.length > 0; i++) {
-          yield* Effect.sleep(10)
-          left = (yield* Effect.promise(() => router.dump())).transportIds
-        }
-        expect(left).toEqual([])
-      }).pipe(Effect.provide(hostLayer(connecting, [])))
-    })
+        yield* eventually(Effect.map(b.transportsOnRouter, (ids) => ids.length === 0))
+        expect(yield* b.transportsOnRouter).toEqual([])
+      })
+    )
   )
 })
