@@ -25,7 +25,7 @@
  * @module
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Effect, Either, Exit, HashMap, Layer, TestClock } from "effect"
+import { Clock, Context, Deferred, Effect, Either, Exit, HashMap, Layer, Stream, TestClock } from "effect"
 import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
@@ -47,6 +47,7 @@ import { processExists } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
 import { NodeCallError, NodeDrainingError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
+import { Delegation } from "../../src/services/Delegation.js"
 import { NoCapacityError, type WorkerServiceError } from "../../src/services/errors.js"
 import { NodeRegistry } from "../../src/services/NodeRegistry.js"
 import { Placement } from "../../src/services/Placement.js"
@@ -90,6 +91,8 @@ interface PeerShape {
   readonly beforeRouterAnswer: { effect: Effect.Effect<void> }
   /** What its `CreateRouter` says of the app's hold on the Router before (`heldBefore`). */
   readonly heldBefore: { value: boolean | undefined }
+  /** Ends its `Notices` stream (the app's connection to it dropped while it lives on). */
+  readonly disconnect: Effect.Effect<void>
 }
 
 class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
@@ -109,7 +112,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
     const draining = { value: false }
     const beforeRouterAnswer = { effect: Effect.void }
     const heldBefore: { value: boolean | undefined } = { value: false }
-    const unexpected = (what: string) => () => Effect.die(new Error(`${what} was not expected`))
+    const disconnected = yield* Deferred.make<void>()
     const refuseWhenDraining = (call: "StartWorker" | "CreateRouter") =>
       Effect.suspend(() => {
         if (!draining.value) return Effect.void
@@ -173,7 +176,16 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
           pipeProducer: p.producer,
           srtp: true
         }),
-      Notices: unexpected("Notices")
+      // Open until `disconnect`; a transport made there opens them (the app's session).
+      Notices: () => Stream.fromEffect(Deferred.await(disconnected)).pipe(Stream.drain),
+      CreateWebRtcTransport: () =>
+        Effect.succeed({
+          id: `transport-on-${id}`,
+          iceRole: "controlled",
+          iceParameters: { usernameFragment: "u", password: "p", iceLite: true },
+          iceCandidates: [],
+          dtlsParameters: { fingerprints: [], role: "auto" }
+        })
     } as unknown as NodeClient
     // Reported at time 0: `registryEvents` reports no load, and closes no Worker it left out.
     const record = Effect.map(workers.workers, (all) =>
@@ -191,7 +203,8 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
       unlisted,
       draining,
       beforeRouterAnswer,
-      heldBefore
+      heldBefore,
+      disconnect: Deferred.succeed(disconnected, undefined).pipe(Effect.asVoid)
     }
     return { id, client, record, shape }
   })
@@ -710,6 +723,38 @@ describe("a Router made on another Node that the placement cannot record", () =>
       expect(failed).toBe(true)
       expect(after).toEqual([])
       expect(lookup((yield* SnapshotStore).current().routers, router)).toBeDefined()
+    }).pipe(Effect.provide(shell))
+  )
+})
+
+describe("the app's connection to another Node dropped while that Node lives on", () => {
+  it.scoped("its Routers there leave the snapshot with the next sync (the Node let go of them)", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore
+      const delegation = yield* Delegation
+      const { disconnect } = yield* Peer
+      // The room's first transport on n1 (n0's CPU runs another app's Worker): a Router there,
+      // and a transport made on it (the app's session with n1, its notices open).
+      yield* foreignSetUp
+      const placed = yield* placeOne(0)
+      expect(workerOfRouter(store.current(), placed.router)?.node).toBe(peer)
+      yield* TestClock.adjust(100)
+      yield* delegation.createTransport({
+        node: peer,
+        worker: placed.worker,
+        router: placed.router,
+        mafaldaRouter: room,
+        kind: "webrtc",
+        options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
+      })
+      yield* disconnect
+      // The next sync: the Router is gone from the snapshot, the Node and its Worker stay.
+      yield* TestClock.adjust(100)
+      for (let i = 0; i < 20 && lookup(store.current().routers, placed.router) !== undefined; i++)
+        yield* TestClock.adjust(100)
+      expect(lookup(store.current().routers, placed.router)).toBeUndefined()
+      expect(lookup(store.current().workers, placed.worker)?.alive).toBe(true)
+      expect(lookup(store.current().nodes, peer)?.state).toBe("up")
     }).pipe(Effect.provide(shell))
   )
 })
