@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { Cause, Clock, Effect, Exit, Fiber, HashMap, Layer, Runtime, Stream } from "effect"
+import { Cause, Clock, Effect, Either, Exit, Fiber, HashMap, Layer, Runtime, Stream } from "effect"
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import type { NodeId, SettingsKey, WorkerId } from "../core/Ids.js"
@@ -28,6 +28,7 @@ import { WorkerService } from "../services/WorkerService.js"
 import { carryOutRemotely, registryEvents } from "./delegation.js"
 import { NodeClients } from "./NodeClients.js"
 import { type RemoteObject, type RemoteSession, RemoteTransport } from "./RemoteTransport.js"
+import { plainTransportOptions, webRtcTransportOptions } from "./remoteTransportOptions.js"
 
 /** How long closing waits for the closes sent to other Nodes. */
 const closeTimeoutMillis = 2000
@@ -398,13 +399,15 @@ const make = (options: ClusterDelegationOptions) =>
           Effect.mapError(toWorkerError(`transport on Node ${request.node}`))
         )
         const o = (request.options ?? {}) as Record<string, unknown>
-        const unsupported = (what: string) =>
-          new WorkerServiceError({
+        // mediasoup's kind for a feature it does not offer: the app gets an UnsupportedError.
+        const unsupported = (what: string) => {
+          const message = `${what} is not supported on another Node (Node ${request.node})`
+          return new WorkerServiceError({
             operation: "createTransport",
-            message: `${what} is not supported on another Node (Node ${request.node})`
+            message,
+            cause: new types.UnsupportedError(message)
           })
-        const pick = (...keys: ReadonlyArray<string>) =>
-          Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]))
+        }
         // A Node that started draining since the last sync refuses: `Placement` places again.
         const call = (operation: string, effect: Effect.Effect<unknown, unknown>) =>
           effect.pipe(
@@ -416,29 +419,19 @@ const make = (options: ClusterDelegationOptions) =>
           )
         let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]
         if (request.kind === "webrtc") {
-          if (o.webRtcServer !== undefined) return yield* unsupported("a WebRtcServer")
-          if (!Array.isArray(o.listenInfos))
-            return yield* unsupported("a WebRtcTransport without listenInfos")
+          const options = webRtcTransportOptions(o)
+          if (Either.isLeft(options)) return yield* unsupported(options.left.what)
           const made = yield* call(
             "createWebRtcTransport",
-            session.client.CreateWebRtcTransport({
-              router: request.router,
-              listenInfos: o.listenInfos as never,
-              ...pick("enableUdp", "enableTcp", "preferUdp", "preferTcp", "initialAvailableOutgoingBitrate")
-            })
+            session.client.CreateWebRtcTransport({ router: request.router, ...options.right } as never)
           )
           data = { kind: "webrtc", ...(made as Omit<Extract<typeof data, { kind: "webrtc" }>, "kind">) }
         } else if (request.kind === "plain") {
-          if (typeof o.listenInfo !== "object" || o.listenInfo === null) {
-            return yield* unsupported("a PlainTransport without listenInfo")
-          }
+          const options = plainTransportOptions(o)
+          if (Either.isLeft(options)) return yield* unsupported(options.left.what)
           const made = yield* call(
             "createPlainTransport",
-            session.client.CreatePlainTransport({
-              router: request.router,
-              listenInfo: o.listenInfo as never,
-              ...pick("rtcpMux", "comedia", "enableSrtp", "srtpCryptoSuite")
-            })
+            session.client.CreatePlainTransport({ router: request.router, ...options.right } as never)
           )
           data = { kind: "plain", ...(made as Omit<Extract<typeof data, { kind: "plain" }>, "kind">) }
         } else {

@@ -1016,14 +1016,17 @@ const make = (options: NodeHostOptions) =>
               dtlsParameters: t.dtlsParameters
             }
           }),
-        CreatePlainTransport: ({ router, listenInfo, ...rest }, { clientId }) =>
+        CreatePlainTransport: ({ router, listenInfo, rtcpListenInfo, ...rest }, { clientId }) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
             const t = yield* attemptMaking("createPlainTransport", () =>
               r.createPlainTransport({
                 ...compact(rest),
-                listenInfo: listenInfo as types.TransportListenInfo
+                listenInfo: listenInfo as types.TransportListenInfo,
+                ...(rtcpListenInfo === undefined
+                  ? {}
+                  : { rtcpListenInfo: rtcpListenInfo as types.TransportListenInfo })
               })
             )
             host(t, router, "plain", clientId)

@@ -265,6 +265,7 @@ export class NodeRpcs extends RpcGroup.make(
     {
       router: RouterId,
       listenInfo: ListenInfo,
+      rtcpListenInfo: Schema.optional(ListenInfo),
       rtcpMux: Schema.optional(Schema.Boolean),
       comedia: Schema.optional(Schema.Boolean),
       enableSrtp: Schema.optional(Schema.Boolean),

@@ -73,3 +73,58 @@ describe("a Node draining since the app's last sync", () => {
     })
   )
 })
+
+describe("a transport's options on another Node", () => {
+  const transportOn = (options: unknown, seen: Array<unknown>) =>
+    Effect.gen(function* () {
+      const client = {
+        Notices: () => Stream.never,
+        CreateWebRtcTransport: (payload: unknown) =>
+          Effect.sync(() => {
+            seen.push(payload)
+            return {
+              id: "t1",
+              iceRole: "controlled",
+              iceParameters: { usernameFragment: "u", password: "p", iceLite: true },
+              iceCandidates: [],
+              dtlsParameters: { fingerprints: [], role: "auto" }
+            }
+          })
+      } as unknown as NodeClient
+      const delegation = yield* delegationTo(client, Effect.succeed([peerRecord(peer, 1, [])]))
+      return yield* delegation.createTransport({
+        node: peer,
+        worker: WorkerId.make("n1-w"),
+        router: RouterId.make("n1-r"),
+        mafaldaRouter: MafaldaRouterId.make("m1"),
+        kind: "webrtc",
+        options
+      })
+    })
+
+  it.scoped("reach it in their current form (listenIps and announcedIp as mediasoup turns them)", () =>
+    Effect.gen(function* () {
+      const seen: Array<unknown> = []
+      yield* transportOn({ listenIps: [{ ip: "0.0.0.0", announcedIp: "203.0.113.7" }] }, seen)
+      expect(seen).toEqual([
+        {
+          router: "n1-r",
+          listenInfos: [{ protocol: "udp", ip: "0.0.0.0", announcedAddress: "203.0.113.7" }]
+        }
+      ])
+    })
+  )
+
+  it.scoped("that it does not offer fail with mediasoup's UnsupportedError, asking it nothing", () =>
+    Effect.gen(function* () {
+      const seen: Array<unknown> = []
+      const error = yield* Effect.flip(
+        transportOn({ listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }], enableSctp: true }, seen)
+      )
+      const thrown = toMediasoupError(error)
+      expect(thrown.name).toBe("UnsupportedError")
+      expect(thrown.message).toMatch(/SCTP \(enableSctp\) is not supported on another Node/)
+      expect(seen).toEqual([])
+    })
+  )
+})
