@@ -13,7 +13,19 @@
  *
  * @module
  */
-import { Cause, Clock, Effect, Either, Exit, Fiber, HashMap, Layer, Runtime, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  HashMap,
+  Layer,
+  ParseResult,
+  Runtime,
+  Stream
+} from "effect"
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import type { NodeId, SettingsKey, WorkerId } from "../core/Ids.js"
@@ -79,6 +91,15 @@ export const toMediasoupError = (e: unknown): Error => {
   }
   if (tag === "NodeDrainingError") return new Error(`the Node is draining: ${messageOf(e)}`)
   return new Error(`the Node did not answer: ${messageOf(e)}`)
+}
+
+/**
+ * A call that died: arguments the Node API's schema refuses (the RPC client fails to encode
+ * them) are mediasoup's `TypeError` for bad arguments; anything else as it is.
+ */
+const fromDefect = (cause: Cause.Cause<unknown>): unknown => {
+  const defect = Cause.squash(cause)
+  return ParseResult.isParseError(defect) ? new TypeError(defect.message) : defect
 }
 
 /** A failure of the Node API, with mediasoup's error kind as its cause (see `toMediasoupError`). */
@@ -209,7 +230,7 @@ const make = (options: ClusterDelegationOptions) =>
             Runtime.runPromiseExit(runtime)(call(client) as Effect.Effect<A, unknown>).then((exit) => {
               if (Exit.isSuccess(exit)) return exit.value
               const failure = Cause.failureOption(exit.cause)
-              throw failure._tag === "Some" ? toMediasoupError(failure.value) : Cause.squash(exit.cause)
+              throw failure._tag === "Some" ? toMediasoupError(failure.value) : fromDefect(exit.cause)
             }),
           fire: (call) => {
             const fiber = runFork(
@@ -411,10 +432,22 @@ const make = (options: ClusterDelegationOptions) =>
         // A Node that started draining since the last sync refuses: `Placement` places again.
         const call = (operation: string, effect: Effect.Effect<unknown, unknown>) =>
           effect.pipe(
+            // Options the Node API's schema refuses: mediasoup's TypeError for bad arguments.
+            Effect.catchAllDefect((defect) =>
+              ParseResult.isParseError(defect)
+                ? Effect.fail(new TypeError(defect.message))
+                : Effect.die(defect)
+            ),
             Effect.mapError((e) =>
               tagOf(e) === "NodeDrainingError"
                 ? new NoCapacityError({ message: `Node ${request.node} is draining` })
-                : toWorkerError(`${operation} on Node ${request.node}`)(e)
+                : e instanceof TypeError
+                  ? new WorkerServiceError({
+                      operation: `${operation} on Node ${request.node}`,
+                      message: e.message,
+                      cause: e
+                    })
+                  : toWorkerError(`${operation} on Node ${request.node}`)(e)
             )
           )
         let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]

@@ -86,7 +86,7 @@ const bindingRequest = (remoteUfrag: string, remotePassword: string) => {
 
 describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node", () => {
   it.scopedLive(
-    "getStats() of a remote transport, producer and consumer; ICE and DTLS state events of a remote WebRtcTransport",
+    "getStats() of a remote transport, producer and consumer; bad arguments throw TypeError; ICE and DTLS state events of a remote WebRtcTransport",
     () =>
       Effect.gen(function* () {
         const b = yield* Effect.promise(() =>
@@ -136,6 +136,21 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
           expectedSsrc: consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0
         })
         expect(rtp.intact).toBeGreaterThanOrEqual(48)
+
+        // Arguments the Node API's schema refuses throw mediasoup's TypeError, as on the app's Node.
+        const thrown = (call: () => Promise<unknown>) =>
+          Effect.promise(() =>
+            call().then(
+              () => "resolved",
+              (e: unknown) => e
+            )
+          )
+        const badProduce = yield* thrown(() =>
+          ingress.produce({ kind: "audio", rtpParameters: { codecs: "nope" } as never })
+        )
+        expect(badProduce).toBeInstanceOf(TypeError)
+        const badConnect = yield* thrown(() => ingress.connect({ ip: "127.0.0.1", port: 70000 }))
+        expect(badConnect).toBeInstanceOf(TypeError)
 
         const statsStarted = performance.now()
         const ingressStats = yield* Effect.promise(() => ingress.getStats())
