@@ -534,6 +534,7 @@ const make = (options: NodeHostOptions) =>
         notify({ _tag: "Closed", what: "transport", id: transport.id })
       })
       if (kind === "webrtc") forwardStates(transport as types.WebRtcTransport)
+      if (kind === "plain") forwardTuples(transport as types.PlainTransport)
       return entry
     }
 
@@ -553,6 +554,14 @@ const make = (options: NodeHostOptions) =>
           tuple: tuple as TransportTuple
         })
       )
+    }
+
+    /** A client's PlainTransport's tuples as it learns them (`comedia`), as notices. */
+    const forwardTuples = (t: types.PlainTransport) => {
+      const tuple = (event: "tuple" | "rtcptuple") => (value: types.TransportTuple) =>
+        notify({ _tag: "TransportState", transport: t.id, event, tuple: value as TransportTuple })
+      t.on("tuple", tuple("tuple"))
+      t.on("rtcptuple", tuple("rtcptuple"))
     }
 
     /** The client that made each producer and consumer through `Produce` and `Consume`. */

@@ -353,6 +353,7 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
   readonly #consumers = new Map<string, RemoteConsumer>()
   readonly #mafaldaRouter: string
   #tuple: types.TransportTuple | undefined
+  #rtcpTuple: types.TransportTuple | undefined
   #iceState: types.IceState = "new"
   #iceSelectedTuple: types.TransportTuple | undefined
   #dtlsState: types.DtlsState = "new"
@@ -377,6 +378,8 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
     this.#mafaldaRouter = args.mafaldaRouter
     this.appData = args.appData ?? {}
     this.#tuple = args.data.kind === "plain" ? (args.data.tuple as types.TransportTuple) : undefined
+    this.#rtcpTuple =
+      args.data.kind === "plain" ? (args.data.rtcpTuple as types.TransportTuple | undefined) : undefined
   }
 
   /**
@@ -426,9 +429,7 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
     return this.#tuple
   }
   get rtcpTuple(): types.TransportTuple | undefined {
-    return this.#data.kind === "plain"
-      ? (this.#data.rtcpTuple as types.TransportTuple | undefined)
-      : undefined
+    return this.#rtcpTuple
   }
   get srtpParameters(): types.SrtpParameters | undefined {
     return this.#data.kind === "plain"
@@ -600,11 +601,25 @@ export class RemoteTransport extends RemoteEntity<types.TransportEvents, types.T
 
   /** A state change the Node told of: recorded, and emitted on it and its observer as mediasoup does. */
   #stateChanged(notice: Extract<NodeNotice, { _tag: "TransportState" }>): void {
-    if (this.closed || this.#data.kind !== "webrtc") return
+    if (this.closed) return
     const emit = (event: string, value: unknown) => {
       ;(this as unknown as EnhancedEventEmitter).safeEmit(event, value)
       ;(this.observer as unknown as EnhancedEventEmitter).safeEmit(event, value)
     }
+    if (this.#data.kind === "plain") {
+      // A PlainTransport's tuples (`comedia`: learnt from the first packet), as mediasoup emits them.
+      const tuple = notice.tuple as types.TransportTuple | undefined
+      if (tuple === undefined) return
+      if (notice.event === "tuple") {
+        this.#tuple = tuple
+        emit("tuple", tuple)
+      } else if (notice.event === "rtcptuple") {
+        this.#rtcpTuple = tuple
+        emit("rtcptuple", tuple)
+      }
+      return
+    }
+    if (this.#data.kind !== "webrtc") return
     switch (notice.event) {
       case "icestatechange": {
         const state = notice.state as types.IceState

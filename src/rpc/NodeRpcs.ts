@@ -214,7 +214,15 @@ export const NodeNotice = Schema.Union(
    */
   Schema.TaggedStruct("TransportState", {
     transport: ObjectId,
-    event: Schema.Literal("icestatechange", "iceselectedtuplechange", "dtlsstatechange", "sctpstatechange"),
+    event: Schema.Literal(
+      "icestatechange",
+      "iceselectedtuplechange",
+      "dtlsstatechange",
+      "sctpstatechange",
+      // A PlainTransport's (`comedia`): the remote end it learnt from the first packet.
+      "tuple",
+      "rtcptuple"
+    ),
     state: Schema.optional(TransportState),
     tuple: Schema.optional(TransportTuple)
   }),

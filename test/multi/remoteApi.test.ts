@@ -14,6 +14,7 @@ import * as dgram from "node:dgram"
 import * as zlib from "node:zlib"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, HashMap } from "effect"
+import type { types } from "mediasoup"
 import { parseAddress } from "../../src/cluster/NodeClients.js"
 import { RemoteTransport } from "../../src/cluster/RemoteTransport.js"
 import { NodeId } from "../../src/core/Ids.js"
@@ -86,7 +87,7 @@ const bindingRequest = (remoteUfrag: string, remotePassword: string) => {
 
 describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node", () => {
   it.scopedLive(
-    "getStats() of a remote transport, producer and consumer; bad arguments throw TypeError; ICE and DTLS state events of a remote WebRtcTransport",
+    "getStats() of a remote transport, producer and consumer; a comedia PlainTransport's tuple; bad arguments throw TypeError; ICE and DTLS state events of a remote WebRtcTransport",
     () =>
       Effect.gen(function* () {
         const b = yield* Effect.promise(() =>
@@ -126,6 +127,13 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
         const consumer = yield* Effect.promise(() =>
           egress.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities })
         )
+        // `comedia`: the Node's PlainTransport learns the sender's address from its first packet,
+        // and the app's object emits `tuple` (and `observer` too) with it, as mediasoup does.
+        expect(ingress.tuple.remoteIp).toBeUndefined()
+        const learnt = new Promise<types.TransportTuple>((resolve) => ingress.once("tuple", resolve))
+        const learntByObserver = new Promise<types.TransportTuple>((resolve) =>
+          ingress.observer.once("tuple", resolve)
+        )
         const sender = yield* makeRtpSender({
           target: { address: ingress.tuple.localAddress, port: ingress.tuple.localPort }
         })
@@ -136,6 +144,12 @@ describe.skipIf(!redisAvailable)("mediasoup's API on a transport of another Node
           expectedSsrc: consumer.rtpParameters.encodings?.[0]?.ssrc ?? 0
         })
         expect(rtp.intact).toBeGreaterThanOrEqual(48)
+        const comediaTuple = yield* Effect.promise(() => learnt).pipe(Effect.timeout("3 seconds"))
+        expect(comediaTuple).toMatchObject({ remoteIp: "127.0.0.1", remotePort: sender.local.port })
+        expect(yield* Effect.promise(() => learntByObserver).pipe(Effect.timeout("1 second"))).toEqual(
+          comediaTuple
+        )
+        expect(ingress.tuple).toEqual(comediaTuple)
 
         // Arguments the Node API's schema refuses throw mediasoup's TypeError, as on the app's Node.
         const thrown = (call: () => Promise<unknown>) =>
