@@ -29,11 +29,10 @@ import {
 import { types } from "mediasoup"
 import type { ClusterEvent } from "../core/ClusterEvent.js"
 import type { NodeId, SettingsKey, WorkerId } from "../core/Ids.js"
-import { type ClusterSnapshot, lookup } from "../core/Snapshot.js"
 import type { NodeCallError, NodeNotice } from "../rpc/NodeRpcs.js"
 import type { NodeClient } from "../rpc/transport.js"
 import { Delegation, type DelegationShape, type RemoteTransportRequest } from "../services/Delegation.js"
-import { NoCapacityError, WorkerServiceError } from "../services/errors.js"
+import { NoCapacityError, routerGoneOperation, WorkerServiceError } from "../services/errors.js"
 import { NodeRegistry } from "../services/NodeRegistry.js"
 import type { PipeInfo } from "../services/WorkerService.js"
 import { WorkerService } from "../services/WorkerService.js"
@@ -150,27 +149,6 @@ const make = (options: ClusterDelegationOptions) =>
      * (the snapshot no longer has it). Kept until the Node's record no longer lists it.
      */
     const died = new Map<WorkerId, NodeId>()
-    /** The snapshot as `Placement` shows it to the syncs (`peerEvents`' `current`), once a sync ran. */
-    let view: (() => ClusterSnapshot) | undefined
-
-    /**
-     * This process' connection to `node` ended while the Node may live on: the Node let go of
-     * everything this process held there (its Routers close unless another client holds them).
-     * The snapshot's Routers on that Node are recorded closed with the next sync, so that no
-     * placement uses one that is gone (it would fail until scale-down dropped it); a Router
-     * another client keeps is asked for again (`CreateRouter`) by the next placement there.
-     * A Node that is gone goes down with the same sync.
-     */
-    const routersLostWith = (node: NodeId, at: number) => {
-      const snapshot = view?.()
-      if (snapshot === undefined) return
-      for (const worker of lookup(snapshot.nodes, node)?.workers ?? []) {
-        for (const r of lookup(snapshot.workers, worker)?.routers ?? []) {
-          noticed.push({ _tag: "RouterClosed", router: r.id, at })
-        }
-      }
-    }
-
     const loseAll = (session: Session) => {
       if (sessions.get(session.node) === session) sessions.delete(session.node)
       const all = Array.from(session.objects.values())
@@ -247,19 +225,12 @@ const make = (options: ClusterDelegationOptions) =>
         }
         sessions.set(node, session)
         // The notices; when they stop, for whatever reason, the Node's objects are lost.
-        yield* client.Notices().pipe(
+        yield* client.Notices({ tuples: true }).pipe(
           Stream.runForEach((notice) =>
             Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => onNotice(session, notice, at)))
           ),
           Effect.catchAllCause((cause) => Effect.logInfo(`the notices of Node ${node} ended`, cause)),
-          Effect.ensuring(
-            Effect.flatMap(Clock.currentTimeMillis, (at) =>
-              Effect.sync(() => {
-                loseAll(session)
-                routersLostWith(node, at)
-              })
-            )
-          ),
+          Effect.ensuring(Effect.sync(() => loseAll(session))),
           Effect.interruptible,
           Effect.forkIn(scope)
         )
@@ -308,7 +279,6 @@ const make = (options: ClusterDelegationOptions) =>
 
     const peerEvents: DelegationShape["peerEvents"] = (current) =>
       Effect.gen(function* () {
-        view = current
         const records = yield* registry.nodes.pipe(
           Effect.tapError((e) => Effect.logWarning("the registry did not answer", e)),
           Effect.orElseSucceed(() => undefined)
@@ -441,13 +411,19 @@ const make = (options: ClusterDelegationOptions) =>
             Effect.mapError((e) =>
               tagOf(e) === "NodeDrainingError"
                 ? new NoCapacityError({ message: `Node ${request.node} is draining` })
-                : e instanceof TypeError
+                : tagOf(e) === "UnknownObjectError" && (e as { what: string }).what === "Router"
                   ? new WorkerServiceError({
-                      operation: `${operation} on Node ${request.node}`,
-                      message: e.message,
-                      cause: e
+                      operation: routerGoneOperation,
+                      message: messageOf(e),
+                      cause: toMediasoupError(e)
                     })
-                  : toWorkerError(`${operation} on Node ${request.node}`)(e)
+                  : e instanceof TypeError
+                    ? new WorkerServiceError({
+                        operation: `${operation} on Node ${request.node}`,
+                        message: e.message,
+                        cause: e
+                      })
+                    : toWorkerError(`${operation} on Node ${request.node}`)(e)
             )
           )
         let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]

@@ -59,6 +59,7 @@ import {
   type PipeEnd,
   type PipeSignal,
   type ProducerData,
+  takesNotice,
   UnknownObjectError
 } from "../rpc/NodeRpcs.js"
 import type { RtpParameters, Stats, TransportState, TransportTuple } from "../rpc/schemas.js"
@@ -441,7 +442,15 @@ const make = (options: NodeHostOptions) =>
       Effect.suspend(() => {
         for (const pipe of Array.from(pipesIn.values())) releasePipe(pipe, client)
         const held = Array.from(routerHolds).flatMap(([id, e]) => (e.holders.has(client) ? [id] : []))
-        return Effect.forEach(held, (id) => releaseRouter(id, client), { discard: true })
+        return Effect.forEach(held, (id) => releaseRouter(id, client), { discard: true }).pipe(
+          // Its transports on Routers it does not hold (another client's, which it used after
+          // its own hold went with an earlier connection) go too.
+          Effect.andThen(
+            Effect.sync(() => {
+              for (const h of Array.from(transports.values())) if (h.client === client) h.transport.close()
+            })
+          )
+        )
       })
 
     /**
@@ -1120,7 +1129,8 @@ const make = (options: NodeHostOptions) =>
               paused ? target.pause() : target.resume()
             )
           }),
-        Notices: (_, { clientId }) => listen(clientId),
+        Notices: (request, { clientId }) =>
+          listen(clientId).pipe(Stream.filter((notice) => takesNotice(request, notice))),
         PipeOpen,
         PipeConnect: ({ transport, ...parameters }) =>
           Effect.flatMap(pipeTransport(transport), (t) =>

@@ -47,6 +47,7 @@ import {
   MafaldaRouterClosedError,
   NoCapacityError,
   ProducerNotFoundError,
+  routerGoneOperation,
   type WorkerServiceError
 } from "../services/errors.js"
 import { PipeToRouterOutcome, type Placed, Placement, type PlacementShape } from "../services/Placement.js"
@@ -306,10 +307,12 @@ const make = (policy: PolicyOptions) =>
 
     /**
      * Places, creates on the chosen Router and records, all under the placement lock. A Router
-     * of another Node that refuses the object as that Node is draining (`NoCapacityError` from
-     * the cluster's `Delegation`: it started since the last sync) is a fact learnt from that
-     * Node: recorded (`NodeDraining`), and the placement decided again, at most `maxReplans`
-     * times (the plans that make a Router or Worker there are re-planned by `replanning`).
+     * of another Node that refuses the object is a fact learnt from that Node when the Node is
+     * draining (`NoCapacityError` from the cluster's `Delegation`: it started since the last
+     * sync; recorded as `NodeDraining`) or no longer has the Router (`routerGoneOperation`: it
+     * let go of it, the app's connection to it having dropped; recorded as `RouterClosed`); the
+     * placement is then decided again, at most `maxReplans` times (the plans that make a Router
+     * or Worker there are re-planned by `replanning`).
      */
     const placeAndCreate = <A, E>(
       mafaldaRouter: MafaldaRouterId,
@@ -327,17 +330,26 @@ const make = (policy: PolicyOptions) =>
                 return { ...placed, transport: made.right }
               }
               const there = workerOfRouter(read(), placed.router)?.node
-              const draining =
-                delegation.delegates &&
-                there !== undefined &&
-                there !== node &&
-                (made.left as { readonly _tag?: unknown })._tag === "NoCapacityError"
-              if (!draining || replans >= maxReplans) return yield* Effect.fail(made.left)
+              const failure = made.left as { readonly _tag?: unknown; readonly operation?: unknown }
+              const told = delegation.delegates && there !== undefined && there !== node
+              const draining = told && failure._tag === "NoCapacityError"
+              const routerGone =
+                told && failure._tag === "WorkerServiceError" && failure.operation === routerGoneOperation
+              if (!(draining || routerGone) || replans >= maxReplans) return yield* Effect.fail(made.left)
               yield* Effect.annotateLogs(
-                Effect.logInfo(`Node ${there} is draining: placing again without it`, made.left),
+                Effect.logInfo(
+                  draining
+                    ? `Node ${there} is draining: placing again without it`
+                    : `Router ${placed.router} is gone from Node ${there}: placing again`,
+                  made.left
+                ),
                 { node: there }
               )
-              yield* store.record({ _tag: "NodeDraining", node: there, at: yield* now })
+              yield* store.record(
+                draining
+                  ? { _tag: "NodeDraining", node: there, at: yield* now }
+                  : { _tag: "RouterClosed", router: placed.router, at: yield* now }
+              )
             }
           })
         )

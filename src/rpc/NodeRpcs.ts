@@ -231,6 +231,25 @@ export const NodeNotice = Schema.Union(
 )
 export type NodeNotice = typeof NodeNotice.Type
 
+/**
+ * What a client asks of `Notices`: nothing (a client of an earlier version, whose schema does
+ * not know the newer notices: it is sent none of them), or the newer notices it takes.
+ */
+export const NoticesRequest = Schema.Union(
+  Schema.Undefined,
+  Schema.Null,
+  Schema.Struct({
+    /** A PlainTransport's `tuple` and `rtcptuple` (`TransportState` notices). */
+    tuples: Schema.optional(Schema.Boolean)
+  })
+)
+export type NoticesRequest = typeof NoticesRequest.Type
+
+/** Whether a client that asked `request` of `Notices` takes `notice` (see `NoticesRequest`). */
+export const takesNotice = (request: NoticesRequest, notice: NodeNotice): boolean =>
+  !(notice._tag === "TransportState" && (notice.event === "tuple" || notice.event === "rtcptuple")) ||
+  request?.tuples === true
+
 // --- The group ---------------------------------------------------------------------------
 
 const call = <const Tag extends string, P extends Schema.Struct.Fields, S extends Schema.Schema.Any>(
@@ -330,7 +349,7 @@ export class NodeRpcs extends RpcGroup.make(
    * What happens on the Node on its own. The end of a client's last `Notices` stream (its
    * connection closed) lets go of everything it held (see `CreateRouter`, `PipeFrom`).
    */
-  Rpc.make("Notices", { success: NodeNotice, stream: true }),
+  Rpc.make("Notices", { payload: NoticesRequest, success: NodeNotice, stream: true }),
   call("PipeOpen", { router: RouterId, enableSrtp: Schema.Boolean }, PipeEnd),
   call(
     "PipeConnect",

@@ -23,6 +23,13 @@ export class MafaldaRouterClosedError extends Schema.TaggedError<MafaldaRouterCl
   { mafaldaRouter: Schema.String, message: Schema.String }
 ) {}
 
+/**
+ * The `operation` of a `WorkerServiceError` saying that another Node no longer has the Router
+ * an object was to be made on (it let go of it: the app's connection to it dropped, say).
+ * `Placement` records the Router closed and places again.
+ */
+export const routerGoneOperation = "createTransport (the Router is gone)"
+
 /** A Worker or Router operation failed. */
 export class WorkerServiceError extends Schema.TaggedError<WorkerServiceError>()("WorkerServiceError", {
   operation: Schema.String,

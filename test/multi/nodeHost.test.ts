@@ -13,9 +13,13 @@
  *   phantom producer in the Index).
  * - `CreatePlainTransport` interrupted (its client gone) while mediasoup makes the transport:
  *   the transport is closed as soon as it exists, instead of staying unhosted on the Router.
+ * - A client's connection ending closes its transports, also on a Router it does not hold.
+ * - Newer notices (a PlainTransport's `tuple`) go only to clients that ask for them
+ *   (`takesNotice`): a client of an earlier version, whose schema does not know them, would
+ *   fail its whole notices stream.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import type { types } from "mediasoup"
 import { NodeClients } from "../../src/cluster/NodeClients.js"
 import * as NodeHostLayer from "../../src/cluster/NodeHost.js"
@@ -24,6 +28,7 @@ import { NodeId, ProducerId, RouterId, type WorkerId } from "../../src/core/Ids.
 import * as IndexLayer from "../../src/layers/IndexService.js"
 import * as RegistryLayer from "../../src/layers/NodeRegistry.js"
 import { layerMediasoup } from "../../src/layers/WorkerService.js"
+import { takesNotice } from "../../src/rpc/NodeRpcs.js"
 import type { NodeClient } from "../../src/rpc/transport.js"
 import { IndexService } from "../../src/services/IndexService.js"
 import { LocalMediasoup } from "../../src/services/LocalMediasoup.js"
@@ -68,6 +73,8 @@ const opus = { kind: "audio", mimeType: "audio/opus", clockRate: 48000, channels
 interface OnHost {
   /** Calls the host's handler of `rpc` as client `clientId` (1 unless said). */
   readonly call: (rpc: string, request: unknown, clientId?: number) => Effect.Effect<unknown, unknown>
+  /** The host's `Notices` stream for client `clientId` (while one runs, the client is connected). */
+  readonly notices: (clientId: number, request?: unknown) => Stream.Stream<unknown, unknown>
   readonly index: IndexService["Type"]
   /** A Worker of the Node, and a Router on it (made through its `WorkerService`). */
   readonly worker: WorkerId
@@ -91,6 +98,11 @@ const onHost = <A>(test: (b: OnHost) => Effect.Effect<A, unknown, never>, closed
       const router = (yield* LocalMediasoup).router(info.id)!
       return yield* test({
         call: (rpc, request, clientId = 1) => handlerOf(host, rpc)(request, { clientId, headers: {} }),
+        notices: (clientId) =>
+          handlerOf(host, "Notices")({}, { clientId, headers: {} }) as unknown as Stream.Stream<
+            unknown,
+            unknown
+          >,
         index: yield* IndexService,
         worker: worker.id,
         routerId: info.id,
@@ -209,4 +221,52 @@ describe("CreatePlainTransport interrupted while mediasoup makes the transport",
       })
     )
   )
+})
+
+describe("a client's connection ending", () => {
+  it.live("closes its transports, on a Router it holds or not", () =>
+    onHost((b) =>
+      Effect.gen(function* () {
+        // Client 2 listens (its connection), holds no Router here, and makes a transport on the
+        // Router the Node has (as an app does once its hold went with an earlier connection).
+        const listening = yield* Effect.fork(Stream.runDrain(b.notices(2)))
+        yield* Effect.yieldNow()
+        yield* b.call(
+          "CreatePlainTransport",
+          { router: b.routerId, listenInfo: { protocol: "udp", ip: "127.0.0.1" } },
+          2
+        )
+        expect(yield* b.transportsOnRouter).toHaveLength(1)
+        // Its connection ends: its last Notices stream stops.
+        yield* Fiber.interrupt(listening)
+        yield* eventually(Effect.map(b.transportsOnRouter, (ids) => ids.length === 0))
+        expect(yield* b.transportsOnRouter).toEqual([])
+      })
+    )
+  )
+})
+
+describe("Notices", () => {
+  // The wiring to a real client that asks is in remoteApi.test.ts (a comedia transport's tuple).
+  it("a PlainTransport's tuples go to clients that ask for them, not to earlier ones", () => {
+    const tuple = {
+      _tag: "TransportState",
+      transport: "t1",
+      event: "tuple",
+      tuple: { localAddress: "127.0.0.1", localPort: 40000, protocol: "udp" }
+    } as const
+    const ice = {
+      _tag: "TransportState",
+      transport: "t2",
+      event: "icestatechange",
+      state: "connected"
+    } as const
+    expect(takesNotice({ tuples: true }, tuple)).toBe(true)
+    expect(takesNotice(undefined, tuple)).toBe(false)
+    expect(takesNotice(null, { ...tuple, event: "rtcptuple" })).toBe(false)
+    expect(takesNotice({}, tuple)).toBe(false)
+    // Notices every version knows go to every client.
+    expect(takesNotice(undefined, ice)).toBe(true)
+    expect(takesNotice(undefined, { _tag: "Closed", what: "transport", id: "t1" } as never)).toBe(true)
+  })
 })

@@ -126,7 +126,7 @@ export const sendAndCount = (
 export const collectNotices = (n: NodeUnderTest) =>
   Effect.gen(function* () {
     const seen: Array<{ readonly _tag: string } & Record<string, unknown>> = []
-    yield* n.client.Notices().pipe(
+    yield* n.client.Notices(undefined).pipe(
       Stream.runForEach((notice) => Effect.sync(() => void seen.push({ ...notice, seenAt: Date.now() }))),
       Effect.ignore,
       Effect.forkScoped

@@ -25,7 +25,7 @@
  * @module
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Either, Exit, HashMap, Layer, Stream, TestClock } from "effect"
+import { Clock, Context, Effect, Either, Exit, HashMap, Layer, Stream, TestClock } from "effect"
 import * as ClusterDelegation from "../../src/cluster/ClusterDelegation.js"
 import { type RunningNode, startNode } from "../../src/cluster/MafaldaNode.js"
 import { NodeClients, parseAddress } from "../../src/cluster/NodeClients.js"
@@ -45,7 +45,12 @@ import * as TrackerLayer from "../../src/layers/TrackerService.js"
 import { layerSimulated } from "../../src/layers/WorkerService.js"
 import { processExists } from "../../src/media/worker.js"
 import { createMafalda, type MafaldaInstance } from "../../src/promise.js"
-import { NodeCallError, NodeDrainingError, type NodeInfo } from "../../src/rpc/NodeRpcs.js"
+import {
+  NodeCallError,
+  NodeDrainingError,
+  type NodeInfo,
+  UnknownObjectError
+} from "../../src/rpc/NodeRpcs.js"
 import { makeClient, type NodeClient } from "../../src/rpc/transport.js"
 import { Delegation } from "../../src/services/Delegation.js"
 import { NoCapacityError, type WorkerServiceError } from "../../src/services/errors.js"
@@ -75,6 +80,7 @@ type Call =
   | { readonly call: "CreateRouter"; readonly worker: WorkerId; readonly router: RouterId }
   | { readonly call: "NodeInfo"; readonly workers: ReadonlyArray<WorkerId> }
   | { readonly call: "CloseRouter"; readonly router: RouterId }
+  | { readonly call: "CreateWebRtcTransport"; readonly router: RouterId }
 
 interface PeerShape {
   /** The peer's Workers. */
@@ -91,8 +97,11 @@ interface PeerShape {
   readonly beforeRouterAnswer: { effect: Effect.Effect<void> }
   /** What its `CreateRouter` says of the app's hold on the Router before (`heldBefore`). */
   readonly heldBefore: { value: boolean | undefined }
-  /** Ends its `Notices` stream (the app's connection to it dropped while it lives on). */
-  readonly disconnect: Effect.Effect<void>
+  /**
+   * Lets go of the app's Router there, as `NodeHost` does when the app's connection drops (the
+   * app's snapshot still has it): closed, and a transport asked on it refused (`UnknownObjectError`).
+   */
+  readonly letGo: (router: RouterId) => Effect.Effect<void>
 }
 
 class Peer extends Context.Tag("test/replan/Peer")<Peer, PeerShape>() {}
@@ -112,7 +121,7 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
     const draining = { value: false }
     const beforeRouterAnswer = { effect: Effect.void }
     const heldBefore: { value: boolean | undefined } = { value: false }
-    const disconnected = yield* Deferred.make<void>()
+    const gone = new Set<RouterId>()
     const refuseWhenDraining = (call: "StartWorker" | "CreateRouter") =>
       Effect.suspend(() => {
         if (!draining.value) return Effect.void
@@ -176,16 +185,21 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
           pipeProducer: p.producer,
           srtp: true
         }),
-      // Open until `disconnect`; a transport made there opens them (the app's session).
-      Notices: () => Stream.fromEffect(Deferred.await(disconnected)).pipe(Stream.drain),
-      CreateWebRtcTransport: () =>
-        Effect.succeed({
-          id: `transport-on-${id}`,
-          iceRole: "controlled",
-          iceParameters: { usernameFragment: "u", password: "p", iceLite: true },
-          iceCandidates: [],
-          dtlsParameters: { fingerprints: [], role: "auto" }
-        })
+      // The app's session: open for the test's life.
+      Notices: () => Stream.never,
+      CreateWebRtcTransport: ({ router }: { router: RouterId }) =>
+        gone.has(router)
+          ? Effect.fail(new UnknownObjectError({ what: "Router", id: router }))
+          : Effect.sync(() => {
+              calls.push({ call: "CreateWebRtcTransport", router })
+              return {
+                id: `transport-${calls.length}`,
+                iceRole: "controlled",
+                iceParameters: { usernameFragment: "u", password: "p", iceLite: true },
+                iceCandidates: [],
+                dtlsParameters: { fingerprints: [], role: "auto" }
+              }
+            })
     } as unknown as NodeClient
     // Reported at time 0: `registryEvents` reports no load, and closes no Worker it left out.
     const record = Effect.map(workers.workers, (all) =>
@@ -204,7 +218,11 @@ const makePeer = (id: NodeId, cpus: number, maxProcesses?: number, capInRecord =
       draining,
       beforeRouterAnswer,
       heldBefore,
-      disconnect: Deferred.succeed(disconnected, undefined).pipe(Effect.asVoid)
+      letGo: (router) =>
+        Effect.zipRight(
+          Effect.sync(() => void gone.add(router)),
+          workers.closeRouter(router)
+        )
     }
     return { id, client, record, shape }
   })
@@ -727,35 +745,49 @@ describe("a Router made on another Node that the placement cannot record", () =>
   )
 })
 
-describe("the app's connection to another Node dropped while that Node lives on", () => {
-  it.scoped("its Routers there leave the snapshot with the next sync (the Node let go of them)", () =>
-    Effect.gen(function* () {
-      const store = yield* SnapshotStore
-      const delegation = yield* Delegation
-      const { disconnect } = yield* Peer
-      // The room's first transport on n1 (n0's CPU runs another app's Worker): a Router there,
-      // and a transport made on it (the app's session with n1, its notices open).
-      yield* foreignSetUp
-      const placed = yield* placeOne(0)
-      expect(workerOfRouter(store.current(), placed.router)?.node).toBe(peer)
-      yield* TestClock.adjust(100)
-      yield* delegation.createTransport({
-        node: peer,
-        worker: placed.worker,
-        router: placed.router,
-        mafaldaRouter: room,
-        kind: "webrtc",
-        options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
-      })
-      yield* disconnect
-      // The next sync: the Router is gone from the snapshot, the Node and its Worker stay.
-      yield* TestClock.adjust(100)
-      for (let i = 0; i < 20 && lookup(store.current().routers, placed.router) !== undefined; i++)
-        yield* TestClock.adjust(100)
-      expect(lookup(store.current().routers, placed.router)).toBeUndefined()
-      expect(lookup(store.current().workers, placed.worker)?.alive).toBe(true)
-      expect(lookup(store.current().nodes, peer)?.state).toBe("up")
-    }).pipe(Effect.provide(shell))
+describe("a Router another Node let go of (the app's connection to it dropped)", () => {
+  it.scoped(
+    "is recorded closed when that Node refuses a transport on it, and the transport placed again",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* SnapshotStore
+        const placement = yield* Placement
+        const delegation = yield* Delegation
+        const { letGo, calls } = yield* Peer
+        // The room's first transport on n1 (n0's CPU runs another app's Worker): a Router there.
+        yield* foreignSetUp
+        const first = yield* placeOne(0)
+        expect(workerOfRouter(store.current(), first.router)?.node).toBe(peer)
+        // n1 lets go of it; the app's snapshot still has it.
+        yield* letGo(first.router)
+        const tried: Array<RouterId> = []
+        const next = yield* placement.placeTransport(
+          room,
+          "webrtc",
+          (router) => {
+            tried.push(router)
+            const worker = workerOfRouter(store.current(), router)!
+            return delegation.createTransport({
+              node: worker.node,
+              worker: worker.id,
+              router,
+              mafaldaRouter: room,
+              kind: "webrtc",
+              options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
+            })
+          },
+          (t) => t.id
+        )
+        // Refused on the Router that is gone, then made on a new Router of the same Worker.
+        expect(tried).toEqual([first.router, next.router])
+        expect(next.router).not.toBe(first.router)
+        expect(next.worker).toBe(first.worker)
+        expect(lookup(store.current().routers, first.router)).toBeUndefined()
+        expect(calls.slice(-2)).toEqual([
+          { call: "CreateRouter", worker: first.worker, router: next.router },
+          { call: "CreateWebRtcTransport", router: next.router }
+        ])
+      }).pipe(Effect.provide(shell))
   )
 })
 
