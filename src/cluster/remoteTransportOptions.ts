@@ -71,7 +71,14 @@ export const webRtcTransportOptions = (o: Options): Either.Either<Options, Unsup
     } else return yield* Either.left({ what: "a WebRtcTransport without listenInfos or listenIps" })
     return {
       listenInfos,
-      ...picked(o, ["enableUdp", "enableTcp", "preferUdp", "preferTcp", "initialAvailableOutgoingBitrate"])
+      ...picked(o, [
+        "enableUdp",
+        "enableTcp",
+        "preferUdp",
+        "preferTcp",
+        "initialAvailableOutgoingBitrate",
+        "iceConsentTimeout"
+      ])
     }
   })
 

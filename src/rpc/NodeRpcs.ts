@@ -283,7 +283,8 @@ export class NodeRpcs extends RpcGroup.make(
       enableTcp: Schema.optional(Schema.Boolean),
       preferUdp: Schema.optional(Schema.Boolean),
       preferTcp: Schema.optional(Schema.Boolean),
-      initialAvailableOutgoingBitrate: Schema.optional(Schema.Int.pipe(Schema.positive()))
+      initialAvailableOutgoingBitrate: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      iceConsentTimeout: Schema.optional(Schema.Int.pipe(Schema.nonNegative()))
     },
     WebRtcTransportData
   ),

@@ -39,13 +39,15 @@ describe("remote transport options", () => {
         listenInfos: [{ protocol: "udp", ip: "0.0.0.0", announcedIp: "203.0.113.7" }],
         enableTcp: true,
         preferUdp: true,
+        iceConsentTimeout: 20,
         appData: { x: 1 }
       })
     ).toEqual(
       Either.right({
         listenInfos: [{ protocol: "udp", ip: "0.0.0.0", announcedAddress: "203.0.113.7" }],
         enableTcp: true,
-        preferUdp: true
+        preferUdp: true,
+        iceConsentTimeout: 20
       })
     )
   })
