@@ -602,65 +602,84 @@ describe("a placement after another Node refused a start its Workers do not expl
   )
 })
 
+/** The room's first transport, on n1 (n0's one CPU runs another app's Worker): a Router there. */
+const firstOnPeer = Effect.gen(function* () {
+  yield* foreignSetUp
+  const first = yield* placeOne(0)
+  expect(workerOfRouter((yield* SnapshotStore).current(), first.router)?.node).toBe(peer)
+  return first
+})
+
+/** The room's next transport, made by `create`; returns it and the Routers `create` was asked for, in order. */
+const placeNext = <E>(create: (router: RouterId) => Effect.Effect<{ readonly id: string }, E>) =>
+  Effect.gen(function* () {
+    const tried: Array<RouterId> = []
+    const next = yield* (yield* Placement).placeTransport(
+      room,
+      "webrtc",
+      (router) => {
+        tried.push(router)
+        return create(router)
+      },
+      (t) => t.id
+    )
+    return { next, tried }
+  })
+
+/**
+ * n0's one CPU runs another app's Worker, n2 is empty, and n1 (after `before`) drains, its
+ * registry record still up: places the room's first transport, which lands on n2. Returns
+ * the calls n1 answered.
+ */
+const placedWhileDraining = (before: Effect.Effect<void, never, Peer | SnapshotStore> = Effect.void) =>
+  Effect.gen(function* () {
+    const store = yield* SnapshotStore
+    const { calls, draining } = yield* Peer
+    const thirdCalls = (yield* ThirdPeer)?.calls
+    yield* before
+    yield* foreignSetUp
+    expect(HashMap.has(store.current().nodes, third)).toBe(true)
+    draining.value = true
+    const placed = yield* placeOne(0)
+    expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
+    expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+    return calls
+  })
+
 describe("a placement on another Node that started draining after the snapshot last heard of it", () => {
   it.scoped("goes to a third Node instead of failing", () =>
     Effect.gen(function* () {
-      const store = yield* SnapshotStore
-      const { calls, draining } = yield* Peer
-      const thirdCalls = (yield* ThirdPeer)?.calls
-      // n0's one CPU runs another app's Worker; n1 drains, its registry record still up; n2 is
-      // empty. The core plans a start on n1 (the first Node up with a CPU free), n1 refuses.
-      yield* foreignSetUp
-      expect(HashMap.has(store.current().nodes, third)).toBe(true)
-      draining.value = true
-      const placed = yield* placeOne(0)
-      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
-      expect(calls).toEqual([{ call: "StartWorker", draining: true }])
-      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+      // The core plans a start on n1 (the first Node up with a CPU free), n1 refuses.
+      expect(yield* placedWhileDraining()).toEqual([{ call: "StartWorker", draining: true }])
     }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
   )
 
   it.scoped("goes to a third Node when the plan used a Worker the draining Node runs", () =>
     Effect.gen(function* () {
-      const store = yield* SnapshotStore
-      const { workers: peerWorkers, calls, draining } = yield* Peer
-      const thirdCalls = (yield* ThirdPeer)?.calls
       // n1 runs a Worker with the room's settings (listed): the core plans a Router on it.
-      const running = (yield* peerWorkers.startWorker({})).id
-      yield* foreignSetUp
-      while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
-      draining.value = true
-      const placed = yield* placeOne(0)
-      expect(lookup(store.current().workers, placed.worker)?.node).toBe(third)
-      expect(calls).toEqual([{ call: "CreateRouter", draining: true }])
-      expect(thirdCalls?.map((c) => c.call)).toEqual(["StartWorker", "CreateRouter"])
+      const listedWorker = Effect.gen(function* () {
+        const store = yield* SnapshotStore
+        const running = (yield* (yield* Peer).workers.startWorker({}).pipe(Effect.orDie)).id
+        while (!HashMap.has(store.current().workers, running)) yield* TestClock.adjust(100)
+      })
+      expect(yield* placedWhileDraining(listedWorker)).toEqual([{ call: "CreateRouter", draining: true }])
     }).pipe(Effect.provide(shellOf(1, undefined, { third: true })))
   )
 
   it.scoped("a transport on the room's Router there goes to a third Node instead of failing", () =>
     Effect.gen(function* () {
       const store = yield* SnapshotStore
-      const placement = yield* Placement
       const { draining } = yield* Peer
       const thirdCalls = (yield* ThirdPeer)?.calls
-      // The room's first transport on n1 (n0's CPU runs another app's Worker), then n1 drains.
-      yield* foreignSetUp
-      const first = yield* placeOne(0)
-      expect(workerOfRouter(store.current(), first.router)?.node).toBe(peer)
+      // The room's first transport on n1, then n1 drains.
+      const first = yield* firstOnPeer
       draining.value = true
       // Its Router there refuses the next transport as the cluster's Delegation says so
       // (`createTransport`: NodeDrainingError as NoCapacityError, see remoteErrors.test.ts).
-      const tried: Array<RouterId> = []
-      const next = yield* placement.placeTransport(
-        room,
-        "webrtc",
-        (router) => {
-          tried.push(router)
-          return workerOfRouter(store.current(), router)?.node === peer
-            ? Effect.fail(new NoCapacityError({ message: `Node ${peer} is draining` }))
-            : Effect.succeed({ id: "t1" })
-        },
-        (t) => t.id
+      const { next, tried } = yield* placeNext((router) =>
+        workerOfRouter(store.current(), router)?.node === peer
+          ? Effect.fail(new NoCapacityError({ message: `Node ${peer} is draining` }))
+          : Effect.succeed({ id: "t1" })
       )
       expect(tried).toEqual([first.router, next.router])
       expect(workerOfRouter(store.current(), next.router)?.node).toBe(third)
@@ -751,33 +770,22 @@ describe("a Router another Node let go of (the app's connection to it dropped)",
     () =>
       Effect.gen(function* () {
         const store = yield* SnapshotStore
-        const placement = yield* Placement
         const delegation = yield* Delegation
         const { letGo, calls } = yield* Peer
-        // The room's first transport on n1 (n0's CPU runs another app's Worker): a Router there.
-        yield* foreignSetUp
-        const first = yield* placeOne(0)
-        expect(workerOfRouter(store.current(), first.router)?.node).toBe(peer)
+        const first = yield* firstOnPeer
         // n1 lets go of it; the app's snapshot still has it.
         yield* letGo(first.router)
-        const tried: Array<RouterId> = []
-        const next = yield* placement.placeTransport(
-          room,
-          "webrtc",
-          (router) => {
-            tried.push(router)
-            const worker = workerOfRouter(store.current(), router)!
-            return delegation.createTransport({
-              node: worker.node,
-              worker: worker.id,
-              router,
-              mafaldaRouter: room,
-              kind: "webrtc",
-              options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
-            })
-          },
-          (t) => t.id
-        )
+        const { next, tried } = yield* placeNext((router) => {
+          const worker = workerOfRouter(store.current(), router)!
+          return delegation.createTransport({
+            node: worker.node,
+            worker: worker.id,
+            router,
+            mafaldaRouter: room,
+            kind: "webrtc",
+            options: { listenInfos: [{ protocol: "udp", ip: "127.0.0.1" }] }
+          })
+        })
         // Refused on the Router that is gone, then made on a new Router of the same Worker.
         expect(tried).toEqual([first.router, next.router])
         expect(next.router).not.toBe(first.router)
