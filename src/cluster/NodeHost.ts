@@ -142,34 +142,39 @@ const attempt = <A>(operation: string, f: () => Promise<A> | A): Effect.Effect<A
   })
 
 /**
- * `attempt` for a call that makes an object the caller then keeps (a transport): when the
- * caller is interrupted meanwhile (its client went away), mediasoup makes it all the same, and
- * nobody would keep it: it is closed as soon as it exists.
+ * `attempt` for a call that makes an object the caller keeps (`keep`: a transport hosted),
+ * kept in the same step as it is made. When the caller is interrupted meanwhile (its client
+ * went away), mediasoup makes it all the same, and nobody would keep it: it is closed as soon
+ * as it exists.
  */
 const attemptMaking = <A extends { close(): void }>(
   operation: string,
-  f: () => Promise<A>
+  f: () => Promise<A>,
+  keep: (made: A) => void = () => {}
 ): Effect.Effect<A, NodeCallError> =>
-  Effect.suspend(() => {
-    let made: A | undefined
-    let abandoned = false
-    const promise = (async () => f())()
-    promise.then(
-      (a) => {
-        made = a
-        if (abandoned) a.close()
-      },
-      () => {}
-    )
-    return attempt(operation, () => promise).pipe(
-      Effect.onInterrupt(() =>
-        Effect.sync(() => {
-          abandoned = true
-          made?.close()
-        })
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      let made: A | undefined
+      let abandoned = false
+      const promise = (async () => f())()
+      promise.then(
+        (a) => {
+          made = a
+          if (abandoned) a.close()
+        },
+        () => {}
       )
-    )
-  })
+      return restore(attempt(operation, () => promise)).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            abandoned = true
+            made?.close()
+          })
+        ),
+        Effect.tap((a) => Effect.sync(() => keep(a)))
+      )
+    })
+  )
 
 /** `WorkerService`'s refusal of a second Router with the same settings on one Worker: that Router's id. */
 const sameSettingsTaken = /already has Router (\S+) with these settings/
@@ -624,12 +629,15 @@ const make = (options: NodeHostOptions) =>
 
     // --- the pipe handshake, origin side ----------------------------------------------
 
-    const openPipe = (router: types.Router, enableSrtp: boolean) =>
-      attemptMaking("createPipeTransport", () =>
-        router.createPipeTransport({
-          listenInfo: { protocol: "udp", ip: pipeListenIp, announcedAddress: announcedIp },
-          enableSrtp
-        })
+    const openPipe = (router: types.Router, enableSrtp: boolean, keep?: (t: types.PipeTransport) => void) =>
+      attemptMaking(
+        "createPipeTransport",
+        () =>
+          router.createPipeTransport({
+            listenInfo: { protocol: "udp", ip: pipeListenIp, announcedAddress: announcedIp },
+            enableSrtp
+          }),
+        keep
       )
 
     const pipeEnd = (t: types.PipeTransport): PipeEnd => ({
@@ -642,8 +650,10 @@ const make = (options: NodeHostOptions) =>
     const PipeOpen = ({ router, enableSrtp }: { router: RouterId; enableSrtp: boolean }) =>
       Effect.gen(function* () {
         const r = yield* routerOf(router)
-        const t = yield* openPipe(r, enableSrtp)
-        const entry = host(t, router, "pipe")
+        let entry: Hosted | undefined
+        const t = yield* openPipe(r, enableSrtp, (t) => {
+          entry = host(t, router, "pipe")
+        })
         // A Router of this process' own Mafalda instance stays for as long as the pipe end
         // does, from its opening (the handshake may take a while before its `PipeConsume`).
         if (scaleDownHolds !== undefined && isOwnRouter(router)) {
@@ -651,7 +661,7 @@ const make = (options: NodeHostOptions) =>
         }
         // A pipe end nobody leases in time (the other Node failed half-way) is closed.
         yield* Effect.sleep(leaseGrace).pipe(
-          Effect.andThen(Effect.sync(() => (entry.leased ? undefined : t.close()))),
+          Effect.andThen(Effect.sync(() => (entry?.leased === true ? undefined : t.close()))),
           Effect.interruptible,
           Effect.forkIn(scope)
         )
@@ -1019,13 +1029,15 @@ const make = (options: NodeHostOptions) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
-            const t = yield* attemptMaking("createWebRtcTransport", () =>
-              r.createWebRtcTransport({
-                ...compact(rest),
-                listenInfos: [...listenInfos] as types.TransportListenInfo[]
-              })
+            const t = yield* attemptMaking(
+              "createWebRtcTransport",
+              () =>
+                r.createWebRtcTransport({
+                  ...compact(rest),
+                  listenInfos: [...listenInfos] as types.TransportListenInfo[]
+                }),
+              (t) => host(t, router, "webrtc", clientId)
             )
-            host(t, router, "webrtc", clientId)
             return {
               id: t.id,
               iceRole: t.iceRole,
@@ -1038,16 +1050,18 @@ const make = (options: NodeHostOptions) =>
           Effect.gen(function* () {
             yield* refuseWhenDraining
             const r = yield* routerOf(router)
-            const t = yield* attemptMaking("createPlainTransport", () =>
-              r.createPlainTransport({
-                ...compact(rest),
-                listenInfo: listenInfo as types.TransportListenInfo,
-                ...(rtcpListenInfo === undefined
-                  ? {}
-                  : { rtcpListenInfo: rtcpListenInfo as types.TransportListenInfo })
-              })
+            const t = yield* attemptMaking(
+              "createPlainTransport",
+              () =>
+                r.createPlainTransport({
+                  ...compact(rest),
+                  listenInfo: listenInfo as types.TransportListenInfo,
+                  ...(rtcpListenInfo === undefined
+                    ? {}
+                    : { rtcpListenInfo: rtcpListenInfo as types.TransportListenInfo })
+                }),
+              (t) => host(t, router, "plain", clientId)
             )
-            host(t, router, "plain", clientId)
             return {
               id: t.id,
               tuple: t.tuple,
