@@ -93,17 +93,43 @@ export const toMediasoupError = (e: unknown): Error => {
 }
 
 /**
- * A call that died: arguments the Node API's schema refuses (the RPC client fails to encode
- * them) are mediasoup's `TypeError` for bad arguments; anything else as it is.
+ * Arguments the Node API's schema refuses (the RPC client fails to encode them: a defect) as
+ * mediasoup's `TypeError` for bad arguments; undefined for any other defect.
  */
+const badArguments = (defect: unknown): TypeError | undefined =>
+  ParseResult.isParseError(defect) ? new TypeError(defect.message) : undefined
+
+/** A call that died: bad arguments as mediasoup's `TypeError` (`badArguments`), anything else as it is. */
 const fromDefect = (cause: Cause.Cause<unknown>): unknown => {
   const defect = Cause.squash(cause)
-  return ParseResult.isParseError(defect) ? new TypeError(defect.message) : defect
+  return badArguments(defect) ?? defect
 }
 
 /** A failure of the Node API, with mediasoup's error kind as its cause (see `toMediasoupError`). */
 const toWorkerError = (operation: string) => (e: unknown) =>
   new WorkerServiceError({ operation, message: messageOf(e), cause: toMediasoupError(e) })
+
+/**
+ * A failure of a call that makes something on Node `node` (`carryOut`, `createTransport`) as
+ * `Placement` reads it: the Node draining (it started since the last sync) as
+ * `NoCapacityError` ("Node … is draining"), the Router gone from it (it let go of it) as a
+ * `WorkerServiceError` of `routerGoneOperation`, bad arguments (a `TypeError`) kept as the
+ * cause, anything else as `toWorkerError` says.
+ */
+const toDelegationError =
+  (node: NodeId, operation: string) =>
+  (e: unknown): NoCapacityError | WorkerServiceError => {
+    const tag = tagOf(e)
+    if (tag === "NodeDrainingError") return new NoCapacityError({ message: `Node ${node} is draining` })
+    if (tag === "UnknownObjectError" && (e as { readonly what: string }).what === "Router")
+      return new WorkerServiceError({
+        operation: routerGoneOperation,
+        message: messageOf(e),
+        cause: toMediasoupError(e)
+      })
+    if (e instanceof TypeError) return new WorkerServiceError({ operation, message: e.message, cause: e })
+    return toWorkerError(operation)(e)
+  }
 
 interface Session extends RemoteSession {
   readonly objects: Map<string, { readonly object: RemoteObject; readonly worker?: WorkerId }>
@@ -376,11 +402,7 @@ const make = (options: ClusterDelegationOptions) =>
         // The Node's Workers may be a report ahead of the snapshot: `Placement` re-plans after a
         // sync, which records the Workers the Node lists now.
         Effect.tapError((e) => (isStartRefusal(e) ? listWorkersOf(plan.node) : Effect.void)),
-        Effect.mapError((e) =>
-          tagOf(e) === "NodeDrainingError"
-            ? new NoCapacityError({ message: `Node ${plan.node} is draining` })
-            : toWorkerError(`placement on Node ${plan.node}`)(e)
-        )
+        Effect.mapError(toDelegationError(plan.node, `placement on Node ${plan.node}`))
       )
     }
 
@@ -399,32 +421,14 @@ const make = (options: ClusterDelegationOptions) =>
             cause: new types.UnsupportedError(message)
           })
         }
-        // A Node that started draining since the last sync refuses: `Placement` places again.
+        // A Node draining, or without the Router any more, refuses: `Placement` places again.
         const call = (operation: string, effect: Effect.Effect<unknown, unknown>) =>
           effect.pipe(
-            // Options the Node API's schema refuses: mediasoup's TypeError for bad arguments.
-            Effect.catchAllDefect((defect) =>
-              ParseResult.isParseError(defect)
-                ? Effect.fail(new TypeError(defect.message))
-                : Effect.die(defect)
-            ),
-            Effect.mapError((e) =>
-              tagOf(e) === "NodeDrainingError"
-                ? new NoCapacityError({ message: `Node ${request.node} is draining` })
-                : tagOf(e) === "UnknownObjectError" && (e as { what: string }).what === "Router"
-                  ? new WorkerServiceError({
-                      operation: routerGoneOperation,
-                      message: messageOf(e),
-                      cause: toMediasoupError(e)
-                    })
-                  : e instanceof TypeError
-                    ? new WorkerServiceError({
-                        operation: `${operation} on Node ${request.node}`,
-                        message: e.message,
-                        cause: e
-                      })
-                    : toWorkerError(`${operation} on Node ${request.node}`)(e)
-            )
+            Effect.catchAllDefect((defect) => {
+              const bad = badArguments(defect)
+              return bad === undefined ? Effect.die(defect) : Effect.fail(bad)
+            }),
+            Effect.mapError(toDelegationError(request.node, `${operation} on Node ${request.node}`))
           )
         let data: ConstructorParameters<typeof RemoteTransport>[0]["data"]
         if (request.kind === "webrtc") {
