@@ -182,6 +182,23 @@ const make = (policy: PolicyOptions) =>
       })
 
     /**
+     * What a failure of something asked of Node `there` (a plan carried out there, or an object
+     * made on a Router there) says of that Node, as the cluster's `Delegation` answers: it is
+     * draining (`NoCapacityError`: it started since the last sync), or it no longer has the
+     * Router (`routerGoneOperation`); undefined for anything else, or this Node, or embedded
+     * (its `NoCapacityError` only says it places nowhere else).
+     */
+    const refusalBy = (
+      there: NodeId | undefined,
+      e: { readonly _tag?: unknown; readonly operation?: unknown }
+    ): "draining" | "routerGone" | undefined => {
+      if (!delegation.delegates || there === undefined || there === node) return undefined
+      if (e._tag === "NoCapacityError") return "draining"
+      if (e._tag === "WorkerServiceError" && e.operation === routerGoneOperation) return "routerGone"
+      return undefined
+    }
+
+    /**
      * The other Nodes brought in line now (the periodic sync below, and `replanning`): one by
      * one, as reports, so that one that no longer fits (its object went meanwhile) is dropped.
      */
@@ -233,7 +250,7 @@ const make = (policy: PolicyOptions) =>
                 Effect.sync(() => {
                   // Another Node draining since the snapshot last heard of it: whatever the
                   // plan asked of it (`Delegation` answers NoCapacityError).
-                  if (e._tag === "NoCapacityError" && plan.node !== node && delegation.delegates)
+                  if (e._tag === "NoCapacityError" && refusalBy(plan.node, e) === "draining")
                     failed = { node: plan.node, error: e, draining: true }
                   // Another Node's refusal to start a Worker (any failure of its start,
                   // `NodeCallError` mapped), or this Node's (not a failure of the Router after it).
@@ -330,12 +347,10 @@ const make = (policy: PolicyOptions) =>
                 return { ...placed, transport: made.right }
               }
               const there = workerOfRouter(read(), placed.router)?.node
-              const failure = made.left as { readonly _tag?: unknown; readonly operation?: unknown }
-              const told = delegation.delegates && there !== undefined && there !== node
-              const draining = told && failure._tag === "NoCapacityError"
-              const routerGone =
-                told && failure._tag === "WorkerServiceError" && failure.operation === routerGoneOperation
-              if (!(draining || routerGone) || replans >= maxReplans) return yield* Effect.fail(made.left)
+              const refusal = refusalBy(there, made.left as { readonly _tag?: unknown })
+              if (refusal === undefined || there === undefined || replans >= maxReplans)
+                return yield* Effect.fail(made.left)
+              const draining = refusal === "draining"
               yield* Effect.annotateLogs(
                 Effect.logInfo(
                   draining
