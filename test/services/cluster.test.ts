@@ -14,6 +14,7 @@ import { routerSettingsKey, workerSettingsKey } from "../../src/services/Setting
 import { SnapshotStore } from "../../src/services/SnapshotStore.js"
 import { TrackerService } from "../../src/services/TrackerService.js"
 import { WorkerService } from "../../src/services/WorkerService.js"
+import { unitCostPolicy } from "../support/unitCostPolicy.js"
 
 const policy = Either.getOrThrow(
   makePolicyOptions({ watermark: 50, maxWorkersPerNode: 3, idleGraceMillis: 1000, warmWorkers: 0 })
@@ -175,14 +176,7 @@ describe("The cluster services over simulated Workers", () => {
 
 describe("pipeToMafaldaRouter and a transport placed at the same time", () => {
   // One CPU: both need a Router of m2's settings on its one Worker.
-  const onePolicy = Either.getOrThrow(
-    makePolicyOptions({
-      watermark: 20,
-      idleGraceMillis: 100_000,
-      warmWorkers: 0,
-      costs: { transport: 1, producer: 2, consumer: 1, pipe: 1 }
-    })
-  )
+  const onePolicy = unitCostPolicy(100_000)
   const oneCpu = ClusterLayer.layer({ policy: onePolicy, scaleDownInterval: "1 day" }).pipe(
     Layer.provideMerge(TrackerLayer.layerMemory({ interval: "1 day" })),
     Layer.provideMerge(layerSimulated({ cpus: 1, costs: onePolicy.costs }))

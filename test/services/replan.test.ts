@@ -38,7 +38,6 @@ import {
   TransportId,
   type WorkerId
 } from "../../src/core/Ids.js"
-import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
 import { lookup, workerOfRouter } from "../../src/core/Snapshot.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
 import * as TrackerLayer from "../../src/layers/TrackerService.js"
@@ -60,15 +59,9 @@ import { SnapshotStore } from "../../src/services/SnapshotStore.js"
 import { WorkerService, type WorkerServiceShape } from "../../src/services/WorkerService.js"
 import { cleanPrefix, redisAvailable, redisUrl, testPrefix } from "../multi/redisSupport.js"
 import { listingRegistry, peerRecord } from "../support/simulatedPeers.js"
+import { unitCostPolicy } from "../support/unitCostPolicy.js"
 
-const policy = Either.getOrThrow(
-  makePolicyOptions({
-    watermark: 20,
-    idleGraceMillis: 1000,
-    warmWorkers: 0,
-    costs: { transport: 1, producer: 2, consumer: 1, pipe: 1 }
-  })
-)
+const policy = unitCostPolicy(1000)
 
 const local = NodeId.make("n0")
 const peer = NodeId.make("n1")

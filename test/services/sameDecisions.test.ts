@@ -75,7 +75,6 @@ import {
   type WorkerId
 } from "../../src/core/Ids.js"
 import type { PlacementPlan } from "../../src/core/interpret.js"
-import { makePolicyOptions } from "../../src/core/PolicyOptions.js"
 import { type ClusterSnapshot, effectiveLoad, lookup, type MediaKind } from "../../src/core/Snapshot.js"
 import type { ScaleDownAction } from "../../src/core/scaleDown.js"
 import * as ClusterLayer from "../../src/layers/Cluster.js"
@@ -91,17 +90,11 @@ import type { Participant, ProducerRef, Room } from "../../src/sim/Rooms.js"
 import type { RoomGroup } from "../../src/sim/Scenario.js"
 import { VirtualClock } from "../../src/sim/VirtualClock.js"
 import * as SimulatedPeers from "../support/simulatedPeers.js"
+import { unitCostPolicy } from "../support/unitCostPolicy.js"
 
 // --- The cluster and the policy --------------------------------------------------------------
 
-const policy = Either.getOrThrow(
-  makePolicyOptions({
-    watermark: 20,
-    idleGraceMillis: 1000,
-    warmWorkers: 0,
-    costs: { transport: 1, producer: 2, consumer: 1, pipe: 1 }
-  })
-)
+const policy = unitCostPolicy(1000)
 
 /** The Nodes, in order: the first receives every request. */
 const nodes = [
